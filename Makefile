@@ -1,0 +1,47 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   create .venv, install the pinned dependencies, run the whole pipeline
+#               on the embedded synthetic corpus with `dvc repro` (which drives Snakemake)
+#   make test   the test suite (what .ci/run calls)
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(CURDIR)/$(VENV)/bin
+STAMP  := $(VENV)/.installed
+export PATH := $(BIN):$(PATH)
+
+.PHONY: install demo test test-fast sync bench-decode lock clean
+
+install: $(STAMP)
+
+# requirements.lock pins every package (pip freeze of a working install), so two
+# installs get the same versions; pyproject.toml pins torch/torchaudio 2.11.0.
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[test]'
+	touch $@
+
+demo: install
+	dvc repro
+	@echo; echo "== decode summary (data/decoded/summary.json)"; cat data/decoded/summary.json
+	@echo; dvc status
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+# After `dvc checkout` / `dvc pull` / `dvc exp apply`, files have fresh mtimes and other
+# params may be recorded in .snakemake/: mark what DVC restored as up to date for Snakemake.
+sync: install
+	snakemake --cores 1 --touch --quiet
+
+bench-decode: install
+	$(BIN)/python benchmarks/decode.py
+
+# Refresh the lock after changing dependencies in pyproject.toml.
+lock: install
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
+
+clean:
+	rm -rf data models results/* .snakemake

@@ -1,0 +1,19 @@
+# dmc-pipeline: Snakemake entry point. Wiring only: every rule calls the `dmc` CLI.
+# Parameters: params.yaml (the same file DVC reads). Rules: workflow/rules/*.smk.
+from snakemake.utils import min_version
+
+min_version("8.0")
+
+
+configfile: "params.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/synth.smk"
+include: "workflow/rules/decode.smk"
+
+
+rule all:
+    input:
+        rules.synth.input,
+        rules.decode.input,

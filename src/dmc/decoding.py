@@ -1,0 +1,152 @@
+"""Decode one video into (frame, audio segment) pairs with PyAV.
+
+Sampling, as in the reference loader (frame j <-> audio [5j, 5j+5) s) but with the
+segment length a parameter: the audio track is cut into consecutive, non-overlapping
+segments of ``segment_seconds``; segment s is paired with the video frame whose
+timestamp is nearest to the segment's centre ``(s + 0.5) * segment_seconds``.
+
+* Every packet is demuxed once; both streams are decoded in the same pass.  Inter-coded
+  video must be decoded frame by frame anyway, but only the frames that are kept are
+  converted to RGB and resized (one libswscale call each).
+* Frames are resized to ``frame_size`` x ``frame_size`` without cropping (the aspect ratio
+  is not kept), so a box (x0, y0, x1, y1) in the source maps linearly onto the frame.
+* Audio of any sample format, rate and channel layout is converted to planar float,
+  downmixed to mono by averaging the channels, then resampled with torchaudio.
+* Times come from the presentation timestamps, relative to each stream's first frame, so
+  variable frame rates are handled; a missing container duration does not matter.
+* A stream that breaks off mid-way (truncated file) keeps the complete segments decoded
+  before the break and says so in ``note``; a file that yields no whole segment raises
+  ``DecodeError`` with the reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+import torchaudio
+
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
+
+
+class DecodeError(Exception):
+    """A video that cannot give a single (frame, audio segment) pair; str() is the reason."""
+
+
+@dataclass
+class Decoded:
+    frames: np.ndarray       # (S, size, size, 3) uint8 RGB
+    waves: np.ndarray        # (S, segment samples) float32 mono at the target rate
+    frame_times: np.ndarray  # (S,) seconds, timestamp of the frame kept for each segment
+    audio_seconds: float     # decoded audio length (before cutting into segments)
+    note: str = ""           # non-fatal problem, e.g. "truncated after 3.2 s"
+
+
+class _FramePicker:
+    """Keeps, for each segment centre, the decoded frame nearest to it (converted once)."""
+
+    def __init__(self, segment_seconds: float, size: int):
+        self.seg, self.size = segment_seconds, size
+        self.frames: list[np.ndarray] = []
+        self.times: list[float] = []
+        self.prev = None          # (time, frame) of the previous decoded frame
+        self.t0 = None
+        self.count = 0
+
+    def _target(self) -> float:
+        return (len(self.frames) + 0.5) * self.seg
+
+    def _keep(self, t: float, frame: av.VideoFrame) -> None:
+        rgb = frame.reformat(width=self.size, height=self.size, format="rgb24").to_ndarray()
+        self.frames.append(rgb)
+        self.times.append(t)
+
+    def push(self, frame: av.VideoFrame, rate: float) -> None:
+        t = frame.time if frame.time is not None else self.count / rate
+        self.count += 1
+        if self.t0 is None:
+            self.t0 = t
+        t -= self.t0
+        while self._target() <= t:
+            target = self._target()
+            if self.prev is not None and target - self.prev[0] < t - target:
+                self._keep(*self.prev)
+            else:
+                self._keep(t, frame)
+        self.prev = (t, frame)
+
+    def finish(self, frame_duration: float) -> None:
+        """Targets a little past the last frame (within one frame duration) take the last frame."""
+        if self.prev is None:
+            return
+        while self._target() <= self.prev[0] + frame_duration:
+            self._keep(*self.prev)
+
+
+def _mono_float(frames: list[np.ndarray]) -> np.ndarray:
+    if not frames:
+        return np.zeros(0, np.float32)
+    return np.concatenate(frames, axis=1).mean(axis=0).astype(np.float32)
+
+
+def decode_video(path: str | Path, segment_seconds: float, frame_size: int,
+                 sample_rate: int) -> Decoded:
+    """Decode ``path`` into S (frame, audio segment) pairs; raise DecodeError if S == 0."""
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise DecodeError("empty file (0 bytes)")
+    try:
+        container = av.open(str(path))
+    except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+        raise DecodeError(f"cannot open: {exc}") from None
+    with container:
+        if not container.streams.video:
+            raise DecodeError("no video stream")
+        if not container.streams.audio:
+            raise DecodeError("no audio stream")
+        vstream, astream = container.streams.video[0], container.streams.audio[0]
+        vstream.thread_type = "AUTO"
+        rate = float(vstream.average_rate or vstream.guessed_rate or 25)
+        picker = _FramePicker(segment_seconds, frame_size)
+        resampler = av.AudioResampler(format="fltp")   # keep rate and layout, planar float
+        chunks: list[np.ndarray] = []
+        in_rate = None
+        note = ""
+        try:
+            for packet in container.demux(vstream, astream):
+                for frame in packet.decode():
+                    if packet.stream.type == "video":
+                        picker.push(frame, rate)
+                        continue
+                    in_rate = in_rate or frame.sample_rate
+                    for out in resampler.resample(frame):
+                        chunks.append(out.to_ndarray().reshape(len(out.layout.channels), -1))
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray().reshape(len(out.layout.channels), -1))
+        except (av.FFmpegError, ValueError) as exc:
+            note = f"decoding stopped early ({type(exc).__name__}: {exc})"
+        picker.finish(1.0 / rate)
+        duration = container.duration / 1e6 if container.duration else None
+
+    if not in_rate:
+        raise DecodeError("audio stream has no decodable audio or no sample rate")
+    mono = _mono_float(chunks)
+    audio_seconds = mono.shape[0] / in_rate
+    if duration and audio_seconds < 0.9 * duration - 0.2 and not note:
+        note = f"truncated: {audio_seconds:.2f} s of audio decoded, container says {duration:.2f} s"
+    if not picker.frames:
+        raise DecodeError("no decodable video frame" + (f"; {note}" if note else ""))
+    wave = torchaudio.functional.resample(torch.from_numpy(mono), in_rate, sample_rate).numpy()
+    seg_samples = int(round(segment_seconds * sample_rate))
+    n = min(wave.shape[0] // seg_samples, len(picker.frames))
+    if n == 0:
+        video_s = picker.prev[0] + 1.0 / rate
+        raise DecodeError(f"shorter than one segment: {audio_seconds:.2f} s audio, {video_s:.2f} s video, "
+                          f"segment {segment_seconds} s" + (f"; {note}" if note else ""))
+    return Decoded(frames=np.stack(picker.frames[:n]),
+                   waves=wave[: n * seg_samples].reshape(n, seg_samples).astype(np.float32),
+                   frame_times=np.asarray(picker.times[:n], dtype=np.float64),
+                   audio_seconds=audio_seconds, note=note)

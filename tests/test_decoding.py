@@ -1,0 +1,99 @@
+"""Decoding real media made here with PyAV: containers, codecs, rates, layouts, broken files."""
+
+import numpy as np
+import pytest
+import torch
+import torchaudio
+
+from dmc.decoding import DecodeError, decode_video
+from dmc.logmel import LogMel
+from media import make_video, tone
+
+SEG, SIZE, SR = 1.0, 32, 16000
+
+
+@pytest.mark.parametrize("name,kw", [
+    ("h264_aac_mono_44k.mp4", dict(channels=1, audio_rate=44100)),
+    ("h264_aac_stereo_48k.mp4", dict(channels=2, audio_rate=48000)),
+    ("h264_aac_mono_16k.mp4", dict(channels=1, audio_rate=16000)),
+    ("vp9_opus_stereo.webm", dict(channels=2)),
+    ("h264_pcm16_51_8k.mkv", dict(channels=6, audio_rate=8000, audio_format="s16")),
+    ("h264_pcm32_96k.mkv", dict(channels=2, audio_rate=96000, audio_format="s32")),
+    ("h264_float_22k.mkv", dict(channels=1, audio_rate=22050, audio_format="flt")),
+])
+def test_decode_formats_shapes_and_frames(tmp_path, name, kw):
+    path = make_video(tmp_path / name, seconds=3.0, fps=10, **kw)
+    clip = decode_video(path, SEG, SIZE, SR)
+    assert clip.frames.shape == (3, SIZE, SIZE, 3) and clip.frames.dtype == np.uint8
+    assert clip.waves.shape == (3, SR) and clip.waves.dtype == np.float32
+    # segment s is paired with the frame nearest its centre (s + 0.5) s: frame 5, 15, 25,
+    # whose red channel the writer set to 10 * index (lossy codecs: a few levels off)
+    np.testing.assert_allclose(clip.frame_times, [0.5, 1.5, 2.5], atol=1e-6)
+    np.testing.assert_allclose(clip.frames[:, :, :, 0].mean(axis=(1, 2)), [50, 150, 250], atol=6)
+    assert abs(clip.audio_seconds - 3.0) < 0.1 and clip.note == ""
+
+
+def test_audio_is_downmixed_and_resampled_tone(tmp_path):
+    path = make_video(tmp_path / "a.mkv", seconds=2.0, channels=2, audio_rate=44100, audio_format="flt")
+    clip = decode_video(path, SEG, SIZE, SR)
+    expected = tone(2.0, 44100, 2).mean(axis=0)    # the writer's two channels, averaged
+    expected = torchaudio.functional.resample(torch.from_numpy(expected), 44100, SR).numpy()
+    np.testing.assert_allclose(clip.waves.reshape(-1), expected[: 2 * SR], atol=2e-3)
+
+
+def test_variable_frame_rate_uses_timestamps(tmp_path):
+    path = make_video(tmp_path / "vfr.mkv", seconds=4.0, fps=10, vfr=True)
+    clip = decode_video(path, SEG, SIZE, SR)
+    assert clip.frames.shape[0] == 4
+    # each kept frame is the one whose timestamp is nearest to its segment centre
+    assert np.all(np.abs(clip.frame_times - (np.arange(4) + 0.5)) < 0.1)
+
+
+def test_audio_longer_than_video_gives_segments_covered_by_both(tmp_path):
+    path = make_video(tmp_path / "long_audio.mkv", seconds=2.0, audio_seconds=5.0)
+    assert decode_video(path, SEG, SIZE, SR).frames.shape[0] == 2
+
+
+@pytest.mark.parametrize("kw,reason", [
+    (dict(audio=False), "no audio stream"),
+    (dict(video=False), "no video stream"),
+    (dict(seconds=0.5), "shorter than one segment"),
+])
+def test_unusable_streams_raise_with_reason(tmp_path, kw, reason):
+    path = make_video(tmp_path / "x.mkv", **kw)
+    with pytest.raises(DecodeError, match=reason):
+        decode_video(path, SEG, SIZE, SR)
+
+
+def test_zero_bytes_and_text_file(tmp_path):
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "text.mp4").write_text("this is not a video\n")
+    with pytest.raises(DecodeError, match="0 bytes"):
+        decode_video(tmp_path / "empty.mp4", SEG, SIZE, SR)
+    with pytest.raises(DecodeError, match="cannot open"):
+        decode_video(tmp_path / "text.mp4", SEG, SIZE, SR)
+
+
+def test_truncated_files(tmp_path):
+    for name in ("t.mp4", "t.webm"):
+        data = make_video(tmp_path / name, seconds=4.0).read_bytes()
+        (tmp_path / ("cut_" + name)).write_bytes(data[: int(len(data) * 0.6)])
+    # MP4 written by a muxer keeps its index (moov) at the end: cut, it cannot be opened
+    with pytest.raises(DecodeError, match="cannot open"):
+        decode_video(tmp_path / "cut_t.mp4", SEG, SIZE, SR)
+    # WebM streams: the complete segments before the cut are kept, and the cut is noted
+    clip = decode_video(tmp_path / "cut_t.webm", SEG, SIZE, SR)
+    assert 1 <= clip.frames.shape[0] < 4 and "truncated" in clip.note
+
+
+def test_logmel_equals_direct_torchaudio(tmp_path):
+    path = make_video(tmp_path / "a.mp4", seconds=2.0)
+    clip = decode_video(path, SEG, SIZE, SR)
+    ours = LogMel(sample_rate=SR, n_mels=64, f_min=125, f_max=7500, window_seconds=0.08,
+                  hop_seconds=0.05, log_offset=0.01)(torch.from_numpy(clip.waves))
+    direct = torchaudio.transforms.MelSpectrogram(
+        sample_rate=16000, n_fft=2048, win_length=1280, hop_length=800, f_min=125, f_max=7500,
+        n_mels=64, power=1.0, mel_scale="htk")(torch.from_numpy(clip.waves))
+    expected = torch.log(direct + 0.01).transpose(1, 2)
+    assert ours.shape == (2, 1 + SR // 800, 64)
+    torch.testing.assert_close(ours, expected)

@@ -1,0 +1,37 @@
+# Decode the training videos into shards of (frame, log-mel segment) pairs: one job per
+# shard, so `--cores N` (or a cluster) decodes N shards at once; then merge the index.
+
+
+rule decode_shard:
+    input:
+        videos=config["data"]["videos"],
+        code=CODE["decode"],
+    output:
+        directory(f"{DECODED}/shard-{{shard}}"),
+    wildcard_constraints:
+        shard=r"\d{5}",
+    params:
+        decode=config["decode"],
+        videos=config["data"]["videos"],
+    resources:
+        mem_mb=4000,
+    shell:
+        "dmc decode --shard {wildcards.shard} --videos {input.videos:q} --out {output:q}"
+
+
+rule decode_index:
+    input:
+        expand(f"{DECODED}/shard-{{shard}}", shard=SHARDS),
+    output:
+        index=f"{DECODED}/index.csv",
+        report=f"{DECODED}/report.csv",
+        summary=f"{DECODED}/summary.json",
+    params:
+        decode=config["decode"],
+    shell:
+        "dmc decode-index {input:q} --out-dir {DECODED}"
+
+
+rule decode:
+    input:
+        rules.decode_index.output,

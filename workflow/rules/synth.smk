@@ -1,0 +1,39 @@
+# The embedded default corpus: synthetic videos with ground truth, and evaluation sets laid
+# out like ESC-50 and DCASE2013 scenes. Real data sets are plugged in by path in params.yaml.
+
+
+rule synth_videos:
+    input:
+        code=CODE["synth"],
+    output:
+        videos=directory("data/synth/videos"),
+        ground_truth=directory("data/synth/ground_truth"),
+    params:
+        synth=config["synth"],
+        seed=config["seed"],
+    resources:
+        mem_mb=2000,
+    shell:
+        "dmc synth videos --out {output.videos:q} --ground-truth {output.ground_truth:q}"
+
+
+rule synth_evalset:
+    input:
+        code=CODE["synth"],
+    output:
+        directory("data/synth/{evalset}"),
+    wildcard_constraints:
+        evalset="esc50|dcase",
+    params:
+        synth=config["synth"],
+        seed=config["seed"],
+    resources:
+        mem_mb=2000,
+    shell:
+        "dmc synth {wildcards.evalset} --out {output:q}"
+
+
+rule synth:
+    input:
+        rules.synth_videos.output,
+        expand("data/synth/{evalset}", evalset=["esc50", "dcase"]),
