@@ -1,0 +1,207 @@
+"""Synthetic audiovisual training clips written as real media files with PyAV.
+
+Each clip shows 1..max_sources *sounding* objects of distinct classes plus
+0..max_distractors *silent* objects of other classes on a slowly changing textured
+background; its audio is the sum of the sounding objects' sounds (panned by position when
+stereo) plus low-level background noise. Most clips are MP4 (H.264 + AAC); a share
+``other_containers`` is WebM (VP9 + Opus at 48 kHz) or MKV (H.264 + AAC).
+
+Ground truth goes to a separate folder: ``clips.csv`` (one row per clip) and ``boxes.csv``
+(one row per object per frame, pixel boxes with exclusive x1/y1). Every clip is fully
+determined by ``(seed, clip index)``; encoders run single-threaded so files are
+reproducible.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pandas as pd
+
+from ..atomic import atomic_dir, atomic_file
+from .evalsets import parallel_map
+from .sounds import CLASS_NAMES, colored_noise, render_sound
+from .visuals import MOTION_MARGIN, Background, draw_object, object_state
+
+# container key -> (file extension, muxer, video codec, audio codec, forced audio rate)
+CONTAINERS = {
+    "mp4": ("mp4", "mp4", "libx264", "aac", None),
+    "mkv": ("mkv", "matroska", "libx264", "aac", None),
+    "webm": ("webm", "webm", "libvpx-vp9", "libopus", 48000),
+}
+VIDEO_OPTIONS = {
+    "libx264": {"preset": "ultrafast", "crf": "20", "threads": "1"},
+    "libvpx-vp9": {"deadline": "realtime", "cpu-used": "8", "crf": "30", "b": "0", "threads": "1",
+                   "row-mt": "0"},
+}
+AUDIO_OPTIONS = {"aac": {"aac_coder": "fast"}}
+CLIP_COLUMNS = ["video", "seconds", "n_sources", "sounding_classes", "container", "audio_channels",
+                "audio_rate", "n_distractors"]
+BOX_COLUMNS = ["video", "frame", "time_s", "object_id", "class", "sounding", "x0", "y0", "x1", "y1"]
+
+__all__ = ["generate_videos", "plan_clip", "CLIP_COLUMNS", "BOX_COLUMNS", "CONTAINERS"]
+
+
+def _place(n: int, width: int, height: int, rng: np.random.Generator) -> list[tuple[float, float, float]]:
+    """Random (x, y, radius) for ``n`` objects, kept inside the frame and apart if possible."""
+    short = min(width, height)
+    placed: list[tuple[float, float, float]] = []
+    for _ in range(n):
+        r = rng.uniform(0.10, 0.15) * short
+        reach = (1 + MOTION_MARGIN) * r                      # extent including motion
+        best, best_gap = None, -np.inf
+        for _ in range(60):
+            x, y = rng.uniform(reach, width - reach), rng.uniform(reach, height - reach)
+            gap = min((np.hypot(x - px, y - py) - reach - (1 + MOTION_MARGIN) * pr
+                       for px, py, pr in placed), default=np.inf)
+            if gap > best_gap:
+                best, best_gap = (x, y, r), gap
+            if gap >= 0:
+                break
+        placed.append(best)
+    return placed
+
+
+def plan_clip(rng: np.random.Generator, width: int, height: int, max_sources: int,
+              max_distractors: int) -> list[dict]:
+    """Choose the objects of one clip: class, sounding flag, position, radius, motion state."""
+    n_src = min(int(rng.integers(1, max(1, max_sources) + 1)), len(CLASS_NAMES))
+    n_dis = int(rng.integers(0, max(0, max_distractors) + 1))
+    classes = rng.permutation(len(CLASS_NAMES))[: min(n_src + n_dis, len(CLASS_NAMES))]
+    objs = []
+    for i, (cls, (x, y, r)) in enumerate(zip(classes, _place(len(classes), width, height, rng))):
+        objs.append({"id": i, "cls": int(cls), "sounding": i < n_src, "center": (x, y), "size": r,
+                     "state": object_state(rng)})
+    order = rng.permutation(len(objs))                     # mix drawing order / object ids
+    objs = [objs[j] for j in order]
+    for i, o in enumerate(objs):
+        o["id"] = i
+    return objs
+
+
+def _render_audio(objs: list[dict], seconds: float, sr: int, channels: int, width: int,
+                  rng: np.random.Generator) -> np.ndarray:
+    """Mix of the sounding objects (+ background noise), shape (channels, n), peak <= 0.9."""
+    n = int(round(seconds * sr))
+    mix = np.zeros((channels, n), np.float32)
+    for o in objs:
+        if not o["sounding"]:
+            continue
+        s = render_sound(o["cls"], seconds, sr, rng)
+        if channels == 1:
+            mix[0] += s
+        else:                                              # constant-power pan by x position
+            p = 0.15 + 0.7 * o["center"][0] / width
+            mix[0] += np.cos(p * np.pi / 2) * s
+            mix[1] += np.sin(p * np.pi / 2) * s
+    noise = colored_noise(n, rng, rng.uniform(0.5, 1.5), channels=channels, sample_rate=sr)
+    mix += float(rng.uniform(0.003, 0.015)) * noise
+    peak = float(np.max(np.abs(mix))) + 1e-12
+    return (mix * min(1.0, 0.9 / peak)).astype(np.float32)
+
+
+def _encode(path: Path, container: str, frames, audio: np.ndarray, sr: int, fps: int,
+            width: int, height: int) -> None:
+    """Write frames (iterable of RGB uint8 arrays) and audio (channels, n) into one file."""
+    _, muxer, vcodec, acodec, _ = CONTAINERS[container]
+    layout = "mono" if audio.shape[0] == 1 else "stereo"
+    with av.open(str(path), "w", format=muxer, options={"fflags": "+bitexact"}) as out:
+        vs = out.add_stream(vcodec, rate=fps, options=dict(VIDEO_OPTIONS[vcodec]))
+        vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
+        vs.codec_context.thread_count = 1
+        aus = out.add_stream(acodec, rate=sr, layout=layout, options=dict(AUDIO_OPTIONS.get(acodec, {})))
+        step = Fraction(sr, fps)
+        a_pos = 0
+        for k, rgb in enumerate(frames):
+            a_end = min(audio.shape[1], int(round((k + 1) * step)))
+            if a_end > a_pos:
+                af = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio[:, a_pos:a_end]),
+                                                format="fltp", layout=layout)
+                af.sample_rate, af.pts, af.time_base = sr, a_pos, Fraction(1, sr)
+                out.mux(aus.encode(af))
+                a_pos = a_end
+            vf = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            vf.pts, vf.time_base = k, Fraction(1, fps)
+            out.mux(vs.encode(vf))
+        if a_pos < audio.shape[1]:
+            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio[:, a_pos:]), format="fltp",
+                                            layout=layout)
+            af.sample_rate, af.pts, af.time_base = sr, a_pos, Fraction(1, sr)
+            out.mux(aus.encode(af))
+        out.mux(vs.encode(None))
+        out.mux(aus.encode(None))
+
+
+def _make_clip(args: tuple) -> tuple[dict, list[tuple]]:
+    """Render and write clip ``index`` into ``folder``; returns (clip row, box rows)."""
+    (folder, index, container, seed, seconds, width, height, fps, audio_rate,
+     max_sources, max_distractors) = args
+    rng = np.random.default_rng([seed, index])
+    ext, _, _, _, forced_rate = CONTAINERS[container]
+    sr = forced_rate or audio_rate
+    name = f"vid_{index:05d}.{ext}"
+    objs = plan_clip(rng, width, height, max_sources, max_distractors)
+    channels = int(rng.integers(1, 3))
+    audio = _render_audio(objs, seconds, sr, channels, width, rng)
+    background = Background(width, height, rng)
+    n_frames = int(round(seconds * fps))
+    boxes: list[tuple] = []
+
+    def frames():
+        for k in range(n_frames):
+            t = k / fps
+            img = background.frame(t)
+            for o in objs:
+                box = draw_object(img, o["cls"], o["center"], o["size"], t, o["state"])
+                boxes.append((name, k, round(t, 6), o["id"], CLASS_NAMES[o["cls"]], int(o["sounding"]), *box))
+            yield img
+
+    with atomic_file(Path(folder) / name) as tmp:
+        _encode(tmp, container, frames(), audio, sr, fps, width, height)
+    sounding = [CLASS_NAMES[o["cls"]] for o in sorted(objs, key=lambda o: o["cls"]) if o["sounding"]]
+    row = {"video": name, "seconds": float(seconds), "n_sources": len(sounding),
+           "sounding_classes": ";".join(sounding), "container": container, "audio_channels": channels,
+           "audio_rate": sr, "n_distractors": len(objs) - len(sounding)}
+    return row, boxes
+
+
+def _containers(n: int, share: float, rng: np.random.Generator) -> list[str]:
+    """Container per clip: round(share * n) clips (at least one if share > 0) alternate WebM/MKV."""
+    k = min(n, max(1 if share > 0 else 0, int(round(share * n))))
+    kinds = ["mp4"] * n
+    for j, i in enumerate(rng.permutation(n)[:k]):
+        kinds[i] = "webm" if j % 2 == 0 else "mkv"
+    return kinds
+
+
+def generate_videos(out_dir, ground_truth_dir, n_videos: int = 96, seconds: float = 8.0,
+                    width: int = 128, height: int = 128, fps: int = 10, audio_rate: int = 44100,
+                    other_containers: float = 0.1, max_sources: int = 3, max_distractors: int = 2,
+                    seed: int = 0, workers: int | None = None) -> pd.DataFrame:
+    """Write ``n_videos`` clips into ``out_dir`` and their ground truth into ``ground_truth_dir``.
+
+    Clips are ``seconds`` long, ``width`` x ``height`` at ``fps``, audio at ``audio_rate``
+    (48 kHz for WebM/Opus), mono or stereo at random; a share ``other_containers`` is
+    WebM/MKV, the rest MP4. Each has 1..``max_sources`` sounding and 0..``max_distractors``
+    silent objects of distinct classes. Both folders are replaced atomically; ``out_dir``
+    holds nothing but the videos. ``workers`` processes encode clips in parallel (default:
+    up to 2, the CPU count); the bytes written do not depend on it. Returns the
+    ``clips.csv`` table (columns ``CLIP_COLUMNS``).
+    """
+    if n_videos < 1:
+        raise ValueError("n_videos must be >= 1")
+    if width % 2 or height % 2:
+        raise ValueError("width and height must be even (yuv420p)")
+    kinds = _containers(n_videos, other_containers, np.random.default_rng([seed, 1 << 30]))
+    with atomic_dir(out_dir) as vtmp, atomic_dir(ground_truth_dir) as gtmp:
+        jobs = [(str(vtmp), i, kinds[i], seed, seconds, width, height, int(fps), int(audio_rate),
+                 max_sources, max_distractors) for i in range(n_videos)]
+        results = parallel_map(_make_clip, jobs, workers)
+        clips = pd.DataFrame([r for r, _ in results], columns=CLIP_COLUMNS)
+        boxes = pd.DataFrame([b for _, bs in results for b in bs], columns=BOX_COLUMNS)
+        clips.to_csv(Path(gtmp) / "clips.csv", index=False)
+        boxes.to_csv(Path(gtmp) / "boxes.csv", index=False)
+    return clips
