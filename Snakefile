@@ -11,9 +11,14 @@ configfile: "params.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/synth.smk"
 include: "workflow/rules/decode.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/features.smk"
+include: "workflow/rules/evaluate.smk"
 
 
 rule all:
     input:
         rules.synth.input,
         rules.decode.input,
+        rules.train.output,
+        rules.evaluate.output,

@@ -17,7 +17,7 @@ from .params import ParamsError, load_params
 def _synth(args, p):
     from . import synth
 
-    s = synth.scaled_counts(p["synth"])
+    s = {**p["synth"], **synth.scaled_counts(p["synth"])}
     seed = p["seed"]
     if args.what == "videos":
         df = synth.generate_videos(args.out, args.ground_truth, n_videos=s["videos"], seconds=s["video_seconds"],
@@ -65,6 +65,69 @@ def _decode_index(args, p):
     _index_and_print(args.shards, args.out_dir, p["decode"])
 
 
+def _train(args, p):
+    from .training import Trainer
+
+    last = Trainer(p, args.decoded, args.out, args.log, args.checkpoints).fit()
+    print(f"train: done; held-out correspondence accuracy {last['val_acc']:.3f}; model in {args.out}",
+          file=sys.stderr)
+
+
+def _evalset(args, p):
+    import numpy as np
+
+    from .atomic import atomic_file
+    from .features import evalset_logmel
+
+    logmel, clips = evalset_logmel(args.dataset, args.root or p["data"][args.dataset], p["decode"])
+    out = Path(args.out_dir)
+    with atomic_file(out / "logmel.npy") as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, logmel)
+    with atomic_file(out / "clips.csv") as tmp:
+        clips.to_csv(tmp, index=False)
+    print(f"evalset: {args.dataset}: {len(clips)} clips, log-mel {logmel.shape} in {out}", file=sys.stderr)
+
+
+def _extract(args, p):
+    import numpy as np
+
+    from .atomic import atomic_file
+    from .features import method_features
+    from .training import pick_device
+
+    logmel = np.load(args.logmel, mmap_mode="r")
+    feats = method_features(args.method, logmel, p, args.model, pick_device(p["features"]["device"]))
+    with atomic_file(args.out) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, feats)
+    print(f"extract: {args.dataset}/{args.method}: features {feats.shape} in {args.out}", file=sys.stderr)
+
+
+def _evaluate(args, p):
+    import numpy as np
+    import pandas as pd
+
+    from .evaluation import evaluate_dcase, evaluate_esc50
+    from .reporting import METHODS, write_results
+
+    grid = p["evaluate"]["C_grid"]
+    results = {"esc50": {}, "dcase": {}}
+    for dataset in results:
+        clips = pd.read_csv(Path(args.evalsets) / dataset / "clips.csv", keep_default_na=False)
+        for method in METHODS:
+            X = np.load(Path(args.features) / dataset / f"{method}.npy")
+            if dataset == "esc50":
+                results[dataset][method] = evaluate_esc50(X, clips, grid)
+            else:
+                table = clips.drop_duplicates("recording")[["recording", "label", "split"]]
+                results[dataset][method] = evaluate_dcase(X, clips.recording, table, grid, id_col="recording")
+            r = results[dataset][method]
+            acc = r.get("acc_mean", r.get("scene_acc_mean"))
+            print(f"evaluate: {dataset:6s} {method:13s} accuracy {acc:.3f}", file=sys.stderr)
+    write_results(results, args.out_dir)
+
+
 def _check_params(args, p):
     print(f"{args.params}: ok")
 
@@ -91,6 +154,33 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out-dir", default="data/decoded", help="folder of shards and index")
     c.set_defaults(func=_decode)
 
+    c = sub.add_parser("train", help="train DMC on decoded shards (resumes from the last checkpoint)")
+    c.add_argument("--decoded", default="data/decoded", help="folder with index.csv and shards")
+    c.add_argument("--out", default="models/dmc.pt", help="trained model")
+    c.add_argument("--log", default="results/train/log.csv", help="per-epoch loss / accuracy CSV")
+    c.add_argument("--checkpoints", default="models/checkpoints", help="folder of last.pt")
+    c.set_defaults(func=_train)
+
+    c = sub.add_parser("evalset", help="log-mel patches of an evaluation set (ESC-50 clips, DCASE sub-clips)")
+    c.add_argument("dataset", choices=["esc50", "dcase"])
+    c.add_argument("--root", help="data set folder (default: params data.<dataset>)")
+    c.add_argument("--out-dir", required=True)
+    c.set_defaults(func=_evalset)
+
+    c = sub.add_parser("extract", help="audio features of an evaluation set for one method")
+    c.add_argument("dataset", choices=["esc50", "dcase"])
+    c.add_argument("--method", choices=["dmc", "random_init", "logmel_stats"], required=True)
+    c.add_argument("--logmel", required=True, help="logmel.npy from `dmc evalset`")
+    c.add_argument("--model", default="models/dmc.pt", help="(dmc) trained model")
+    c.add_argument("--out", required=True)
+    c.set_defaults(func=_extract)
+
+    c = sub.add_parser("evaluate", help="SVM evaluations, metrics.json, tables, confusion matrices")
+    c.add_argument("--evalsets", default="data/evalsets")
+    c.add_argument("--features", default="data/features")
+    c.add_argument("--out-dir", default="results")
+    c.set_defaults(func=_evaluate)
+
     c = sub.add_parser("decode-index", help="merge shard reports into index.csv, report.csv, summary.json")
     c.add_argument("shards", nargs="+", help="shard folders")
     c.add_argument("--out-dir", default="data/decoded")
@@ -113,7 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # one clear line for known failures; tracebacks for bugs
         from .shards import TooManyBadVideos
 
-        if isinstance(exc, (TooManyBadVideos, FileNotFoundError)):
+        from .datasets import DatasetError
+
+        if isinstance(exc, (TooManyBadVideos, FileNotFoundError, DatasetError)):
             print(f"dmc {args.command}: {exc}", file=sys.stderr)
             return 1
         raise

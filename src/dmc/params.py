@@ -53,19 +53,33 @@ def _cross_checks(p: dict) -> list[tuple[str, str]]:
         errs.append(("decode.hop_seconds", "must not exceed decode.window_seconds"))
     if d["window_seconds"] > d["segment_seconds"]:
         errs.append(("decode.window_seconds", "must not exceed decode.segment_seconds"))
-    for extra in _EXTRA_CHECKS:
-        errs.extend(extra(p))
+    errs.extend(_model_checks(p))
     return errs
 
 
-# Later modules (training, evaluation) register checks that need their own knowledge,
-# e.g. that k clusters fit into the number of conv-map vectors.
-_EXTRA_CHECKS: list = []
+def conv_map_size(size: int, blocks: list) -> int:
+    """Side of a conv map after the 2x2 max-pools between ``blocks`` (floor at each pool)."""
+    for _ in range(len(blocks) - 1):
+        size //= 2
+    return size
 
 
-def register_check(fn):
-    _EXTRA_CHECKS.append(fn)
-    return fn
+def _model_checks(p: dict) -> list[tuple[str, str]]:
+    m, t, d = p["model"], p["train"], p["decode"]
+    if m["preset"] not in m["presets"]:
+        return [("model.preset", f"{m['preset']!r} is not one of model.presets ({', '.join(m['presets'])})")]
+    preset = m["presets"][m["preset"]]
+    if preset["visual"][-1][-1] != preset["audio"][-1][-1]:
+        return [(f"model.presets.{m['preset']}", "visual and audio streams must end with the same width")]
+    # vectors per clip: visual frame_size^2 map, audio (1 + samples // hop) x n_mels map
+    hop = int(round(d["hop_seconds"] * d["sample_rate"]))
+    frames = 1 + int(round(d["segment_seconds"] * d["sample_rate"])) // hop
+    p_v = conv_map_size(d["frame_size"], preset["visual"]) ** 2
+    p_a = conv_map_size(frames, preset["audio"]) * conv_map_size(d["n_mels"], preset["audio"])
+    if t["clusters"] > min(p_v, p_a):
+        return [("train.clusters", f"{t['clusters']} clusters exceed the vectors per clip (visual {p_v}, "
+                 f"audio {p_a}); lower it or use larger decode.frame_size / decode.segment_seconds")]
+    return []
 
 
 def validate_params(params: Any, source: str = DEFAULT_PATH) -> dict:

@@ -62,7 +62,7 @@ def write_shard(out_dir: str | Path, root: str | Path, videos: list[str], decode
     size = decode["frame_size"]
     frames, mels, segments, report = [], [], [], []
     torch.set_num_threads(1)   # Snakemake runs one job per core
-    for rel in tqdm(videos, desc=Path(out_dir).name, unit="clip", file=sys.stderr, mininterval=2):
+    for rel in tqdm(videos, desc=Path(out_dir).name, unit="clip", file=sys.stderr, mininterval=2, disable=None):
         try:
             clip = decode_video(Path(root) / rel, decode["segment_seconds"], size, decode["sample_rate"])
         except (DecodeError, OSError) as exc:

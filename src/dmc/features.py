@@ -1,0 +1,117 @@
+"""Audio features from the audio subnet, for the SVM evaluations and the HEAR-style API.
+
+Layer and pooling (the paper only says "audio subnet conv features + linear SVM"):
+
+* ``features.layer``: how many conv blocks of the audio subnet to run (default: all of
+  them, i.e. the map that DMC clusters; 1 = the first block);
+* ``features.pooling``: how the (channels, time, mel) map becomes one vector per clip:
+  ``meanmax`` (default; mean and max over time and mel bands, concatenated: 2C values),
+  ``mean`` or ``max`` (C values).
+
+Evaluation clips go through the same log-mel frontend as training (``dmc.logmel``):
+ESC-50 clips are cut or zero-padded to 5 s; DCASE recordings are cut into 60 overlapping
+5 s sub-clips (``dmc.evaluation.subclip_starts``).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from .datasets import load_audio, read_dcase, read_esc50
+from .evaluation import logmel_stats, subclip_starts
+from .logmel import LogMel
+
+CLIP_SECONDS = 5.0   # ESC-50 clip length and DCASE sub-clip length
+
+
+def block_outputs(stack: torch.nn.Module, x: torch.Tensor, upto: int) -> torch.Tensor:
+    """Run a ConvStack up to the end of block ``upto`` (1-based; blocks end before each pool)."""
+    block = 1
+    for layer in stack.layers:
+        if isinstance(layer, torch.nn.MaxPool2d):
+            if block == upto:
+                return x
+            block += 1
+        x = layer(x)
+    return x
+
+
+def pool(fmap: torch.Tensor, how: str, dims=(2, 3)) -> torch.Tensor:
+    if how == "mean":
+        return fmap.mean(dim=dims)
+    if how == "max":
+        return fmap.amax(dim=dims)
+    return torch.cat([fmap.mean(dim=dims), fmap.amax(dim=dims)], dim=1)
+
+
+@torch.no_grad()
+def embed_logmel(audio_net: torch.nn.Module, logmel: np.ndarray, layer: int, pooling: str,
+                 batch_size: int = 64, device: str | torch.device = "cpu", desc: str = "extract") -> np.ndarray:
+    """(N, T, n_mels) log-mel patches -> (N, D) pooled conv features."""
+    audio_net = audio_net.to(device).eval()
+    out = []
+    steps = range(0, len(logmel), batch_size)
+    for i in tqdm(steps, desc=desc, file=sys.stderr, mininterval=2, leave=False, disable=None):
+        x = torch.from_numpy(np.asarray(logmel[i:i + batch_size], dtype=np.float32)).unsqueeze(1).to(device)
+        out.append(pool(block_outputs(audio_net, x, layer), pooling).float().cpu().numpy())
+    width = audio_net.out_channels * (2 if pooling == "meanmax" else 1)
+    return np.concatenate(out) if out else np.zeros((0, width), np.float32)
+
+
+def _progress(table: pd.DataFrame, desc: str):
+    return tqdm(table.itertuples(), total=len(table), desc=desc, file=sys.stderr, mininterval=2, disable=None)
+
+
+def _fit(wave: np.ndarray, n: int) -> np.ndarray:
+    return wave[:n] if len(wave) >= n else np.pad(wave, (0, n - len(wave)))
+
+
+def evalset_logmel(dataset: str, root: str | Path, decode: dict) -> tuple[np.ndarray, pd.DataFrame]:
+    """Log-mel patches of every clip (ESC-50) or sub-clip (DCASE) of an evaluation set."""
+    frontend = LogMel.from_params(decode)
+    sr, n = decode["sample_rate"], int(round(CLIP_SECONDS * decode["sample_rate"]))
+    rows, waves = [], []
+    if dataset == "esc50":
+        table = read_esc50(root)
+        for r in _progress(table, "esc50 audio"):
+            waves.append(_fit(load_audio(r.path, sr), n))
+        clips = table.drop(columns=["path"])
+    else:
+        table = read_dcase(root)
+        for r in _progress(table, "dcase audio"):
+            wave = load_audio(r.path, sr)
+            for start in subclip_starts(len(wave) / sr, n=60, length_s=CLIP_SECONDS):
+                s = int(round(start * sr))
+                waves.append(_fit(wave[s:s + n], n))
+                rows.append({"recording": r.filename, "label": r.label, "split": r.split, "start_s": round(start, 4)})
+        clips = pd.DataFrame(rows, columns=["recording", "label", "split", "start_s"])
+    mels = []
+    with torch.no_grad():
+        for i in range(0, len(waves), 256):
+            mels.append(frontend(torch.from_numpy(np.stack(waves[i:i + 256]))).numpy())
+    return np.concatenate(mels).astype(np.float32), clips
+
+
+def method_features(method: str, logmel: np.ndarray, params: dict, model_path: str | Path | None,
+                    device: str | torch.device = "cpu") -> np.ndarray:
+    """Features of one method: ``dmc`` (trained), ``random_init`` (same net, untrained) or ``logmel_stats``."""
+    f = params["features"]
+    if method == "logmel_stats":
+        return logmel_stats(logmel).astype(np.float32)
+    if method == "dmc":
+        from .training import load_model
+
+        model, _ = load_model(model_path)
+    else:
+        from .model import DMC
+
+        torch.manual_seed(params["seed"])
+        model = DMC.from_params(params["model"], params["train"])
+    layer = f["layer"] or model.audio.num_pools + 1
+    return embed_logmel(model.audio, logmel, layer, f["pooling"], f["batch_size"], device, desc=method)

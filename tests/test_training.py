@@ -1,0 +1,115 @@
+"""Training: accuracy rises, checkpoints resume to identical weights after SIGKILL, DDP runs."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import torch
+
+from conftest import load_default_params, with_overrides, write_params
+from dmc.data import ShardDataset
+from dmc.training import Trainer, epoch_batches, load_model
+
+
+def fast_params(**over):
+    base = dict(train__epochs=2, train__batch_size=16, train__checkpoint_every=3, train__warmup_steps=0,
+                train__lr=1e-3, train__device="cpu")
+    base.update(over)
+    return with_overrides(load_default_params(), **base)
+
+
+def test_epoch_batches_are_disjoint_across_processes_and_seeded():
+    a = epoch_batches(100, 8, seed=0, epoch=3, rank=0, world=2)
+    b = epoch_batches(100, 8, seed=0, epoch=3, rank=1, world=2)
+    flat_a, flat_b = sum(a, []), sum(b, [])
+    assert not set(flat_a) & set(flat_b) and len(a) == len(b) == 6
+    assert a == epoch_batches(100, 8, seed=0, epoch=3, rank=0, world=2)
+    assert a != epoch_batches(100, 8, seed=0, epoch=4, rank=0, world=2)
+
+
+def test_short_training_raises_heldout_correspondence(small_corpus, tmp_path):
+    p = fast_params(train__epochs=12, train__batch_size=32, train__checkpoint_every=0)
+    log = tmp_path / "log.csv"
+    last = Trainer(p, small_corpus / "decoded", tmp_path / "m.pt", log, tmp_path / "ck").fit()
+    rows = pd.read_csv(log)
+    assert list(rows.epoch) == list(range(13))
+    init = rows.val_acc.iloc[0]
+    assert last["val_acc"] >= init + 0.15, rows[["epoch", "train_loss", "val_acc"]].to_string()
+    assert rows.train_loss.iloc[-1] < rows.train_loss.iloc[1]
+    model, config = load_model(tmp_path / "m.pt")
+    assert config["train"]["clusters"] == p["train"]["clusters"]
+
+
+def run_train(params_path, out, env=None):
+    return subprocess.Popen([sys.executable, "-m", "dmc.cli", "--params", str(params_path), "train",
+                             "--decoded", str(out["decoded"]), "--out", str(out["model"]), "--log",
+                             str(out["log"]), "--checkpoints", str(out["ck"])],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+
+
+def test_sigkill_and_resume_gives_identical_weights(small_corpus, tmp_path):
+    p = write_params(tmp_path / "params.yaml", fast_params(train__epochs=3))
+    runs = {}
+    for name in ("straight", "killed"):
+        d = tmp_path / name
+        runs[name] = {"decoded": small_corpus / "decoded", "model": d / "m.pt", "log": d / "log.csv", "ck": d / "ck"}
+    assert run_train(p, runs["straight"]).wait(timeout=600) == 0
+
+    proc = run_train(p, runs["killed"])
+    ckpt = runs["killed"]["ck"] / "last.pt"
+    deadline = time.time() + 300
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "training finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    step_at_kill = torch.load(ckpt, weights_only=True)["step"]
+    assert not runs["killed"]["model"].exists() and 0 < step_at_kill
+    resumed = run_train(p, runs["killed"])
+    output = resumed.communicate(timeout=600)[0].decode()
+    assert resumed.returncode == 0 and f"resumed from {ckpt} at step {step_at_kill}" in output
+
+    a = torch.load(runs["straight"]["model"], weights_only=True)["model"]
+    b = torch.load(runs["killed"]["model"], weights_only=True)["model"]
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    pd.testing.assert_frame_equal(pd.read_csv(runs["straight"]["log"]).drop(columns=["seconds", "samples_per_s"]),
+                                  pd.read_csv(runs["killed"]["log"]).drop(columns=["seconds", "samples_per_s"]))
+
+
+def test_checkpoint_of_other_params_is_not_resumed(small_corpus, tmp_path):
+    out = {"decoded": small_corpus / "decoded", "model": tmp_path / "m.pt", "log": tmp_path / "log.csv",
+           "ck": tmp_path / "ck"}
+    p1 = write_params(tmp_path / "p1.yaml", fast_params(train__epochs=1))
+    assert run_train(p1, out).wait(timeout=600) == 0
+    p2 = write_params(tmp_path / "p2.yaml", fast_params(train__epochs=1, train__clusters=4))
+    proc = run_train(p2, out)
+    text = proc.communicate(timeout=600)[0].decode()
+    assert proc.returncode == 0 and "from other params or data; starting afresh" in text
+
+
+def test_torchrun_ddp_two_gloo_processes(small_corpus, tmp_path):
+    p = write_params(tmp_path / "params.yaml", fast_params(train__epochs=1, train__batch_size=8))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "dmc.cli", "--params", str(p), "train", "--decoded", str(small_corpus / "decoded"),
+           "--out", str(tmp_path / "m.pt"), "--log", str(tmp_path / "log.csv"), "--checkpoints", str(tmp_path / "ck")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = pd.read_csv(tmp_path / "log.csv")
+    assert list(rows.epoch) == [0, 1]
+    # each process takes every other item of the epoch's permutation: half the steps of one process
+    n_train = len(ShardDataset.split(small_corpus / "decoded", 0.2)[0])
+    assert rows.step.iloc[-1] == len(epoch_batches(n_train, 8, 0, 0, 0, 2)) == n_train // 2 // 8
+    load_model(tmp_path / "m.pt")
+
+
+def test_bad_batch_size_refused_before_training(small_corpus, tmp_path):
+    p = fast_params(train__batch_size=100000)
+    with pytest.raises(ValueError, match="train.batch_size"):
+        Trainer(p, small_corpus / "decoded", tmp_path / "m.pt", tmp_path / "log.csv", tmp_path / "ck")

@@ -1,0 +1,18 @@
+# Linear-SVM evaluations (ESC-50: 5 predefined folds; DCASE: 60 sub-clips per recording),
+# the metrics table DVC compares across runs, tables, confusion matrices.
+
+
+rule evaluate:
+    input:
+        features=expand(f"{FEATURES}/{{dataset}}/{{method}}.npy", dataset=DATASETS, method=METHODS),
+        clips=expand(f"{EVALSETS}/{{dataset}}/clips.csv", dataset=DATASETS),
+        code=CODE["evaluate"],
+    output:
+        metrics=report("results/metrics.json", category="Metrics"),
+        tables=report(directory("results/tables"), patterns=["{name}.md"], category="Tables"),
+        figures=report(directory("results/figures"), patterns=["{name}.png"], category="Figures"),
+        plots=directory("results/plots"),
+    params:
+        evaluate=config["evaluate"],
+    shell:
+        "dmc evaluate --evalsets {EVALSETS} --features {FEATURES} --out-dir results"

@@ -1,0 +1,45 @@
+# Audio features of the evaluation sets: log-mel patches once per data set, then one
+# feature array per method (DMC, the same network at random init, log-mel statistics).
+
+
+rule evalset_logmel:
+    input:
+        data=lambda w: config["data"][w.dataset],
+        code=CODE["evalset"],
+    output:
+        logmel=f"{EVALSETS}/{{dataset}}/logmel.npy",
+        clips=f"{EVALSETS}/{{dataset}}/clips.csv",
+    wildcard_constraints:
+        dataset="|".join(DATASETS),
+    params:
+        decode=config["decode"],
+        data=lambda w: config["data"][w.dataset],
+    shell:
+        "dmc evalset {wildcards.dataset} --root {input.data:q} --out-dir {EVALSETS}/{wildcards.dataset}"
+
+
+rule extract:
+    input:
+        logmel=f"{EVALSETS}/{{dataset}}/logmel.npy",
+        model=lambda w: MODEL if w.method == "dmc" else [],
+        code=CODE["extract"],
+    output:
+        f"{FEATURES}/{{dataset}}/{{method}}.npy",
+    wildcard_constraints:
+        dataset="|".join(DATASETS),
+        method="|".join(METHODS),
+    params:
+        features=config["features"],
+        seed=config["seed"],
+        model=config["model"],
+        train=config["train"],
+    resources:
+        gpu=lambda w: 1 if w.method != "logmel_stats" and config["train"]["device"] != "cpu" else 0,
+    shell:
+        "dmc extract {wildcards.dataset} --method {wildcards.method} --logmel {input.logmel:q} "
+        "--model {MODEL:q} --out {output:q}"
+
+
+rule extract_all:
+    input:
+        expand(f"{FEATURES}/{{dataset}}/{{method}}.npy", dataset=DATASETS, method=METHODS),
