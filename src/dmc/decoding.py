@@ -22,6 +22,7 @@ timestamp is nearest to the segment's centre ``(s + 0.5) * segment_seconds``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import av
@@ -55,12 +56,15 @@ class _FramePicker:
         self.prev = None          # (time, frame) of the previous decoded frame
         self.t0 = None
         self.count = 0
+        # one reformatter for all frames: a fresh swscale context per call costs ~10x more
+        self.reformatter = av.video.reformatter.VideoReformatter()
 
     def _target(self) -> float:
         return (len(self.frames) + 0.5) * self.seg
 
     def _keep(self, t: float, frame: av.VideoFrame) -> None:
-        rgb = frame.reformat(width=self.size, height=self.size, format="rgb24").to_ndarray()
+        rgb = self.reformatter.reformat(frame, width=self.size, height=self.size, format="rgb24",
+                                        threads=1).to_ndarray()
         self.frames.append(rgb)
         self.times.append(t)
 
@@ -84,6 +88,23 @@ class _FramePicker:
             return
         while self._target() <= self.prev[0] + frame_duration:
             self._keep(*self.prev)
+
+
+@lru_cache(maxsize=16)
+def _resampler(orig: int, new: int) -> torchaudio.transforms.Resample:
+    """The same filter kernel as torchaudio.functional.resample, built once per rate pair."""
+    return torchaudio.transforms.Resample(orig, new, dtype=torch.float32)
+
+
+def _planar_float(frame: av.AudioFrame, resampler: av.AudioResampler) -> list[np.ndarray]:
+    """(channels, samples) float32 arrays of a decoded audio frame.
+
+    AAC and Opus already decode to planar float: read the planes directly; other sample
+    formats (s16, s32, packed float, ...) go through libswresample's format conversion.
+    """
+    if frame.format.name == "fltp":
+        return [np.stack([np.frombuffer(plane, np.float32, frame.samples) for plane in frame.planes])]
+    return [out.to_ndarray().reshape(len(out.layout.channels), -1) for out in resampler.resample(frame)]
 
 
 def _mono_float(frames: list[np.ndarray]) -> np.ndarray:
@@ -122,8 +143,7 @@ def decode_video(path: str | Path, segment_seconds: float, frame_size: int,
                         picker.push(frame, rate)
                         continue
                     in_rate = in_rate or frame.sample_rate
-                    for out in resampler.resample(frame):
-                        chunks.append(out.to_ndarray().reshape(len(out.layout.channels), -1))
+                    chunks.extend(_planar_float(frame, resampler))
             for out in resampler.resample(None):
                 chunks.append(out.to_ndarray().reshape(len(out.layout.channels), -1))
         except (av.FFmpegError, ValueError) as exc:
@@ -139,7 +159,8 @@ def decode_video(path: str | Path, segment_seconds: float, frame_size: int,
         note = f"truncated: {audio_seconds:.2f} s of audio decoded, container says {duration:.2f} s"
     if not picker.frames:
         raise DecodeError("no decodable video frame" + (f"; {note}" if note else ""))
-    wave = torchaudio.functional.resample(torch.from_numpy(mono), in_rate, sample_rate).numpy()
+    with torch.no_grad():
+        wave = _resampler(int(in_rate), int(sample_rate))(torch.from_numpy(mono)).numpy()
     seg_samples = int(round(segment_seconds * sample_rate))
     n = min(wave.shape[0] // seg_samples, len(picker.frames))
     if n == 0:
