@@ -1,0 +1,255 @@
+"""Readers for the two audio benchmarks (ESC-50, DCASE2013 scenes) and an audio decoder.
+
+Every problem in a metadata file raises :class:`DatasetError` whose message names the
+file, the 1-based line (the CSV header is line 1) and the reason, so a broken dataset is
+fixed in one look. Filenames in the metadata must stay inside the dataset root: absolute
+names and ``..`` components are rejected (checked on the text, so a dataset folder that is
+itself a symlink still works).
+
+ESC-50 (``read_esc50``): ``root/audio/{fold}-{clip}-{take}-{target}.wav`` and
+``root/meta/esc50.csv`` with columns ``filename,fold,target,category[,esc10,src_file,take]``
+(the last three are optional; ``esc10`` enables the ESC-10 subset evaluation).
+
+DCASE2013 scenes, "DCASE2014" in the paper (``read_dcase``): ``root/audio/<scene><NN>.wav``
+plus either ``root/train.txt`` and ``root/test.txt`` (lines ``filename label``, SoundNet /
+AVID style) or ``root/split.csv`` (columns ``filename,label,split``). When both forms are
+present they must agree.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import pandas as pd
+
+ESC50_REQUIRED = ("filename", "fold", "target", "category")
+ESC50_NAME = re.compile(r"^(\d+)-[^-/]+-[^-/]+-(\d+)\.wav$")
+DCASE_SPLIT_COLUMNS = ("filename", "label", "split")
+
+
+class DatasetError(ValueError):
+    """A dataset file is malformed; the message names the file, the line and the reason."""
+
+
+def _error(file: Path, line: int | None, reason: str) -> DatasetError:
+    where = f"{file}, line {line}" if line is not None else f"{file}"
+    return DatasetError(f"{where}: {reason}")
+
+
+def _resolve(root: Path, base: Path, name: str, file: Path, line: int) -> Path:
+    """Path of ``name`` under ``base``; rejects names that could leave ``root``."""
+    pure = PurePosixPath(name.replace("\\", "/"))
+    if not name or pure.is_absolute() or re.match(r"^[A-Za-z]:", name) or ".." in pure.parts:
+        raise _error(file, line, f"filename {name!r} escapes the dataset root {root}")
+    path = base.joinpath(*pure.parts)
+    if not path.is_file():
+        raise _error(file, line, f"audio file {path} listed but missing on disk")
+    return path
+
+
+def _read_csv(file: Path, required: tuple[str, ...]) -> list[tuple[int, dict]]:
+    """Rows of a CSV file as (line number, {column: stripped text}); checks the header."""
+    if not file.is_file():
+        raise _error(file, None, "file not found")
+    with open(file, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.reader(fh)
+        header = [h.strip() for h in next(reader, [])]
+        missing = [c for c in required if c not in header]
+        if missing:
+            raise _error(file, 1, f"missing column(s) {', '.join(missing)} (header: {header})")
+        rows = []
+        for cells in reader:
+            if not any(c.strip() for c in cells):
+                continue
+            if len(cells) != len(header):
+                raise _error(file, reader.line_num,
+                             f"expected {len(header)} fields, found {len(cells)}")
+            rows.append((reader.line_num, {h: c.strip() for h, c in zip(header, cells)}))
+    if not rows:
+        raise _error(file, None, "no data rows")
+    return rows
+
+
+def _int(value: str, column: str, file: Path, line: int) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise _error(file, line, f"{column} {value!r} is not an integer") from None
+
+
+def read_esc50(root: str | Path) -> pd.DataFrame:
+    """Read and validate an ESC-50 layout; returns the metadata with an absolute ``path``.
+
+    Checks: required columns, integer fold/target, fold in 1..5, every listed wav exists,
+    no duplicate filename, a one-to-one target <-> category mapping, ``esc10`` is a boolean,
+    and a filename of the form ``{fold}-{clip}-{take}-{target}.wav`` agrees with its
+    fold/target columns (other names are accepted as they are).
+    """
+    root = Path(root).absolute()
+    file = root / "meta" / "esc50.csv"
+    rows = _read_csv(file, ESC50_REQUIRED)
+    has_esc10 = "esc10" in rows[0][1]
+    seen: dict[str, int] = {}
+    category_of: dict[int, tuple[str, int]] = {}
+    target_of: dict[str, tuple[int, int]] = {}
+    records = []
+    for line, row in rows:
+        name = row["filename"]
+        if name in seen:
+            raise _error(file, line, f"duplicate filename {name!r} (first on line {seen[name]})")
+        seen[name] = line
+        path = _resolve(root, root / "audio", name, file, line)
+        fold = _int(row["fold"], "fold", file, line)
+        target = _int(row["target"], "target", file, line)
+        if not 1 <= fold <= 5:
+            raise _error(file, line, f"fold {fold} not in 1..5")
+        category = row["category"]
+        if target in category_of and category_of[target][0] != category:
+            prev, at = category_of[target]
+            raise _error(file, line, f"target {target} is {category!r} here but {prev!r} on line {at}")
+        if category in target_of and target_of[category][0] != target:
+            prev, at = target_of[category]
+            raise _error(file, line, f"category {category!r} has target {target} here but {prev} on line {at}")
+        category_of.setdefault(target, (category, line))
+        target_of.setdefault(category, (target, line))
+        m = ESC50_NAME.match(PurePosixPath(name).name)
+        if m and (int(m.group(1)), int(m.group(2))) != (fold, target):
+            raise _error(file, line, f"filename {name!r} says fold {m.group(1)}, target {m.group(2)} "
+                                     f"but the columns say fold {fold}, target {target}")
+        record = dict(row, fold=fold, target=target)
+        if has_esc10:
+            flag = row["esc10"].lower()
+            if flag not in ("true", "false", "1", "0"):
+                raise _error(file, line, f"esc10 {row['esc10']!r} is not True/False")
+            record["esc10"] = flag in ("true", "1")
+        record["path"] = str(path)
+        records.append(record)
+    return pd.DataFrame.from_records(records)
+
+
+def _read_list(file: Path, split: str) -> list[tuple[int, str, str, str]]:
+    """Lines ``filename label`` of train.txt/test.txt as (line, filename, label, split)."""
+    out = []
+    with open(file, encoding="utf-8-sig") as fh:
+        for line, text in enumerate(fh, start=1):
+            if not text.strip() or text.lstrip().startswith("#"):
+                continue
+            parts = text.split()
+            if len(parts) != 2:
+                raise _error(file, line, f"malformed line {text.strip()!r}: expected 'filename label'")
+            out.append((line, parts[0], parts[1], split))
+    return out
+
+
+def _dcase_entries(root: Path) -> tuple[list[tuple[Path, int, str, str, str]], Path]:
+    """All (file, line, filename, label, split) entries of one split description."""
+    train, test, table = root / "train.txt", root / "test.txt", root / "split.csv"
+    entries, train_file = [], None
+    if train.exists() or test.exists():
+        for f, split in ((train, "train"), (test, "test")):
+            if not f.is_file():
+                raise _error(f, None, "file not found (train.txt and test.txt go together)")
+            entries += [(f, *e) for e in _read_list(f, split)]
+        train_file = train
+    if table.exists():
+        csv_entries = []
+        for line, row in _read_csv(table, DCASE_SPLIT_COLUMNS):
+            split = row["split"].lower()
+            if split not in ("train", "test"):
+                raise _error(table, line, f"split {row['split']!r} is neither 'train' nor 'test'")
+            if not row["filename"] or not row["label"]:
+                raise _error(table, line, "empty filename or label")
+            csv_entries.append((table, line, row["filename"], row["label"], split))
+        if train_file is not None:
+            def key(es):
+                return sorted((_relname(e[2]), e[3], e[4]) for e in es)
+            if key(entries) != key(csv_entries):
+                raise _error(table, None, "disagrees with train.txt/test.txt; keep one split description")
+        else:
+            entries, train_file = csv_entries, table
+    if train_file is None:
+        raise _error(root, None, "no split description: need train.txt + test.txt or split.csv")
+    return entries, train_file
+
+
+def _relname(name: str) -> str:
+    """Root-relative name: ``bus01.wav`` means ``audio/bus01.wav``."""
+    pure = PurePosixPath(name.replace("\\", "/"))
+    return str(pure if len(pure.parts) > 1 else PurePosixPath("audio", *pure.parts))
+
+
+def read_dcase(root: str | Path) -> pd.DataFrame:
+    """Read and validate a DCASE2013-scenes layout.
+
+    Returns one row per recording with columns ``filename`` (root-relative, e.g.
+    ``audio/bus01.wav``, the recording id), ``path`` (absolute), ``label``, ``split``
+    (``train``/``test``). A filename with a folder is relative to the root, a bare one
+    lives in ``root/audio``. Errors: malformed line, path escaping the root, missing wav,
+    a file listed twice or in both splits, a test label absent from the training labels.
+    """
+    root = Path(root).absolute()
+    entries, train_file = _dcase_entries(root)
+    for split in ("train", "test"):
+        if not any(e[4] == split for e in entries):
+            where = train_file if train_file.suffix == ".csv" else root / f"{split}.txt"
+            raise _error(where, None, f"no {split} recordings")
+    seen: dict[str, tuple[Path, int, str]] = {}
+    train_labels = {e[3] for e in entries if e[4] == "train"}
+    records = []
+    for file, line, name, label, split in entries:
+        rel = _relname(name)
+        path = _resolve(root, root, rel, file, line)
+        if rel in seen:
+            pfile, pline, psplit = seen[rel]
+            what = "in both train and test" if psplit != split else "listed twice"
+            raise _error(file, line, f"{rel} is {what} (also {pfile.name} line {pline})")
+        seen[rel] = (file, line, split)
+        if split == "test" and label not in train_labels:
+            raise _error(file, line, f"label {label!r} not in the split file's training labels "
+                                     f"({train_file.name}: {sorted(train_labels)})")
+        records.append({"filename": rel, "path": str(path), "label": label, "split": split})
+    return pd.DataFrame.from_records(records, columns=["filename", "path", "label", "split"])
+
+
+def load_audio(path: str | Path, sample_rate: int, mono: bool = True,
+               offset: float = 0.0, duration: float | None = None) -> np.ndarray:
+    """Decode an audio file with PyAV, resampled to ``sample_rate``, as float32.
+
+    Any container/codec FFmpeg reads (16/24/32-bit PCM, float WAV, ...), any rate and
+    channel count. Returns ``(samples,)`` when ``mono`` (the mean of the channels: FFmpeg's
+    own stereo->mono mix would scale by 1/sqrt(2) per channel and could exceed 1.0), else
+    ``(channels, samples)``. The whole file is decoded, then ``[offset, offset + duration)``
+    is cut by sample index (exact, unlike container seeking). A file shorter than that gives
+    what there is; callers pad. Raises :class:`DatasetError` naming the file when it cannot
+    be decoded or has no audio stream.
+    """
+    import av
+
+    if offset < 0 or (duration is not None and duration < 0):
+        raise ValueError(f"offset and duration must be >= 0, got {offset}, {duration}")
+    chunks = []
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise _error(Path(path), None, "no audio stream")
+            stream = container.streams.audio[0]
+            channels = stream.codec_context.layout.nb_channels
+            resampler = av.AudioResampler(format="fltp", layout=stream.codec_context.layout,
+                                          rate=sample_rate)
+            for frame in container.decode(stream):
+                chunks += [f.to_ndarray() for f in resampler.resample(frame)]
+            chunks += [f.to_ndarray() for f in resampler.resample(None)]
+    except DatasetError:
+        raise
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise _error(Path(path), None, f"cannot decode audio: {exc}") from exc
+    audio = np.concatenate(chunks, axis=1) if chunks else np.zeros((channels, 0), np.float32)
+    start = int(round(offset * sample_rate))
+    stop = None if duration is None else start + int(round(duration * sample_rate))
+    audio = audio[:, start:stop]
+    if mono:
+        return np.ascontiguousarray(audio.mean(axis=0), dtype=np.float32)
+    return np.ascontiguousarray(audio, dtype=np.float32)
