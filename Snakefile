@@ -14,6 +14,7 @@ include: "workflow/rules/decode.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/localize.smk"
 
 
 rule all:
@@ -22,3 +23,4 @@ rule all:
         rules.decode.input,
         rules.train.output,
         rules.evaluate.output,
+        LOCALIZE_TARGETS,  # empty when data.ground_truth is null

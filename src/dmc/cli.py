@@ -7,6 +7,7 @@ refused, naming the key, before any work starts.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from pathlib import Path
@@ -49,7 +50,7 @@ def _decode(args, p):
         print(f"decode: {out.name}: {s['videos']} videos, {s['ok']} ok, {s['partial']} partial, "
               f"{s['bad']} bad, {s['segments']} segments", file=sys.stderr)
     if args.shard is None:
-        _index_and_print(sorted(Path(args.out_dir).glob("shard-*[0-9]")), args.out_dir, d)
+        _index_and_print(sorted(Path(args.out_dir).glob("shard-" + "[0-9]" * 5)), args.out_dir, d)
 
 
 def _index_and_print(shard_dirs, out_dir, d):
@@ -96,7 +97,7 @@ def _extract(args, p):
     from .features import method_features
     from .training import pick_device
 
-    logmel = np.load(args.logmel, mmap_mode="r")
+    logmel = np.load(args.logmel, mmap_mode="r", allow_pickle=False)
     feats = method_features(args.method, logmel, p, args.model, pick_device(p["features"]["device"]))
     with atomic_file(args.out) as tmp:
         with open(tmp, "wb") as fh:
@@ -116,7 +117,7 @@ def _evaluate(args, p):
     for dataset in results:
         clips = pd.read_csv(Path(args.evalsets) / dataset / "clips.csv", keep_default_na=False)
         for method in METHODS:
-            X = np.load(Path(args.features) / dataset / f"{method}.npy")
+            X = np.load(Path(args.features) / dataset / f"{method}.npy", allow_pickle=False)
             if dataset == "esc50":
                 results[dataset][method] = evaluate_esc50(X, clips, grid)
             else:
@@ -126,6 +127,36 @@ def _evaluate(args, p):
             acc = r.get("acc_mean", r.get("scene_acc_mean"))
             print(f"evaluate: {dataset:6s} {method:13s} accuracy {acc:.3f}", file=sys.stderr)
     write_results(results, args.out_dir)
+
+
+def _localize(args, p):
+    from .localization import localize_videos, run_benchmark
+    from .shards import list_videos
+    from .training import pick_device
+
+    device = pick_device(p["localize"]["device"])
+    if args.video:
+        src = Path(args.video)
+        if src.is_dir():
+            rel = list_videos(src)
+            paths, names = [src / r for r in rel], rel
+        elif src.is_file():
+            paths, names = [src], [src.name]
+        else:
+            raise FileNotFoundError(f"{src}: no such video file or folder")
+        if not paths:
+            raise SystemExit(f"dmc localize: {src}: no video files found")
+        done, skipped = localize_videos(paths, args.model, p, args.out, device, names)
+        print(f"localize: {done} video(s) drawn in {args.out}, {skipped} skipped", file=sys.stderr)
+        if done == 0:
+            raise SystemExit(f"dmc localize: none of the {len(paths)} video(s) could be processed")
+        return
+    gt = args.ground_truth or p["data"]["ground_truth"]
+    if not gt:
+        raise SystemExit("dmc localize: no ground truth (params data.ground_truth is null): "
+                         "scores need boxes; use --video PATH to draw heat maps of any video")
+    run_benchmark(p, args.decoded, args.model, gt, args.out_dir, args.metrics, device,
+                  log=lambda m: print(m, file=sys.stderr))
 
 
 def _check_params(args, p):
@@ -185,7 +216,32 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("shards", nargs="+", help="shard folders")
     c.add_argument("--out-dir", default="data/decoded")
     c.set_defaults(func=_decode_index)
+
+    c = sub.add_parser("localize", help="sound localization + multi-source detection: scores on the held-out "
+                                        "videos (ground truth), or heat maps of any video (--video)")
+    c.add_argument("--video", help="a video file or folder: write heat-map overlays only (no scores)")
+    c.add_argument("--model", default="models/dmc.pt", help="trained model")
+    c.add_argument("--out", default="results/localize_videos", help="(--video) output folder of PNGs")
+    c.add_argument("--decoded", default="data/decoded", help="folder with index.csv and shards")
+    c.add_argument("--ground-truth", help="boxes.csv / clips.csv folder (default: params data.ground_truth)")
+    c.add_argument("--out-dir", default="results/localization", help="table, overlays, per-pair scores")
+    c.add_argument("--metrics", default="results/localization_metrics.json", help="flat metrics (DVC)")
+    c.set_defaults(func=_localize)
     return ap
+
+
+# Failures of the storage rather than of the code (disk full, quota, permissions, a file
+# where a folder is needed): one line naming the path instead of a traceback.
+_OUTPUT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR,
+                  errno.EISDIR, errno.EEXIST}
+
+
+def _os_error_line(exc: OSError) -> str:
+    paths = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.EEXIST and exc.filename is not None and not Path(exc.filename).is_dir():
+        reason = "exists and is not a folder"
+    return f"{paths}: {reason}" if paths else reason
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -207,6 +263,9 @@ def main(argv: list[str] | None = None) -> int:
 
         if isinstance(exc, (TooManyBadVideos, FileNotFoundError, DatasetError)):
             print(f"dmc {args.command}: {exc}", file=sys.stderr)
+            return 1
+        if isinstance(exc, OSError) and exc.errno in _OUTPUT_ERRNOS:
+            print(f"dmc {args.command}: {_os_error_line(exc)}", file=sys.stderr)
             return 1
         raise
     return 0

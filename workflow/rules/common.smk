@@ -15,6 +15,7 @@ CODE = {
     "evalset": ["src/dmc/features.py", "src/dmc/datasets.py", "src/dmc/logmel.py"],
     "extract": ["src/dmc/features.py", "src/dmc/model.py", "src/dmc/subnets.py"],
     "evaluate": ["src/dmc/evaluation.py", "src/dmc/reporting.py"],
+    "localize": [f"src/dmc/{m}.py" for m in ("localization", "multisource", "model", "subnets", "clustering", "data")],
 }
 SHARDS = [f"{i:05d}" for i in range(config["decode"]["num_shards"])]
 DECODED = "data/decoded"

@@ -1,0 +1,243 @@
+"""Sound localization and multi-source detection: heat maps, metrics against hand computations,
+the multi-source rule, trained vs untrained on the embedded default, and `dmc localize`."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import load_default_params, with_overrides, write_params
+from dmc import localization as L
+from dmc import multisource as ms
+from dmc.cli import main
+from dmc.model import DMC
+
+
+def box_map(shape, *boxes):
+    """Heat map that is 1 on the given pixel boxes (x0, y0, x1, y1 exclusive) and 0 elsewhere."""
+    h = np.zeros(shape, np.float32)
+    for x0, y0, x1, y1 in boxes:
+        h[y0:y1, x0:x1] = 1
+    return h
+
+
+def save_model(model, params, path):
+    cfg = {"model": params["model"], "train": {k: params["train"][k] for k in ("clusters", "dim", "iterations",
+                                                                               "temperature")},
+           "decode": params["decode"]}
+    torch.save({"model": model.state_dict(), "config": cfg, "step": 0}, path)
+    return path
+
+
+# -- heat maps -----------------------------------------------------------------------------
+def test_heat_map_shape_range_and_batching():
+    p = load_default_params()
+    model = L.random_init_model(p)
+    g = torch.Generator().manual_seed(0)
+    frames = (torch.rand(5, 64, 64, 3, generator=g) * 255).to(torch.uint8).numpy()
+    mels = torch.randn(5, 41, 64, generator=g).numpy()
+    an = L.analyse_arrays(model, frames, mels, batch_size=2)
+    assert an.coarse.shape == (5, 8, 8) and an.shares_a.shape == an.shares_v.shape == (5, p["train"]["clusters"])
+    np.testing.assert_allclose(an.shares_a.sum(1), 1.0)
+    heat = L.upsample(an.coarse, (64, 64))
+    assert heat.shape == (5, 64, 64) and heat.dtype == np.float32
+    assert heat.min() == 0.0 and heat.max() == 1.0
+    np.testing.assert_allclose(heat.min(axis=(1, 2)), 0) and np.testing.assert_allclose(heat.max(axis=(1, 2)), 1)
+    # one batch or many: the same maps (eval mode, no batch coupling)
+    whole = L.analyse_arrays(model, frames, mels, batch_size=64)
+    np.testing.assert_allclose(whole.coarse, an.coarse, rtol=1e-4, atol=1e-6)
+    # the heat map is the formula of the module docstring
+    with torch.no_grad():
+        f = L.frames_to_tensor(frames[:1])
+        out = model(f, torch.from_numpy(mels[:1])[:, None])
+        uhat = model.clustering.project(model.encode_visual(f)[0])
+        w = torch.softmax(torch.nn.functional.cosine_similarity(out["ca"], out["cv"], dim=-1), -1)
+        near = torch.einsum("bpkd,bkd->bpk", uhat, out["ca"] / out["ca"].norm(dim=-1, keepdim=True)).clamp_min(0)
+        expected = (near * w[:, None]).sum(-1).reshape(1, 8, 8).numpy()
+    np.testing.assert_allclose(an.coarse[:1], expected, rtol=1e-4, atol=1e-6)
+
+
+def test_normalize_and_center_prior():
+    assert (L.normalize_maps(np.full((2, 4, 4), 3.0)) == 0).all()
+    m = L.normalize_maps(np.arange(16.0).reshape(4, 4))
+    assert m[0, 0] == 0 and m[3, 3] == 1
+    prior = L.center_prior((64, 64), 0.25)
+    assert prior.shape == (64, 64) and prior.min() == 0 and prior.max() == 1
+    assert np.unravel_index(np.argmax(prior), prior.shape) == (31, 31)   # 4 centre pixels tie: first
+    np.testing.assert_allclose(prior, prior.T) and np.testing.assert_allclose(prior, prior[::-1, ::-1])
+
+
+# -- ground truth and metrics ----------------------------------------------------------------
+def test_box_scaling_and_masks():
+    # a box of the 128x128 written frame in the 64x64 decoded frame: halved
+    np.testing.assert_allclose(L.scale_boxes([[34, 11, 67, 43]], (128, 128), (64, 64)), [[17, 5.5, 33.5, 21.5]])
+    # non-square source, linear per axis (no cropping)
+    np.testing.assert_allclose(L.scale_boxes([[0, 0, 160, 90]], (160, 90), (64, 64)), [[0, 0, 64, 64]])
+    # pixels whose centre lies inside: x 17..32 (centres 17.5..32.5 < 33.5), y 5..20
+    m = L.box_mask([[17, 5.5, 33.5, 21.5]], (64, 64))
+    ys, xs = np.nonzero(m)
+    assert (xs.min(), xs.max(), ys.min(), ys.max()) == (17, 32, 5, 20) and m.sum() == 16 * 16
+    # integer boxes: exactly the pixels [x0, x1) x [y0, y1); union of two
+    m = L.box_mask([[0, 0, 2, 3], [1, 1, 4, 2]], (5, 5))
+    assert m.sum() == 6 + 2 and m[2, 1] and not m[3, 0] and m[1, 3]
+
+
+def test_ground_truth_takes_the_nearest_frame(tmp_path):
+    rows = [("v.mp4", k, k / 10, 0, "bird", 1, 10 + k, 20, 30 + k, 40) for k in range(20)]
+    rows += [("v.mp4", k, k / 10, 1, "drum", 0, 60, 60, 90, 90) for k in range(20)]
+    pd.DataFrame(rows, columns=["video", "frame", "time_s", "object_id", "class", "sounding", "x0", "y0", "x1",
+                                "y1"]).to_csv(tmp_path / "boxes.csv", index=False)
+    pd.DataFrame([{"video": "v.mp4", "n_sources": 1}]).to_csv(tmp_path / "clips.csv", index=False)
+    gt = L.GroundTruth(tmp_path, (128, 128))
+    assert list(gt.at("v.mp4", 0.96).frame) == [10, 10] and list(gt.at("v.mp4", 1.04).frame) == [10, 10]
+    boxes, sounding = gt.scaled("v.mp4", 1.0, (64, 64))
+    np.testing.assert_allclose(boxes, [[10, 10, 20, 20], [30, 30, 45, 45]]) and list(sounding) == [True, False]
+    mask = gt.mask("v.mp4", 1.0, (64, 64))            # the sounding object only
+    assert mask.sum() == 100 and mask[10:20, 10:20].all()
+    assert gt.n_sources("v.mp4") == 1 and gt.n_sources("other.mp4") is None and len(gt.at("other.mp4", 0)) == 0
+
+
+def test_ciou_pointing_and_auc_by_hand():
+    shape = (64, 64)
+    gt = L.box_mask([[8, 8, 24, 24]], shape)                     # 16 x 16 = 256 pixels
+    assert L.ciou(box_map(shape, (8, 8, 24, 24)), gt) == 1.0     # exactly the box
+    assert L.ciou(box_map(shape, (8, 8, 16, 24)), gt) == 0.5     # the left half: 128 / 256
+    assert L.ciou(box_map(shape, (8, 8, 24, 24), (40, 40, 56, 56)), gt) == 0.5   # box + as much outside
+    assert L.ciou(box_map(shape, (40, 40, 56, 56)), gt) == 0.0
+    # threshold: values below it are not predicted
+    h = box_map(shape, (8, 8, 24, 24)) * 0.4 + box_map(shape, (8, 8, 16, 24)) * 0.6
+    assert L.ciou(h, gt, 0.5) == 0.5 and L.ciou(h, gt, 0.3) == 1.0
+    assert np.isnan(L.ciou(h, np.zeros(shape, bool)))
+    # pointing game: the argmax pixel
+    h = np.zeros(shape)
+    h[10, 20] = 1
+    assert L.pointing_hit(h, gt)
+    h[10, 20], h[30, 5] = 0, 1
+    assert not L.pointing_hit(h, gt)
+    # success curve and AUC: IoUs {1, 0} -> 1 at t = 0, 0.5 at t = 0.05 .. 1
+    np.testing.assert_allclose(L.success_curve([1.0, 0.0]), [1.0] + [0.5] * 20)
+    assert L.auc([1.0, 0.0]) == pytest.approx(0.05 * (1 + 0.5) / 2 + 19 * 0.05 * 0.5)   # 0.5125
+    assert L.auc([1.0, 1.0]) == pytest.approx(1.0)
+    assert L.auc([0.0]) == pytest.approx(0.025)                # success 1 at t = 0 (IoU >= 0), trapezoid
+    assert L.auc([0.5]) == pytest.approx(0.5 + 0.025)           # steps at t <= 0.5: 10 full + half
+    s = L.summarize([1.0, 0.5, 0.2, float("nan")], [True, False, True, True])
+    assert s["ciou50"] == pytest.approx(2 / 3) and s["ciou_mean"] == pytest.approx(1.7 / 3)
+    assert s["pointing"] == pytest.approx(2 / 3)                # the pair without ground truth is dropped
+
+
+# -- multi-source rule -------------------------------------------------------------------------
+def test_multisource_rule_by_hand():
+    # 4 audio vectors, k = 3: hard winners 0, 0, 1, 2 -> shares 1/2, 1/4, 1/4
+    assign = np.array([[[.5, .3, .2], [.4, .35, .25], [.2, .5, .3], [.1, .2, .7]]])
+    np.testing.assert_allclose(ms.hard_shares(assign), [[0.5, 0.25, 0.25]])
+    np.testing.assert_allclose(ms.effective_number([[1, 0, 0], [1 / 3] * 3, [.5, .5, 0]]), [1, 3, 2])
+    one = np.array([1.0, 0, 0, 0])
+    spread = np.full(4, 0.25)
+    np.testing.assert_allclose(ms.source_score(np.stack([one, spread]), np.stack([one, one])), [1.0, 2.5])
+    assert list(ms.clip_scores([1, 3, 2, 2], ["b", "b", "a", "a"])) == [2, 2]
+    # cut points fitted on scores that separate the counts perfectly
+    scores, labels = [1.0, 1.2, 2.0, 2.1, 3.0, 3.5], [1, 1, 2, 2, 3, 3]
+    cuts = ms.fit_cuts(scores, labels, 3)
+    assert cuts == pytest.approx([1.6, 2.55])
+    assert list(ms.predict_counts(scores, cuts, 3)) == labels
+    assert list(ms.predict_counts([0.0, 1.6, 9.0], cuts, 3)) == [1, 2, 3]
+    # overlapping scores: the best monotone cuts (5 of 6 right), equal scores always get one count
+    cuts = ms.fit_cuts([1, 2, 2, 3, 4, 5], [1, 1, 2, 2, 3, 3], 3)
+    assert ms.accuracy([1, 1, 2, 2, 3, 3], ms.predict_counts([1, 2, 2, 3, 4, 5], cuts, 3)) == pytest.approx(5 / 6)
+    assert cuts == pytest.approx([2.5, 3.5])                   # ties go to the smaller count
+    # a count absent from training: its cut is never reached
+    cuts = ms.fit_cuts([1, 2, 3], [1, 1, 2], 3)
+    assert cuts[1] == float("inf") and list(ms.predict_counts([1, 2.6, 100], cuts, 3)) == [1, 2, 2]
+    assert ms.majority_count([3, 2, 2, 3, 1]) == 2 and ms.majority_count([1, 3, 3]) == 3
+    np.testing.assert_array_equal(ms.confusion([1, 2, 3, 3], [1, 3, 3, 2], 3), [[1, 0, 0], [0, 0, 1], [0, 1, 1]])
+
+
+# -- trained vs untrained on the embedded default -----------------------------------------------
+@pytest.fixture(scope="module")
+def trained(small_corpus, tmp_path_factory):
+    """DMC trained briefly (4 epochs, batch 32) on the 48-video corpus; deterministic on the CPU."""
+    from dmc.training import Trainer
+
+    d = tmp_path_factory.mktemp("loc_model")
+    p = with_overrides(load_default_params(), train__epochs=4, train__batch_size=32, train__checkpoint_every=0,
+                       train__warmup_steps=0, train__lr=1e-3, train__device="cpu", localize__device="cpu",
+                       localize__clips_for_overlays=2)
+    Trainer(p, small_corpus / "decoded", d / "m.pt", d / "log.csv", d / "ck").fit()
+    return p, d / "m.pt"
+
+
+def test_trained_model_localizes_better_than_random_init(small_corpus, trained):
+    """Every (frame, segment) pair of the corpus (localization is never trained on boxes):
+    4 epochs give pointing ~0.3-0.45 against ~0.03-0.06 for the untrained net (seeds 0-2)."""
+    from dmc.training import load_model
+
+    p, model_path = trained
+    index = pd.read_csv(small_corpus / "decoded" / "index.csv")
+    frames, mels = L._arrays_of(small_corpus / "decoded", index)
+    gt = L.GroundTruth(small_corpus / "ground_truth", (p["synth"]["width"], p["synth"]["height"]))
+    masks = [gt.mask(r.video, r.frame_time_s, frames.shape[1:3]) for r in index.itertuples()]
+    scores = {}
+    for name, model in (("dmc", load_model(model_path)[0]), ("random_init", L.random_init_model(p))):
+        heat = L.upsample(L.analyse_arrays(model, frames, mels).coarse, frames.shape[1:3])
+        scores[name] = L.summarize([L.ciou(h, g) for h, g in zip(heat, masks)],
+                                   [L.pointing_hit(h, g) for h, g in zip(heat, masks)])
+    chance = float(np.mean([g.mean() for g in masks]))             # pointing of a uniformly random pixel
+    assert scores["dmc"]["pointing"] >= scores["random_init"]["pointing"] + 0.15, scores
+    assert scores["dmc"]["pointing"] >= chance + 0.1, (scores, chance)
+    assert scores["dmc"]["auc"] >= scores["random_init"]["auc"] + 0.01, scores
+
+
+def test_localize_pipeline_mode_writes_metrics_table_overlays(small_corpus, trained, tmp_path, capsys):
+    p, model_path = trained
+    params = write_params(tmp_path / "params.yaml", p)
+    out, metrics = tmp_path / "results" / "localization", tmp_path / "results" / "localization_metrics.json"
+    assert main(["--params", str(params), "localize", "--decoded", str(small_corpus / "decoded"), "--model",
+                 str(model_path), "--ground-truth", str(small_corpus / "ground_truth"), "--out-dir", str(out),
+                 "--metrics", str(metrics)]) == 0
+    flat = json.loads(metrics.read_text())
+    for m in L.LOC_METHODS:
+        for f in L.LOC_FIELDS:
+            assert 0 <= flat[f"localization.{m}.{f}"] <= 1, (m, f)
+    for m in L.MS_METHODS:
+        assert 0 <= flat[f"multisource.{m}.acc"] <= 1
+    assert flat["localization.n_pairs"] > 0 and flat["multisource.n_clips"] > 0
+    assert {"table.md", "table.csv", "pairs.csv", "details.json", "multisource_confusion.csv"} <= {
+        f.name for f in out.iterdir()}
+    assert len(list((out / "overlays").glob("*.png"))) == 2
+    table = pd.read_csv(out / "table.csv")
+    assert list(table.method) == ["dmc", "random_init", "center_prior", "majority"]
+    conf = pd.read_csv(out / "multisource_confusion.csv")
+    assert conf.groupby("method")["count"].sum().eq(flat["multisource.n_clips"]).all()
+    assert "localize:" in capsys.readouterr().err
+
+
+# -- any video -----------------------------------------------------------------------------------
+def test_localize_video_mode_and_a_video_without_audio(tmp_path, capsys):
+    from media import make_video
+
+    p = with_overrides(load_default_params(), localize__device="cpu", localize__clips_for_overlays=4)
+    params = write_params(tmp_path / "params.yaml", p)
+    torch.manual_seed(0)
+    model = save_model(DMC.from_params(p["model"], p["train"]), p, tmp_path / "m.pt")
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    make_video(videos / "talk.mp4", seconds=4.5, size=(96, 64))
+    make_video(videos / "silent.mp4", seconds=3.0, audio=False)
+    out = tmp_path / "out"
+    assert main(["--params", str(params), "localize", "--video", str(videos), "--model", str(model),
+                 "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert f"{videos / 'silent.mp4'}: skipped: no audio stream" in err, err
+    assert "1 video(s) drawn" in err and "1 skipped" in err
+    assert [f.name for f in out.iterdir()] == ["talk.mp4.png"]
+    # a single file works too; a run where nothing can be processed fails, naming why
+    assert main(["--params", str(params), "localize", "--video", str(videos / "talk.mp4"), "--model", str(model),
+                 "--out", str(tmp_path / "one")]) == 0
+    assert (tmp_path / "one" / "talk.mp4.png").stat().st_size > 0
+    with pytest.raises(SystemExit) as exc:
+        main(["--params", str(params), "localize", "--video", str(videos / "silent.mp4"), "--model", str(model),
+              "--out", str(tmp_path / "none")])
+    assert exc.value.code != 0 and "none of the 1 video(s) could be processed" in str(exc.value.code)
+    assert "silent.mp4: skipped: no audio stream" in capsys.readouterr().err
