@@ -23,24 +23,36 @@ def tone(seconds: float, rate: int, channels: int, freq: float = 440.0) -> np.nd
 
 def make_video(path: Path, seconds: float = 3.0, fps: int = 10, size=(64, 48), audio_rate: int = 44100,
                channels: int = 1, video: bool = True, audio: bool = True, vfr: bool = False,
-               audio_seconds: float | None = None, audio_format: str = "fltp", fmt: str | None = None) -> Path:
+               audio_seconds: float | None = None, audio_format: str = "fltp", fmt: str | None = None,
+               vcodec: str | None = None, pix_fmt: str = "yuv420p", rotation: int | None = None,
+               options: dict | None = None) -> Path:
     """Write a clip whose frame i is filled with grey level (10 * i) % 256 (R), so frames are identifiable.
 
     vfr: frame timestamps with irregular gaps (variable frame rate). audio_format: the
-    sample format fed to the encoder (pcm codecs in mkv accept s16/s32/flt).
+    sample format fed to the encoder (pcm codecs in mkv accept s16/s32/flt, and u8 = 8-bit,
+    s24 = 24-bit PCM, fed as s32). vcodec/pix_fmt: another video codec (e.g. ffv1 + yuv444p
+    or mpeg4 for odd frame sizes, which libx264's yuv420p refuses). rotation: a display
+    matrix rotating the picture counter-clockwise by that many degrees (phone videos).
+    options: muxer options, e.g. {"live": "1"} for an mkv without duration or cues.
     """
     fmt = fmt or path.suffix.lstrip(".")
-    vcodec, acodec = CODECS.get(fmt, CODECS["mkv"])
-    if audio_format in ("s16", "s32", "flt") and fmt == "mkv":
-        acodec = {"s16": "pcm_s16le", "s32": "pcm_s32le", "flt": "pcm_f32le"}[audio_format]
+    vcodec_default, acodec = CODECS.get(fmt, CODECS["mkv"])
+    vcodec = vcodec or vcodec_default
+    if audio_format in ("s16", "s32", "flt", "u8", "s24") and fmt == "mkv":
+        acodec = {"s16": "pcm_s16le", "s32": "pcm_s32le", "flt": "pcm_f32le", "u8": "pcm_u8",
+                  "s24": "pcm_s24le"}[audio_format]
+    if audio_format == "s24":
+        audio_format = "s32"    # pcm_s24le takes s32 samples and keeps their top 24 bits
     if acodec == "libopus":
         audio_rate = 48000
-    with av.open(str(path), "w", format={"mkv": "matroska"}.get(fmt, fmt)) as out:
+    with av.open(str(path), "w", format={"mkv": "matroska"}.get(fmt, fmt), options=options or {}) as out:
         vs = as_ = None
         vtb = Fraction(1, fps * 100)   # frame timestamps in 1/(100 fps) s, so VFR gaps are exact
         if video:
             vs = out.add_stream(vcodec, rate=fps)
-            vs.width, vs.height, vs.pix_fmt = size[0], size[1], "yuv420p"
+            vs.width, vs.height, vs.pix_fmt = size[0], size[1], pix_fmt
+            if rotation is not None:
+                vs.set_display_rotation(rotation)
             vs.codec_context.time_base = vtb
             if vcodec == "libx264":
                 vs.options = {"preset": "ultrafast"}
@@ -72,7 +84,9 @@ def make_video(path: Path, seconds: float = 3.0, fps: int = 10, size=(64, 48), a
                     out.mux(p)
             else:
                 chunk = wave[:, i:i + step]
-                if audio_format in ("s16", "s32"):
+                if audio_format == "u8":
+                    data = np.round(chunk.T * 127 + 128).astype(np.uint8).reshape(1, -1)
+                elif audio_format in ("s16", "s32"):
                     scale = 32767 if audio_format == "s16" else 2**31 - 1
                     data = (chunk.T * scale).astype(np.int16 if audio_format == "s16" else np.int32).reshape(1, -1)
                 elif audio_format == "flt":

@@ -46,7 +46,8 @@ class ShardDataset(Dataset):
     def _arrays(self, shard: str):
         if shard not in self._maps:
             d = self.root / shard
-            self._maps[shard] = (np.load(d / "frames.npy", mmap_mode="r"), np.load(d / "logmel.npy", mmap_mode="r"))
+            self._maps[shard] = (np.load(d / "frames.npy", mmap_mode="r", allow_pickle=False),
+                                 np.load(d / "logmel.npy", mmap_mode="r", allow_pickle=False))
         return self._maps[shard]
 
     def __len__(self) -> int:

@@ -10,6 +10,8 @@ timestamp is nearest to the segment's centre ``(s + 0.5) * segment_seconds``.
   converted to RGB and resized (one libswscale call each).
 * Frames are resized to ``frame_size`` x ``frame_size`` without cropping (the aspect ratio
   is not kept), so a box (x0, y0, x1, y1) in the source maps linearly onto the frame.
+* A display matrix (rotated phone videos) is applied: frames come out upright, as players
+  show them.
 * Audio of any sample format, rate and channel layout is converted to planar float,
   downmixed to mono by averaging the channels, then resampled with torchaudio.
 * Times come from the presentation timestamps, relative to each stream's first frame, so
@@ -65,6 +67,11 @@ class _FramePicker:
     def _keep(self, t: float, frame: av.VideoFrame) -> None:
         rgb = self.reformatter.reformat(frame, width=self.size, height=self.size, format="rgb24",
                                         threads=1).to_ndarray()
+        # display matrix (phone videos): turn the picture upright as players do; the frame is
+        # square, so rotating after the resize equals resizing the rotated picture
+        turns = round((getattr(frame, "rotation", 0) or 0) / 90) % 4
+        if turns:
+            rgb = np.ascontiguousarray(np.rot90(rgb, k=turns))
         self.frames.append(rgb)
         self.times.append(t)
 

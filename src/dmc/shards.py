@@ -16,7 +16,12 @@ shard only and the assignment needs no state.
 
 from __future__ import annotations
 
+import csv
+import glob
+import io
 import json
+import shutil
+import struct
 import sys
 import zlib
 from pathlib import Path
@@ -55,33 +60,88 @@ def videos_of_shard(root: str | Path, shard: int, num_shards: int) -> list[str]:
     return [v for v in list_videos(root) if shard_of(v, num_shards) == shard]
 
 
+class _NpyAppender:
+    """A ``.npy`` file written block by block (one clip at a time), so memory holds one clip.
+
+    Room for the header is reserved up front; when the file is closed the header is
+    rewritten with the final row count (padded with spaces to the reserved size, as the
+    .npy format allows), so the result is an ordinary ``.npy`` file that ``np.load`` and
+    memory-mapping read as usual.
+    """
+
+    def __init__(self, path: Path, dtype, row_shape: tuple[int, ...]):
+        self.path, self.dtype, self.row_shape, self.rows = Path(path), np.dtype(dtype), tuple(row_shape), 0
+        self.size = len(self._header(10**15))     # room for any realistic row count
+        self.fh = open(self.path, "wb")
+        self.fh.write(self._header(0, self.size))
+
+    def _header(self, rows: int, size: int | None = None) -> bytes:
+        buf = io.BytesIO()
+        np.lib.format.write_array_header_1_0(buf, {"descr": np.lib.format.dtype_to_descr(self.dtype),
+                                                   "fortran_order": False, "shape": (rows, *self.row_shape)})
+        head = buf.getvalue()
+        if size is not None and len(head) != size:
+            assert len(head) < size, (len(head), size)
+            head = head[:8] + struct.pack("<H", size - 10) + head[10:-1].ljust(size - 11) + b"\n"
+        return head
+
+    def append(self, block: np.ndarray) -> None:
+        if block.shape[1:] != self.row_shape or block.dtype != self.dtype:
+            raise ValueError(f"{self.path.name}: block {block.dtype}{block.shape} does not match "
+                             f"{self.dtype}(N, {self.row_shape})")
+        self.fh.write(np.ascontiguousarray(block).data)
+        self.rows += block.shape[0]
+
+    def close(self) -> None:
+        self.fh.seek(0)
+        self.fh.write(self._header(self.rows, self.size))
+        self.fh.close()
+
+
+def _remove_stale_temporaries(out_dir: Path) -> None:
+    """Temporary folders of an earlier run of this shard killed before its rename (SIGKILL,
+    node failure) would otherwise stay in the decoded folder forever: remove them."""
+    for stale in out_dir.parent.glob(glob.escape(out_dir.name) + ".tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
 def write_shard(out_dir: str | Path, root: str | Path, videos: list[str], decode: dict) -> dict:
-    """Decode ``videos`` (relative to ``root``) into the shard folder ``out_dir``; return a summary."""
+    """Decode ``videos`` (relative to ``root``) into the shard folder ``out_dir``; return a summary.
+
+    Frames, log-mels and segment rows are streamed to the shard's temporary folder as each
+    clip is decoded, so memory holds one clip whatever the shard's size; the folder is
+    renamed to ``out_dir`` only when complete.
+    """
+    out_dir = Path(out_dir)
     logmel = LogMel.from_params(decode)
     seg_samples = int(round(decode["segment_seconds"] * decode["sample_rate"]))
     size = decode["frame_size"]
-    frames, mels, segments, report = [], [], [], []
+    seg = decode["segment_seconds"]
+    report = []
     torch.set_num_threads(1)   # Snakemake runs one job per core
-    for rel in tqdm(videos, desc=Path(out_dir).name, unit="clip", file=sys.stderr, mininterval=2, disable=None):
-        try:
-            clip = decode_video(Path(root) / rel, decode["segment_seconds"], size, decode["sample_rate"])
-        except (DecodeError, OSError) as exc:
-            report.append((rel, "bad", str(exc), 0, 0.0))
-            continue
-        with torch.no_grad():
-            mels.append(logmel(torch.from_numpy(clip.waves)).numpy())
-        frames.append(clip.frames)
-        seg = decode["segment_seconds"]
-        for s, t in enumerate(clip.frame_times):
-            segments.append((rel, s, s * seg, (s + 1) * seg, round(float(t), 4)))
-        report.append((rel, "partial" if clip.note else "ok", clip.note, len(clip.frame_times),
-                       round(clip.audio_seconds, 3)))
-    n_frames = logmel.num_frames(seg_samples)
+    if out_dir.parent.is_dir():
+        _remove_stale_temporaries(out_dir)
     with atomic_dir(out_dir) as tmp:
-        np.save(tmp / "frames.npy", np.concatenate(frames) if frames else np.zeros((0, size, size, 3), np.uint8))
-        np.save(tmp / "logmel.npy", np.concatenate(mels) if mels else
-                np.zeros((0, n_frames, decode["n_mels"]), np.float32))
-        pd.DataFrame(segments, columns=SEGMENT_COLUMNS).to_csv(tmp / "segments.csv", index=False)
+        frames = _NpyAppender(tmp / "frames.npy", np.uint8, (size, size, 3))
+        mels = _NpyAppender(tmp / "logmel.npy", np.float32, (logmel.num_frames(seg_samples), decode["n_mels"]))
+        with frames.fh, mels.fh, open(tmp / "segments.csv", "w", newline="") as seg_fh:
+            segments = csv.writer(seg_fh, lineterminator="\n")
+            segments.writerow(SEGMENT_COLUMNS)
+            for rel in tqdm(videos, desc=out_dir.name, unit="clip", file=sys.stderr, mininterval=2, disable=None):
+                try:
+                    clip = decode_video(Path(root) / rel, seg, size, decode["sample_rate"])
+                except (DecodeError, OSError) as exc:
+                    report.append((rel, "bad", str(exc), 0, 0.0))
+                    continue
+                with torch.no_grad():
+                    mels.append(logmel(torch.from_numpy(clip.waves)).numpy())
+                frames.append(clip.frames)
+                segments.writerows((rel, s, s * seg, (s + 1) * seg, round(float(t), 4))
+                                   for s, t in enumerate(clip.frame_times))
+                report.append((rel, "partial" if clip.note else "ok", clip.note, len(clip.frame_times),
+                               round(clip.audio_seconds, 3)))
+            frames.close()
+            mels.close()
         pd.DataFrame(report, columns=REPORT_COLUMNS).to_csv(tmp / "report.csv", index=False)
     return summarize(pd.DataFrame(report, columns=REPORT_COLUMNS), decode["segment_seconds"])
 
@@ -101,8 +161,8 @@ def open_shard(shard_dir: str | Path, mmap: bool = True):
     """(frames, logmel, segments DataFrame) of a shard; arrays memory-mapped by default."""
     shard_dir = Path(shard_dir)
     mode = "r" if mmap else None
-    return (np.load(shard_dir / "frames.npy", mmap_mode=mode),
-            np.load(shard_dir / "logmel.npy", mmap_mode=mode),
+    return (np.load(shard_dir / "frames.npy", mmap_mode=mode, allow_pickle=False),
+            np.load(shard_dir / "logmel.npy", mmap_mode=mode, allow_pickle=False),
             pd.read_csv(shard_dir / "segments.csv", keep_default_na=False))
 
 
