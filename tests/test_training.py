@@ -46,7 +46,7 @@ def test_short_training_raises_heldout_correspondence(small_corpus, tmp_path):
 
 def run_train(params_path, out, env=None):
     return subprocess.Popen([sys.executable, "-m", "dmc.cli", "--params", str(params_path), "train",
-                             "--decoded", str(out["decoded"]), "--out", str(out["model"]), "--log",
+                             "--decoded", str(out["decoded"]), "--out", str(out["model"]), "--train-log",
                              str(out["log"]), "--checkpoints", str(out["ck"])],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
 
@@ -98,7 +98,7 @@ def test_torchrun_ddp_two_gloo_processes(small_corpus, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "dmc.cli", "--params", str(p), "train", "--decoded", str(small_corpus / "decoded"),
-           "--out", str(tmp_path / "m.pt"), "--log", str(tmp_path / "log.csv"), "--checkpoints", str(tmp_path / "ck")]
+           "--out", str(tmp_path / "m.pt"), "--train-log", str(tmp_path / "log.csv"), "--checkpoints", str(tmp_path / "ck")]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = pd.read_csv(tmp_path / "log.csv")

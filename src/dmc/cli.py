@@ -69,7 +69,7 @@ def _decode_index(args, p):
 def _train(args, p):
     from .training import Trainer
 
-    last = Trainer(p, args.decoded, args.out, args.log, args.checkpoints).fit()
+    last = Trainer(p, args.decoded, args.out, args.train_log, args.checkpoints).fit()
     print(f"train: done; held-out correspondence accuracy {last['val_acc']:.3f}; model in {args.out}",
           file=sys.stderr)
 
@@ -188,7 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("train", help="train DMC on decoded shards (resumes from the last checkpoint)")
     c.add_argument("--decoded", default="data/decoded", help="folder with index.csv and shards")
     c.add_argument("--out", default="models/dmc.pt", help="trained model")
-    c.add_argument("--log", default="results/train/log.csv", help="per-epoch loss / accuracy CSV")
+    c.add_argument("--train-log", default="results/train/log.csv",
+                   help="per-epoch loss / accuracy CSV (not --log: torchrun would take that for its --log-dir)")
     c.add_argument("--checkpoints", default="models/checkpoints", help="folder of last.pt")
     c.set_defaults(func=_train)
 

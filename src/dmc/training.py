@@ -145,7 +145,8 @@ class Trainer:
             return
         state = {"fingerprint": self.fp, "step": self.step, "model": self.model.state_dict(),
                  "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
-                 "torch_rng": torch.get_rng_state(), "log": self.log}
+                 "torch_rng": torch.get_rng_state(), "log": self.log,
+                 "epoch_sums": list(self.epoch_sums)}   # this epoch's loss/accuracy sums so far
         with atomic_file(self.ckpt) as tmp:
             torch.save(state, tmp)
 
@@ -162,6 +163,7 @@ class Trainer:
         self.sched.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
         self.step, self.log = state["step"], state["log"]
+        self.epoch_sums = tuple(state.get("epoch_sums", (0.0, 0.0)))
         if self.is_main:
             print(f"train: resumed from {self.ckpt} at step {self.step}", file=sys.stderr)
         return True
@@ -205,13 +207,14 @@ class Trainer:
 
     # -- main loop ------------------------------------------------------------------------
     def fit(self) -> dict:
+        self.epoch_sums = (0.0, 0.0)   # resumed mid-epoch: the epoch's means still cover all its steps
         if not self.try_resume():
             self.log_epoch(0, float("nan"), float("nan"), 0.0, 0)   # correspondence at initialisation
         seed, every = self.p["seed"], self.t["checkpoint_every"]
         while self.step < self.total_steps:
             epoch, skip = divmod(self.step, self.steps_per_epoch)
             batches = epoch_batches(len(self.train_set), self.t["batch_size"], seed, epoch, self.rank, self.world)
-            loss_sum = acc_sum = 0.0
+            loss_sum, acc_sum = self.epoch_sums if skip else (0.0, 0.0)
             done, t0 = 0, time.perf_counter()
             bar = tqdm(self.loader(self.train_set, batches[skip:]), total=len(batches) - skip,
                        desc=f"epoch {epoch + 1}/{self.t['epochs']}", disable=None if self.is_main else True,
@@ -226,12 +229,14 @@ class Trainer:
                 done += len(vids)
                 loss_sum += loss.item()
                 acc_sum += stats["accuracy"]
+                self.epoch_sums = (loss_sum, acc_sum)
                 bar.set_postfix(loss=f"{loss.item():.3f}", sps=f"{done / (time.perf_counter() - t0):.0f}")
                 if every and self.step % every == 0:
                     self.save_checkpoint()
-            n = len(batches) - skip
+            n = len(batches)
             self.log_epoch(epoch + 1, loss_sum / max(n, 1), acc_sum / max(n, 1),
                            time.perf_counter() - t0, done * self.world)
+            self.epoch_sums = (0.0, 0.0)
             self.save_checkpoint()
             self.write_log()
         self.write_log()

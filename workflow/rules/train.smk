@@ -18,4 +18,4 @@ rule train:
         mem_mb=8000,
         gpu=1 if config["train"]["device"] != "cpu" else 0,
     shell:
-        "dmc train --decoded {DECODED} --out {output.model:q} --log {output.log:q}"
+        "dmc train --decoded {DECODED} --out {output.model:q} --train-log {output.log:q}"
