@@ -42,21 +42,38 @@ def write_params(path: Path, params: dict) -> Path:
 
 @pytest.fixture(scope="session")
 def small_corpus(tmp_path_factory):
-    """48 synthetic videos (8 s, 4 segments each) decoded into 2 shards: shared by the
+    """96 synthetic videos (8 s, 4 segments each) decoded into 2 shards: shared by the
     training, feature and pipeline tests."""
+    return decode_corpus(tmp_path_factory.mktemp("corpus"), 96, seed=3)
+
+
+def decode_corpus(root: Path, n_videos: int, seed: int, num_shards: int = 2) -> Path:
+    """Generate ``n_videos`` synthetic clips at the default synth settings and decode them."""
     from dmc.shards import build_index, videos_of_shard, write_shard
     from dmc.synth import generate_videos
 
-    root = tmp_path_factory.mktemp("corpus")
     p = load_default_params()
     s = p["synth"]
-    generate_videos(root / "videos", root / "ground_truth", n_videos=48, seconds=s["video_seconds"],
+    generate_videos(root / "videos", root / "ground_truth", n_videos=n_videos, seconds=s["video_seconds"],
                     width=s["width"], height=s["height"], fps=s["fps"], audio_rate=s["audio_rate"],
                     other_containers=s["other_containers"], max_sources=s["max_sources"],
-                    max_distractors=s["max_distractors"], seed=3)
+                    max_distractors=s["max_distractors"], seed=seed)
     dirs = []
-    for shard in range(2):
+    for shard in range(num_shards):
         dirs.append(root / "decoded" / f"shard-{shard:05d}")
-        write_shard(dirs[-1], root / "videos", videos_of_shard(root / "videos", shard, 2), p["decode"])
+        write_shard(dirs[-1], root / "videos", videos_of_shard(root / "videos", shard, num_shards), p["decode"])
     build_index(dirs, root / "decoded", p["decode"])
     return root
+
+
+@pytest.fixture(scope="session")
+def trained_model(tmp_path_factory):
+    """DMC trained as `make demo` trains it (default params: 192 videos, 15 epochs, CPU):
+    shared by the feature tests. About 2 minutes on 2 idle cores."""
+    from dmc.training import Trainer
+
+    d = tmp_path_factory.mktemp("trained")
+    p = with_overrides(load_default_params(), train__checkpoint_every=0, train__device="cpu")
+    decode_corpus(d / "corpus", p["synth"]["videos"], seed=p["seed"])
+    Trainer(p, d / "corpus" / "decoded", d / "dmc.pt", d / "log.csv", d / "ck").fit()
+    return d / "dmc.pt"
