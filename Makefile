@@ -8,7 +8,7 @@ BIN    := $(CURDIR)/$(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install demo test test-fast sync bench-decode lock clean
+.PHONY: install demo test test-fast sync bench-decode bench-decode-memory bench-evaluate lock clean
 
 install: $(STAMP)
 
@@ -16,13 +16,16 @@ install: $(STAMP)
 # installs get the same versions; pyproject.toml pins torch/torchaudio 2.11.0.
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[test]'
 	touch $@
 
 demo: install
 	dvc repro
 	@echo; echo "== decode summary (data/decoded/summary.json)"; cat data/decoded/summary.json
+	@echo; echo "== held-out audiovisual correspondence (results/train/log.csv)"; \
+	  head -1 results/train/log.csv; tail -1 results/train/log.csv
+	@echo; echo "== results/tables/summary.md"; cat results/tables/summary.md
+	@echo; test ! -f results/localization/table.md || sed -n '1,10p' results/localization/table.md
 	@echo; dvc status
 
 test: install
@@ -39,9 +42,18 @@ sync: install
 bench-decode: install
 	$(BIN)/python benchmarks/decode.py
 
+# Peak memory of `dmc decode --shard` for shards of 1x, 4x, 16x the clips (README, Benchmarks).
+bench-decode-memory: install
+	$(BIN)/python benchmarks/decode_memory.py --clips 20000 --per-shard 250
+
+# Extraction + SVM evaluation on an ESC-50-sized set (2000 clips); target < 5 minutes.
+bench-evaluate: install
+	$(BIN)/python benchmarks/evaluate.py
+
 # Refresh the lock after changing dependencies in pyproject.toml.
 lock: install
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
 
 clean:
-	rm -rf data models results/* .snakemake
+	rm -rf data models .snakemake results/metrics.json results/tables results/figures results/plots results/train \
+	  results/localization results/localization_metrics.json
