@@ -22,6 +22,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
 C_GRID = (0.01, 0.1, 1.0, 10.0)
+N_JOBS = -1   # cross-validation folds of the C search run in parallel on all cores
 
 
 def make_svm(C: float, max_iter: int = 10000, dual: bool | str = True) -> Pipeline:
@@ -60,7 +61,7 @@ def choose_C(X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None,
         if k < 2:
             raise ValueError("choosing C by CV needs at least 2 training rows per class")
         cv = StratifiedKFold(k, shuffle=True, random_state=0)
-    scores = [cross_val_score(make_svm(c), X, y, groups=groups, cv=cv,
+    scores = [cross_val_score(make_svm(c), X, y, groups=groups, cv=cv, n_jobs=N_JOBS,
                               error_score="raise").mean() for c in grid]
     order = sorted(range(len(grid)), key=lambda i: (-scores[i], grid[i]))
     return grid[order[0]]

@@ -1,0 +1,143 @@
+"""Benchmark: DMC training speed on the current device (not a test).
+
+For the ``tiny`` and ``paper`` presets it measures, side by side in one run:
+
+* step time and samples/s of full training steps (forward, max-margin loss, backward,
+  Adam) on batches already in memory;
+* the same steps fed by the real input pipeline (``dmc.data.ShardDataset`` over
+  memory-mapped ``.npy`` shards + DataLoader), and so the share of step time spent
+  waiting for data;
+* peak memory (CUDA: ``torch.cuda.max_memory_allocated``; CPU: peak RSS of the process);
+* on CUDA with bf16 autocast, the model FLOPs utilisation (MFU) of the paper preset, from
+  a FLOP count of one step (torch.utils.flop_counter) and the GPU's bf16 peak (``--peak-tflops``).
+
+Shards of random frames / log-mels of the right sizes are written to a temp folder, so no
+corpus is needed.  ``python benchmarks/train.py [--presets tiny paper] [--steps 10]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+
+from dmc.data import ShardDataset
+from dmc.loss import max_margin_loss, mismatch_indices
+from dmc.model import DMC
+from dmc.params import load_params
+from dmc.training import pick_device
+
+
+def make_shard(root: Path, n: int, size: int, frames_t: int, n_mels: int) -> Path:
+    rng = np.random.default_rng(0)
+    d = root / "shard-00000"
+    d.mkdir(parents=True)
+    np.save(d / "frames.npy", rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8))
+    np.save(d / "logmel.npy", rng.standard_normal((n, frames_t, n_mels), dtype=np.float32))
+    seg = pd.DataFrame({"video": [f"v{i // 4:05d}.mp4" for i in range(n)], "segment": np.arange(n) % 4})
+    seg.to_csv(d / "segments.csv", index=False)
+    seg.insert(0, "row", np.arange(n))
+    seg.insert(0, "shard", d.name)
+    seg.to_csv(root / "index.csv", index=False)
+    return root
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench(preset: str, p: dict, device: torch.device, batch: int, steps: int, workers: int, peak_tflops: float):
+    d = p["decode"]
+    size = 256 if preset == "paper" else d["frame_size"]
+    seconds = 5.0 if preset == "paper" else d["segment_seconds"]
+    frames_t = 1 + int(seconds * d["sample_rate"]) // int(d["hop_seconds"] * d["sample_rate"])
+    model = DMC.from_params(dict(p["model"], preset=preset), p["train"]).to(device)
+    cuda = device.type == "cuda"
+    if cuda:
+        model = model.to(memory_format=torch.channels_last)
+        torch.cuda.reset_peak_memory_stats(device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
+
+    def step(frames, mel, vids):
+        frames, mel = frames.to(device, non_blocking=True), mel.to(device, non_blocking=True)
+        if cuda:
+            frames = frames.contiguous(memory_format=torch.channels_last)
+        with amp:
+            out = model(frames, mel)
+        loss, _ = max_margin_loss(out["ca"].float(), out["cv"].float(), mismatch_indices(vids).to(device), 5.0)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    def timed(batches):
+        it = iter(batches)
+        step(*next(it))                        # warm-up (cudnn autotune, allocator)
+        if cuda:
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        for b in it:
+            step(*b)
+        if cuda:
+            torch.cuda.synchronize()
+        return (time.perf_counter() - t) / (steps)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = make_shard(Path(tmp), batch * (steps + 1), size, frames_t, d["n_mels"])
+        ds = ShardDataset(root)
+        order = [list(range(i * batch, (i + 1) * batch)) for i in range(steps + 1)]
+        loader = DataLoader(ds, batch_sampler=order, num_workers=workers, pin_memory=cuda)
+        in_memory = [next(iter(DataLoader(ds, batch_sampler=[b]))) for b in order]
+        t_mem = timed(in_memory)
+        t_loader = timed(loader)
+    flops = None
+    if cuda:
+        from torch.utils.flop_counter import FlopCounterMode
+
+        frames, mel, vids = in_memory[0]
+        with FlopCounterMode(display=False) as fc:
+            step(frames, mel, vids)
+        flops = fc.get_total_flops()
+    mfu = flops / t_mem / (peak_tflops * 1e12) if flops and peak_tflops else None
+    return {"preset": preset, "frame": size, "logmel": f"{frames_t}x{d['n_mels']}", "batch": batch,
+            "step_s": t_mem, "samples_per_s": batch / t_mem, "loader_step_s": t_loader,
+            "data_wait_share": max(0.0, (t_loader - t_mem) / t_loader), "peak_mem_mb": peak_memory_mb(device),
+            "mfu": mfu}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--presets", nargs="+", default=["tiny", "paper"])
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--batch", type=int, nargs="+", default=None, help="per preset (default: tiny 32, paper 4 on CPU / 32 on GPU)")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--peak-tflops", type=float, default=989.0, help="bf16 dense peak of the GPU (H100 SXM: 989)")
+    args = ap.parse_args()
+    p = load_params()
+    device = pick_device("auto")
+    print(f"device: {torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}, "
+          f"torch {torch.__version__}, threads {torch.get_num_threads()}, loader workers {args.workers}")
+    rows = []
+    for i, preset in enumerate(args.presets):
+        batch = args.batch[i] if args.batch else (32 if preset == "tiny" or device.type == "cuda" else 4)
+        rows.append(bench(preset, p, device, batch, args.steps, args.workers, args.peak_tflops))
+    print(f"\n{'preset':7s} {'frame':>5s} {'log-mel':>8s} {'batch':>5s} {'step s':>8s} {'samples/s':>10s} "
+          f"{'loader step s':>13s} {'data wait':>9s} {'peak MB':>8s} {'MFU':>6s}")
+    for r in rows:
+        mfu = f"{r['mfu']:.1%}" if r["mfu"] is not None else "-"
+        print(f"{r['preset']:7s} {r['frame']:5d} {r['logmel']:>8s} {r['batch']:5d} {r['step_s']:8.3f} "
+              f"{r['samples_per_s']:10.1f} {r['loader_step_s']:13.3f} {r['data_wait_share']:9.1%} "
+              f"{r['peak_mem_mb']:8.0f} {mfu:>6s}")
+
+
+if __name__ == "__main__":
+    main()
