@@ -41,7 +41,7 @@ def make_shard(root: Path, n: int, size: int, frames_t: int, n_mels: int) -> Pat
     d.mkdir(parents=True)
     np.save(d / "frames.npy", rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8))
     np.save(d / "logmel.npy", rng.standard_normal((n, frames_t, n_mels), dtype=np.float32))
-    seg = pd.DataFrame({"video": [f"v{i // 4:05d}.mp4" for i in range(n)], "segment": np.arange(n) % 4})
+    seg = pd.DataFrame({"video": [f"v{i % 97:05d}.mp4" for i in range(n)], "segment": np.arange(n) // 97})
     seg.to_csv(d / "segments.csv", index=False)
     seg.insert(0, "row", np.arange(n))
     seg.insert(0, "shard", d.name)
