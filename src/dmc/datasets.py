@@ -216,7 +216,8 @@ def read_dcase(root: str | Path) -> pd.DataFrame:
 
 def load_audio(path: str | Path, sample_rate: int, mono: bool = True,
                offset: float = 0.0, duration: float | None = None) -> np.ndarray:
-    """Decode an audio file with PyAV, resampled to ``sample_rate``, as float32.
+    """Decode an audio file with PyAV, resampled to ``sample_rate`` with torchaudio (the same
+    kernel as the training videos in :mod:`dmc.decoding`), as float32.
 
     Any container/codec FFmpeg reads (16/24/32-bit PCM, float WAV, ...), any rate and
     channel count. Returns ``(samples,)`` when ``mono`` (the mean of the channels: FFmpeg's
@@ -227,6 +228,9 @@ def load_audio(path: str | Path, sample_rate: int, mono: bool = True,
     be decoded or has no audio stream.
     """
     import av
+    import torch
+
+    from .decoding import _resampler
 
     if offset < 0 or (duration is not None and duration < 0):
         raise ValueError(f"offset and duration must be >= 0, got {offset}, {duration}")
@@ -237,8 +241,10 @@ def load_audio(path: str | Path, sample_rate: int, mono: bool = True,
                 raise _error(Path(path), None, "no audio stream")
             stream = container.streams.audio[0]
             channels = stream.codec_context.layout.nb_channels
-            resampler = av.AudioResampler(format="fltp", layout=stream.codec_context.layout,
-                                          rate=sample_rate)
+            in_rate = stream.codec_context.sample_rate
+            # planar float at the file's own rate; resampled below with the same torchaudio
+            # kernel as the training videos (dmc.decoding), so both see one frontend
+            resampler = av.AudioResampler(format="fltp", layout=stream.codec_context.layout)
             for frame in container.decode(stream):
                 chunks += [f.to_ndarray() for f in resampler.resample(frame)]
             chunks += [f.to_ndarray() for f in resampler.resample(None)]
@@ -247,6 +253,9 @@ def load_audio(path: str | Path, sample_rate: int, mono: bool = True,
     except (av.FFmpegError, OSError, ValueError) as exc:
         raise _error(Path(path), None, f"cannot decode audio: {exc}") from exc
     audio = np.concatenate(chunks, axis=1) if chunks else np.zeros((channels, 0), np.float32)
+    if in_rate != sample_rate and audio.shape[1]:
+        with torch.no_grad():
+            audio = _resampler(int(in_rate), int(sample_rate))(torch.from_numpy(audio)).numpy()
     start = int(round(offset * sample_rate))
     stop = None if duration is None else start + int(round(duration * sample_rate))
     audio = audio[:, start:stop]
