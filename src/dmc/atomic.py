@@ -33,6 +33,14 @@ def atomic_file(final: str | os.PathLike) -> Iterator[Path]:
             tmp.unlink()
 
 
+def save_npy(final: str | os.PathLike, array) -> None:
+    """``np.save`` to ``final`` atomically (np.save would append .npy to a temp name)."""
+    import numpy as np
+
+    with atomic_file(final) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, array, allow_pickle=False)
+
+
 @contextlib.contextmanager
 def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary folder beside ``final``; it replaces ``final`` if the block succeeds."""

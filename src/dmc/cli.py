@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import json
 import sys
 from pathlib import Path
 
@@ -37,7 +36,7 @@ def _synth(args, p):
 
 
 def _decode(args, p):
-    from .shards import build_index, shard_name, videos_of_shard, write_shard
+    from .shards import shard_name, videos_of_shard, write_shard
 
     d = p["decode"]
     root = args.videos or p["data"]["videos"]
@@ -75,16 +74,12 @@ def _train(args, p):
 
 
 def _evalset(args, p):
-    import numpy as np
-
-    from .atomic import atomic_file
+    from .atomic import atomic_file, save_npy
     from .features import evalset_logmel
 
     logmel, clips = evalset_logmel(args.dataset, args.root or p["data"][args.dataset], p["decode"])
     out = Path(args.out_dir)
-    with atomic_file(out / "logmel.npy") as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, logmel)
+    save_npy(out / "logmel.npy", logmel)
     with atomic_file(out / "clips.csv") as tmp:
         clips.to_csv(tmp, index=False)
     print(f"evalset: {args.dataset}: {len(clips)} clips, log-mel {logmel.shape} in {out}", file=sys.stderr)
@@ -93,15 +88,13 @@ def _evalset(args, p):
 def _extract(args, p):
     import numpy as np
 
-    from .atomic import atomic_file
+    from .atomic import save_npy
     from .features import method_features
     from .training import pick_device
 
     logmel = np.load(args.logmel, mmap_mode="r", allow_pickle=False)
     feats = method_features(args.method, logmel, p, args.model, pick_device(p["features"]["device"]))
-    with atomic_file(args.out) as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, feats)
+    save_npy(args.out, feats)
     print(f"extract: {args.dataset}/{args.method}: features {feats.shape} in {args.out}", file=sys.stderr)
 
 

@@ -19,6 +19,8 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
+from .shards import shard_arrays
+
 
 def is_held_out(video: str, val_fraction: float) -> bool:
     return (zlib.crc32(("val:" + video).encode("utf-8")) % 10_000) < val_fraction * 10_000
@@ -45,9 +47,7 @@ class ShardDataset(Dataset):
 
     def _arrays(self, shard: str):
         if shard not in self._maps:
-            d = self.root / shard
-            self._maps[shard] = (np.load(d / "frames.npy", mmap_mode="r", allow_pickle=False),
-                                 np.load(d / "logmel.npy", mmap_mode="r", allow_pickle=False))
+            self._maps[shard] = shard_arrays(self.root / shard)
         return self._maps[shard]
 
     def __len__(self) -> int:

@@ -230,7 +230,7 @@ def load_audio(path: str | Path, sample_rate: int, mono: bool = True,
     import av
     import torch
 
-    from .decoding import _resampler
+    from .decoding import torch_resampler
 
     if offset < 0 or (duration is not None and duration < 0):
         raise ValueError(f"offset and duration must be >= 0, got {offset}, {duration}")
@@ -255,7 +255,7 @@ def load_audio(path: str | Path, sample_rate: int, mono: bool = True,
     audio = np.concatenate(chunks, axis=1) if chunks else np.zeros((channels, 0), np.float32)
     if in_rate != sample_rate and audio.shape[1]:
         with torch.no_grad():
-            audio = _resampler(int(in_rate), int(sample_rate))(torch.from_numpy(audio)).numpy()
+            audio = torch_resampler(int(in_rate), int(sample_rate))(torch.from_numpy(audio)).numpy()
     start = int(round(offset * sample_rate))
     stop = None if duration is None else start + int(round(duration * sample_rate))
     audio = audio[:, start:stop]

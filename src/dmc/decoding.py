@@ -98,7 +98,7 @@ class _FramePicker:
 
 
 @lru_cache(maxsize=16)
-def _resampler(orig: int, new: int) -> torchaudio.transforms.Resample:
+def torch_resampler(orig: int, new: int) -> torchaudio.transforms.Resample:
     """The same filter kernel as torchaudio.functional.resample, built once per rate pair."""
     return torchaudio.transforms.Resample(orig, new, dtype=torch.float32)
 
@@ -167,7 +167,7 @@ def decode_video(path: str | Path, segment_seconds: float, frame_size: int,
     if not picker.frames:
         raise DecodeError("no decodable video frame" + (f"; {note}" if note else ""))
     with torch.no_grad():
-        wave = _resampler(int(in_rate), int(sample_rate))(torch.from_numpy(mono)).numpy()
+        wave = torch_resampler(int(in_rate), int(sample_rate))(torch.from_numpy(mono)).numpy()
     seg_samples = int(round(segment_seconds * sample_rate))
     n = min(wave.shape[0] // seg_samples, len(picker.frames))
     if n == 0:

@@ -111,7 +111,6 @@ def method_features(method: str, logmel: np.ndarray, params: dict, model_path: s
     else:
         from .model import DMC
 
-        torch.manual_seed(params["seed"])
-        model = DMC.from_params(params["model"], params["train"])
+        model = DMC.random_init(params)
     layer = f["layer"] or model.audio.num_pools + 1
     return embed_logmel(model.audio, logmel, layer, f["pooling"], f["batch_size"], device, desc=method)

@@ -63,6 +63,7 @@ import torch.nn.functional as F
 from . import multisource as ms
 from .atomic import atomic_dir, atomic_file
 from .clustering import distances
+from .shards import shard_arrays
 
 SUCCESS_THRESHOLDS = np.linspace(0.0, 1.0, 21)
 LOC_METHODS = ("dmc", "random_init", "center_prior")
@@ -284,11 +285,10 @@ def draw_panels(path: str | Path, panels: list[Panel], title: str = "") -> None:
 # the pipeline step: held-out videos of the decoded shards, trained vs baselines
 # ---------------------------------------------------------------------------------------
 def random_init_model(params: dict):
-    """The same network untrained, seeded as :func:`dmc.features.method_features` does."""
+    """The same network untrained, as for the feature baseline (:meth:`dmc.model.DMC.random_init`)."""
     from .model import DMC
 
-    torch.manual_seed(params["seed"])
-    return DMC.from_params(params["model"], params["train"]).eval()
+    return DMC.random_init(params)
 
 
 def _load_split(decoded_dir: Path, val_fraction: float):
@@ -311,8 +311,7 @@ class _ShardReader:
         frames = mels = None
         for shard in dict.fromkeys(shards):
             if shard not in self.maps:
-                d = self.root / shard
-                self.maps[shard] = (np.load(d / "frames.npy", mmap_mode="r"), np.load(d / "logmel.npy", mmap_mode="r"))
+                self.maps[shard] = shard_arrays(self.root / shard)
             f, m = self.maps[shard]
             if frames is None:
                 frames = np.empty((len(rows), *f.shape[1:]), np.uint8)
@@ -469,7 +468,7 @@ def _markdown(table: pd.DataFrame, confusions: dict, flat: dict, lp: dict, K: in
     def fmt(x):
         return "" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.3f}"
 
-    lines = [f"# Sound localization and multi-source detection (held-out videos)", "",
+    lines = ["# Sound localization and multi-source detection (held-out videos)", "",
              f"{flat['localization.n_pairs']} (frame, audio segment) pairs, {flat['multisource.n_clips']} clips; "
              f"cIoU at heat >= {lp['ciou_threshold']}.", "",
              "| method | cIoU@0.5 | AUC | mean cIoU | pointing | multi-source acc |", "|---|---|---|---|---|---|"]

@@ -81,6 +81,12 @@ class DMC(nn.Module):
             batch_norm=bool(model_params.get("batch_norm", False)),
         )
 
+    @classmethod
+    def random_init(cls, params: dict) -> "DMC":
+        """The untrained baseline: the configured network, seeded with params["seed"], in eval mode."""
+        torch.manual_seed(params["seed"])
+        return cls.from_params(params["model"], params["train"]).eval()
+
     def num_vectors(self, frame_size: int, n_frames: int, n_mels: int) -> tuple[int, int]:
         """(p_v, p_a): vectors per clip for frame_size x frame_size frames and an
         n_frames x n_mels log-mel spectrogram.

@@ -157,13 +157,17 @@ def summarize(report: pd.DataFrame, segment_seconds: float) -> dict:
             "audio_seconds_in_segments": round(float(report.segments.sum() * segment_seconds), 2)}
 
 
-def open_shard(shard_dir: str | Path, mmap: bool = True):
-    """(frames, logmel, segments DataFrame) of a shard; arrays memory-mapped by default."""
+def shard_arrays(shard_dir: str | Path, mmap: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(frames, logmel) of a shard, memory-mapped by default; never unpickles."""
     shard_dir = Path(shard_dir)
     mode = "r" if mmap else None
     return (np.load(shard_dir / "frames.npy", mmap_mode=mode, allow_pickle=False),
-            np.load(shard_dir / "logmel.npy", mmap_mode=mode, allow_pickle=False),
-            pd.read_csv(shard_dir / "segments.csv", keep_default_na=False))
+            np.load(shard_dir / "logmel.npy", mmap_mode=mode, allow_pickle=False))
+
+
+def open_shard(shard_dir: str | Path, mmap: bool = True):
+    """(frames, logmel, segments DataFrame) of a shard; arrays memory-mapped by default."""
+    return (*shard_arrays(shard_dir, mmap), pd.read_csv(Path(shard_dir) / "segments.csv", keep_default_na=False))
 
 
 class TooManyBadVideos(RuntimeError):
