@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from dmc import evaluation, reporting
-from dmc.evaluation import (aggregate_decisions, choose_C, evaluate_dcase, evaluate_esc50,
-                            logmel_stats, subclip_starts)
+from dmc.errors import EvaluationError
+from dmc.evaluation import (aggregate_decisions, evaluate_dcase, evaluate_esc50, logmel_stats,
+                            subclip_starts)
 
 N_CLASSES, PER_CELL = 4, 4  # toy ESC: 5 folds x 4 classes x 4 clips = 80 clips
 
@@ -63,47 +64,101 @@ def test_esc50_results_are_per_fold():
     assert r["acc_mean"] == pytest.approx((4 + agree) / 5) and r["esc10"] is None
 
 
+def spy_fit(monkeypatch):
+    """Record the row masks of every batched fit."""
+    calls = []
+    real = evaluation.fit_ovr
+
+    def spy(X, labels, masks, Cs, n_classes, **kw):
+        calls.append((np.asarray(X).copy(), np.asarray(masks).copy(), list(Cs)))
+        return real(X, labels, masks, Cs, n_classes, **kw)
+
+    monkeypatch.setattr(evaluation, "fit_ovr", spy)
+    return calls
+
+
 def test_esc50_test_fold_never_seen(monkeypatch):
-    """Spy on choose_C and the final fit: the held-out fold's rows never reach either."""
+    """Every training set of the C search leaves out two folds (f and the validation fold g);
+    the final fit of fold f leaves out f: a test row never reaches a scaler, a fit or C."""
     X, meta = toy_esc()
-    fold_of_row = {X[i].tobytes(): f for i, f in enumerate(meta["fold"])}
-    calls, fits = [], []
-    real_choose, real_make = evaluation.choose_C, evaluation.make_svm
-
-    def spy_choose(Xs, y, groups=None, grid=evaluation.C_GRID):
-        calls.append(({fold_of_row[row.tobytes()] for row in Xs}, set(np.unique(groups))))
-        return real_choose(Xs, y, groups=groups, grid=grid)
-
-    def spy_make(C, **kw):
-        model = real_make(C, **kw)
-        fit = model.fit
-        model.fit = lambda Xs, y: (fits.append({fold_of_row[r.tobytes()] for r in Xs}), fit(Xs, y))[1]
-        return model
-
-    monkeypatch.setattr(evaluation, "choose_C", spy_choose)
-    monkeypatch.setattr(evaluation, "make_svm", spy_make)
+    folds = meta["fold"].to_numpy()
+    calls = spy_fit(monkeypatch)
     evaluate_esc50(X, meta.drop(columns="esc10"), C_grid=(0.1, 1.0))
-    assert len(calls) == len(fits) == 5
-    for f, ((seen, groups), fitted) in enumerate(zip(calls, fits), start=1):
-        assert seen == groups == fitted == {1, 2, 3, 4, 5} - {f}
+    inner, finals = calls[0], calls[1:]   # no C at an edge here: no extension fits
+    left_out = [set(np.unique(folds[~m])) for m in inner[1]]
+    assert sorted(tuple(sorted(x)) for x in left_out) == [(f, g) for f in range(1, 6) for g in range(f + 1, 6)]
+    assert [set(np.unique(folds[~m])) for _, [m], _ in finals] == [{f} for f in range(1, 6)]
 
 
-def test_choose_C_single_value_skips_cv_and_ties_go_small(monkeypatch):
-    X, meta = toy_esc()
-    y, g = meta["target"].to_numpy(), meta["fold"].to_numpy()
-    assert choose_C(X, y, g, grid=(3.0, 1.0)) == 1.0  # separable: all tie -> smallest C
-    assert choose_C(X, y, None, grid=(3.0, 1.0)) == 1.0
-    monkeypatch.setattr(evaluation, "cross_val_score", lambda *a, **k: pytest.fail("CV ran"))
-    assert choose_C(X, y, g, grid=(7.0,)) == 7.0
+def test_esc50_test_labels_and_features_change_nothing_of_their_fold():
+    """Shuffle fold 2's labels and scale its features: fold 2's C and its model are unchanged
+    (its predictions on the same inputs are identical), whatever the other folds get."""
+    X, meta = toy_esc(noise=0.6)
+    meta = meta.drop(columns="esc10")
+    r = evaluate_esc50(X, meta, C_grid=(0.001, 0.1, 10.0))
+    in2 = (meta["fold"] == 2).to_numpy()
+    shuffled = meta["target"].to_numpy().copy()
+    shuffled[in2] = np.random.default_rng(0).permutation(shuffled[in2])
+    r2 = evaluate_esc50(X, meta.assign(target=shuffled), C_grid=(0.001, 0.1, 10.0))
+    assert r2["fold_C"][1] == r["fold_C"][1]
+    assert np.array_equal(np.asarray(r2["y_pred"])[in2], np.asarray(r["y_pred"])[in2])
 
 
-def test_choose_C_prefers_what_generalises():
+def test_ties_go_to_the_smallest_C():
+    X, meta = toy_esc()           # separable: every C of the grid is perfect in every inner split
+    r = evaluate_esc50(X, meta.drop(columns="esc10"), C_grid=(3.0, 1.0, 10.0))
+    assert r["fold_C"] == [1.0] * 5 and not any(r["fold_C_edge"])   # a plateau is not an edge
+
+
+def test_C_search_prefers_what_generalises():
     """Many noise dims, few samples: strong regularisation wins the cross-validation."""
     rng = np.random.default_rng(0)
-    y = np.repeat([0, 1], 40)
-    X = rng.normal(size=(80, 200))
-    X[:, 0] += 1.5 * y
-    assert choose_C(X, y, np.tile(np.arange(4), 20), grid=(1e-4, 100.0)) == 1e-4
+    rows = [(f, t) for f in range(1, 6) for t in range(2) for _ in range(8)]
+    meta = pd.DataFrame({"fold": [f for f, _ in rows], "target": [t for _, t in rows]})
+    X = rng.normal(size=(len(rows), 200))
+    X[:, 0] += 1.5 * meta["target"].to_numpy()
+    r = evaluate_esc50(X, meta, C_grid=(1e-4, 100.0))
+    assert r["fold_C"].count(1e-4) >= 4
+
+
+def test_grid_is_extended_past_an_edge():
+    """A C search whose best value is beyond the grid extends it by the grid's own log step
+    until the choice is inside (or a bound is reached), and records the edge."""
+    best = {"C": 100.0}
+    fitted = []
+
+    class Fit:
+        W = None
+
+    def fit_inner(Cs, start):
+        fitted.append((list(Cs), start is not None))
+        import torch
+        return type("R", (), {"W": torch.zeros(1, len(Cs), 1, 1)})()
+
+    def score(cache, u, Cs):
+        return -np.abs(np.log10(Cs) - np.log10(best["C"]))
+
+    [(grid, C, edge_cfg, edge_after)] = evaluation._search(fit_inner, score, [0.01, 0.1, 1.0], 1)
+    assert grid == pytest.approx([0.01, 0.1, 1.0, 10.0, 100.0, 1000.0])
+    assert C == pytest.approx(100.0) and edge_cfg is True and edge_after is False
+    # the configured grid is fitted once along its path, each added value warm-started alone
+    assert fitted[0] == ([0.01, 0.1, 1.0], False) and all(len(c) == 1 and w for c, w in fitted[1:])
+    best["C"] = 1e9                       # beyond the upper bound: stops there, still at the edge
+    [(grid, C, _, edge_after)] = evaluation._search(fit_inner, score, [1.0, 10.0], 1)
+    assert grid[-1] == pytest.approx(evaluation.C_BOUNDS[1]) and C == grid[-1] and edge_after is True
+    best["C"] = 1e-3                      # below: extended downwards
+    [(grid, C, _, _)] = evaluation._search(fit_inner, score, [0.1, 1.0], 1)
+    assert C == pytest.approx(1e-3) and grid[0] == pytest.approx(1e-4)
+
+
+def test_C_edge_share_in_results():
+    X, meta = toy_esc(noise=0.6)
+    r = evaluate_esc50(X, meta.drop(columns="esc10"), C_grid=(1e-6, 1e-5))
+    assert r["C_grid"] == [1e-6, 1e-5]
+    assert r["C_edge_share"] == np.mean(r["fold_C_edge"])
+    for g, C in zip(r["fold_C_grid"], r["fold_C"]):
+        assert g[:2] == pytest.approx([1e-6, 1e-5]) or g[0] < 1e-6
+        assert C in g and min(g) >= evaluation.C_BOUNDS[0] * 0.999
 
 
 def test_subclip_starts():
@@ -143,12 +198,13 @@ def toy_dcase(seed: int = 0, scenes=("bus", "park", "office"), n_sub: int = 6):
 
 def test_dcase_protocol(monkeypatch):
     X, ids, table = toy_dcase()
-    groups_seen = []
-    real_choose = evaluation.choose_C
-    monkeypatch.setattr(evaluation, "choose_C", lambda Xs, y, groups=None, grid=():
-                        groups_seen.append(set(groups)) or real_choose(Xs, y, groups, grid))
+    calls = spy_fit(monkeypatch)
     r = evaluate_dcase(X, ids, table, C_grid=(0.1, 1.0))
-    assert groups_seen == [set(table.loc[table["split"] == "train", "filename"])]
+    train_ids = ids[np.isin(ids, table.loc[table["split"] == "train", "filename"])]
+    for Xfit, masks, _ in calls:
+        assert len(Xfit) == len(train_ids)                    # test sub-clips are never fitted
+        for m in masks:                                       # no recording straddles a split
+            assert all(len(set(m[train_ids == rec])) == 1 for rec in set(train_ids))
     assert r["acc"] == 1.0 and r["scene_acc_mean"] == 1.0
     assert r["classes"] == ["bus", "office", "park"] and r["scene_n_test"] == [2, 2, 2]
     assert r["n_subclips_train"] == 36 and len(r["recordings"]) == 6
@@ -165,10 +221,14 @@ def test_dcase_scene_mean_differs_from_accuracy():
 
 def test_dcase_rejects_inconsistent_inputs():
     X, ids, table = toy_dcase()
-    with pytest.raises(ValueError, match="recordings without sub-clips"):
+    with pytest.raises(EvaluationError, match="recordings without sub-clips"):
         evaluate_dcase(X[6:], ids[6:], table)
-    with pytest.raises(ValueError, match="do not match"):
+    with pytest.raises(EvaluationError, match="do not match"):
         evaluate_dcase(X[1:], ids, table)
+    orphan = table.copy()
+    orphan.loc[orphan["filename"] == "audio/park03.wav", "label"] = "beach"
+    with pytest.raises(EvaluationError, match="scene 'beach' .*park03.* has no training recording"):
+        evaluate_dcase(X, ids, orphan)
 
 
 def test_logmel_stats():

@@ -251,11 +251,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dmc: invalid parameters: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # one clear line for known failures; tracebacks for bugs
-        from .shards import TooManyBadVideos
+        from .errors import DmcError
 
-        from .datasets import DatasetError
-
-        if isinstance(exc, (TooManyBadVideos, FileNotFoundError, DatasetError)):
+        if isinstance(exc, (DmcError, FileNotFoundError)):
             print(f"dmc {args.command}: {exc}", file=sys.stderr)
             return 1
         if isinstance(exc, OSError) and exc.errno in _OUTPUT_ERRNOS:

@@ -25,12 +25,14 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pandas as pd
 
+from .errors import DmcError
+
 ESC50_REQUIRED = ("filename", "fold", "target", "category")
 ESC50_NAME = re.compile(r"^(\d+)-[^-/]+-[^-/]+-(\d+)\.wav$")
 DCASE_SPLIT_COLUMNS = ("filename", "label", "split")
 
 
-class DatasetError(ValueError):
+class DatasetError(DmcError, ValueError):
     """A dataset file is malformed; the message names the file, the line and the reason."""
 
 
@@ -216,49 +218,26 @@ def read_dcase(root: str | Path) -> pd.DataFrame:
 
 def load_audio(path: str | Path, sample_rate: int, mono: bool = True,
                offset: float = 0.0, duration: float | None = None) -> np.ndarray:
-    """Decode an audio file with PyAV, resampled to ``sample_rate`` with torchaudio (the same
-    kernel as the training videos in :mod:`dmc.decoding`), as float32.
+    """Decode an audio file (:func:`dmc.audio.read_audio`: any format FFmpeg reads, fast path for
+    PCM WAV), resampled to ``sample_rate`` with the torchaudio kernel the training videos use.
 
-    Any container/codec FFmpeg reads (16/24/32-bit PCM, float WAV, ...), any rate and
-    channel count. Returns ``(samples,)`` when ``mono`` (the mean of the channels: FFmpeg's
-    own stereo->mono mix would scale by 1/sqrt(2) per channel and could exceed 1.0), else
-    ``(channels, samples)``. The whole file is decoded, then ``[offset, offset + duration)``
-    is cut by sample index (exact, unlike container seeking). A file shorter than that gives
-    what there is; callers pad. Raises :class:`DatasetError` naming the file when it cannot
-    be decoded or has no audio stream.
+    Returns ``(samples,)`` float32 when ``mono`` (the mean of the channels), else
+    ``(channels, samples)``. The whole file is decoded and resampled, then
+    ``[offset, offset + duration)`` is cut by sample index (exact, unlike container seeking). A
+    file shorter than that gives what there is; callers pad. Raises :class:`DatasetError` naming
+    the file when it cannot be decoded or has no audio stream.
     """
-    import av
-    import torch
-
-    from .decoding import torch_resampler
+    from .audio import AudioReadError, read_audio, resample, to_mono
 
     if offset < 0 or (duration is not None and duration < 0):
         raise ValueError(f"offset and duration must be >= 0, got {offset}, {duration}")
-    chunks = []
     try:
-        with av.open(str(path)) as container:
-            if not container.streams.audio:
-                raise _error(Path(path), None, "no audio stream")
-            stream = container.streams.audio[0]
-            channels = stream.codec_context.layout.nb_channels
-            in_rate = stream.codec_context.sample_rate
-            # planar float at the file's own rate; resampled below with the same torchaudio
-            # kernel as the training videos (dmc.decoding), so both see one frontend
-            resampler = av.AudioResampler(format="fltp", layout=stream.codec_context.layout)
-            for frame in container.decode(stream):
-                chunks += [f.to_ndarray() for f in resampler.resample(frame)]
-            chunks += [f.to_ndarray() for f in resampler.resample(None)]
-    except DatasetError:
-        raise
-    except (av.FFmpegError, OSError, ValueError) as exc:
-        raise _error(Path(path), None, f"cannot decode audio: {exc}") from exc
-    audio = np.concatenate(chunks, axis=1) if chunks else np.zeros((channels, 0), np.float32)
-    if in_rate != sample_rate and audio.shape[1]:
-        with torch.no_grad():
-            audio = torch_resampler(int(in_rate), int(sample_rate))(torch.from_numpy(audio)).numpy()
+        audio, rate = read_audio(path)
+    except AudioReadError as exc:
+        raise _error(Path(path), None, str(exc)) from None
+    except FileNotFoundError:
+        raise _error(Path(path), None, "file not found") from None
+    audio = resample(to_mono(audio) if mono else audio, rate, sample_rate)
     start = int(round(offset * sample_rate))
     stop = None if duration is None else start + int(round(duration * sample_rate))
-    audio = audio[:, start:stop]
-    if mono:
-        return np.ascontiguousarray(audio.mean(axis=0), dtype=np.float32)
-    return np.ascontiguousarray(audio, dtype=np.float32)
+    return np.ascontiguousarray(audio[..., start:stop], dtype=np.float32)

@@ -24,18 +24,18 @@ timestamp is nearest to the segment's centre ``(s + 0.5) * segment_seconds``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import av
 import numpy as np
-import torch
-import torchaudio
+
+from .audio import PlanarFloat, resample, to_mono
+from .errors import DmcError
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
 
 
-class DecodeError(Exception):
+class DecodeError(DmcError):
     """A video that cannot give a single (frame, audio segment) pair; str() is the reason."""
 
 
@@ -97,29 +97,6 @@ class _FramePicker:
             self._keep(*self.prev)
 
 
-@lru_cache(maxsize=16)
-def torch_resampler(orig: int, new: int) -> torchaudio.transforms.Resample:
-    """The same filter kernel as torchaudio.functional.resample, built once per rate pair."""
-    return torchaudio.transforms.Resample(orig, new, dtype=torch.float32)
-
-
-def _planar_float(frame: av.AudioFrame, resampler: av.AudioResampler) -> list[np.ndarray]:
-    """(channels, samples) float32 arrays of a decoded audio frame.
-
-    AAC and Opus already decode to planar float: read the planes directly; other sample
-    formats (s16, s32, packed float, ...) go through libswresample's format conversion.
-    """
-    if frame.format.name == "fltp":
-        return [np.stack([np.frombuffer(plane, np.float32, frame.samples) for plane in frame.planes])]
-    return [out.to_ndarray().reshape(len(out.layout.channels), -1) for out in resampler.resample(frame)]
-
-
-def _mono_float(frames: list[np.ndarray]) -> np.ndarray:
-    if not frames:
-        return np.zeros(0, np.float32)
-    return np.concatenate(frames, axis=1).mean(axis=0).astype(np.float32)
-
-
 def decode_video(path: str | Path, segment_seconds: float, frame_size: int,
                  sample_rate: int) -> Decoded:
     """Decode ``path`` into S (frame, audio segment) pairs; raise DecodeError if S == 0."""
@@ -139,9 +116,7 @@ def decode_video(path: str | Path, segment_seconds: float, frame_size: int,
         vstream.thread_type = "AUTO"
         rate = float(vstream.average_rate or vstream.guessed_rate or 25)
         picker = _FramePicker(segment_seconds, frame_size)
-        resampler = av.AudioResampler(format="fltp")   # keep rate and layout, planar float
-        chunks: list[np.ndarray] = []
-        in_rate = None
+        audio = PlanarFloat()   # keeps rate and layout, planar float (dmc.audio)
         note = ""
         try:
             for packet in container.demux(vstream, astream):
@@ -149,25 +124,22 @@ def decode_video(path: str | Path, segment_seconds: float, frame_size: int,
                     if packet.stream.type == "video":
                         picker.push(frame, rate)
                         continue
-                    in_rate = in_rate or frame.sample_rate
-                    chunks.extend(_planar_float(frame, resampler))
-            for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().reshape(len(out.layout.channels), -1))
+                    audio.push(frame)
         except (av.FFmpegError, ValueError) as exc:
             note = f"decoding stopped early ({type(exc).__name__}: {exc})"
         picker.finish(1.0 / rate)
         duration = container.duration / 1e6 if container.duration else None
 
+    in_rate = audio.rate
     if not in_rate:
         raise DecodeError("audio stream has no decodable audio or no sample rate")
-    mono = _mono_float(chunks)
+    mono = to_mono(audio.finish())
     audio_seconds = mono.shape[0] / in_rate
     if duration and audio_seconds < 0.9 * duration - 0.2 and not note:
         note = f"truncated: {audio_seconds:.2f} s of audio decoded, container says {duration:.2f} s"
     if not picker.frames:
         raise DecodeError("no decodable video frame" + (f"; {note}" if note else ""))
-    with torch.no_grad():
-        wave = torch_resampler(int(in_rate), int(sample_rate))(torch.from_numpy(mono)).numpy()
+    wave = resample(mono, int(in_rate), int(sample_rate))
     seg_samples = int(round(segment_seconds * sample_rate))
     n = min(wave.shape[0] // seg_samples, len(picker.frames))
     if n == 0:

@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from .datasets import load_audio, read_dcase, read_esc50
+from .datasets import DatasetError, read_dcase, read_esc50
 from .evaluation import logmel_stats, subclip_starts
 from .logmel import LogMel
 
@@ -64,37 +64,73 @@ def embed_logmel(audio_net: torch.nn.Module, logmel: np.ndarray, layer: int, poo
     return np.concatenate(out) if out else np.zeros((0, width), np.float32)
 
 
-def _progress(table: pd.DataFrame, desc: str):
-    return tqdm(table.itertuples(), total=len(table), desc=desc, file=sys.stderr, mininterval=2, disable=None)
+def _progress(items, total: int, desc: str):
+    return tqdm(items, total=total, desc=desc, file=sys.stderr, mininterval=2, disable=None)
 
 
 def _fit(wave: np.ndarray, n: int) -> np.ndarray:
     return wave[:n] if len(wave) >= n else np.pad(wave, (0, n - len(wave)))
 
 
+def resampled_audio(paths: list[str], sample_rate: int, desc: str, chunk: int = 64):
+    """Mono waveforms of ``paths`` at ``sample_rate``, in order: each file decoded once at its own
+    rate (:func:`dmc.audio.read_audio`), then the files of one chunk that share rate and length
+    resampled together in one batch (identical to resampling them one by one)."""
+    from .audio import AudioReadError, read_audio, resample, to_mono
+
+    bar = _progress(range(len(paths)), len(paths), desc)
+    for i in range(0, len(paths), chunk):
+        native = []
+        for path in paths[i:i + chunk]:
+            try:
+                audio, rate = read_audio(path)
+            except AudioReadError as exc:
+                raise DatasetError(f"{path}: {exc}") from None
+            native.append((to_mono(audio), rate))
+            bar.update()
+        out: list[np.ndarray | None] = [None] * len(native)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for j, (wave, rate) in enumerate(native):
+            groups.setdefault((rate, len(wave)), []).append(j)
+        for (rate, _), idx in groups.items():
+            batch = resample(np.stack([native[j][0] for j in idx]), rate, sample_rate)
+            for j, wave in zip(idx, batch):
+                out[j] = wave
+        yield from out
+    bar.close()
+
+
 def evalset_logmel(dataset: str, root: str | Path, decode: dict) -> tuple[np.ndarray, pd.DataFrame]:
     """Log-mel patches of every clip (ESC-50) or sub-clip (DCASE) of an evaluation set."""
     frontend = LogMel.from_params(decode)
     sr, n = decode["sample_rate"], int(round(CLIP_SECONDS * decode["sample_rate"]))
-    rows, waves = [], []
-    if dataset == "esc50":
-        table = read_esc50(root)
-        for r in _progress(table, "esc50 audio"):
-            waves.append(_fit(load_audio(r.path, sr), n))
-        clips = table.drop(columns=["path"])
-    else:
+    rows, mels, pending = [], [], []
+
+    def flush():
+        if pending:
+            with torch.no_grad():
+                mels.append(frontend(torch.from_numpy(np.stack(pending))).numpy())
+            pending.clear()
+
+    if dataset == "dcase":
         table = read_dcase(root)
-        for r in _progress(table, "dcase audio"):
-            wave = load_audio(r.path, sr)
+        waves = resampled_audio(table.path.tolist(), sr, f"{dataset} audio", chunk=8)
+        for r, wave in zip(table.itertuples(), waves):
             for start in subclip_starts(len(wave) / sr, n=60, length_s=CLIP_SECONDS):
                 s = int(round(start * sr))
-                waves.append(_fit(wave[s:s + n], n))
+                pending.append(_fit(wave[s:s + n], n))
                 rows.append({"recording": r.filename, "label": r.label, "split": r.split, "start_s": round(start, 4)})
+            if len(pending) >= 256:
+                flush()
         clips = pd.DataFrame(rows, columns=["recording", "label", "split", "start_s"])
-    mels = []
-    with torch.no_grad():
-        for i in range(0, len(waves), 256):
-            mels.append(frontend(torch.from_numpy(np.stack(waves[i:i + 256]))).numpy())
+    else:
+        table = read_esc50(root)
+        for wave in resampled_audio(table.path.tolist(), sr, f"{dataset} audio"):
+            pending.append(_fit(wave, n))
+            if len(pending) >= 256:
+                flush()
+        clips = table.drop(columns=["path"])
+    flush()
     return np.concatenate(mels).astype(np.float32), clips
 
 

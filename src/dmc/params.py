@@ -16,10 +16,12 @@ from typing import Any
 import jsonschema
 import yaml
 
+from .errors import DmcError
+
 DEFAULT_PATH = "params.yaml"
 
 
-class ParamsError(ValueError):
+class ParamsError(DmcError, ValueError):
     """An invalid params.yaml; the message is one line that names the key."""
 
 

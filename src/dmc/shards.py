@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from .atomic import atomic_dir, atomic_file
 from .decoding import VIDEO_EXTENSIONS, DecodeError, decode_video
+from .errors import DmcError
 from .logmel import LogMel
 
 SEGMENT_COLUMNS = ["video", "segment", "start_s", "end_s", "frame_time_s"]
@@ -170,7 +171,7 @@ def open_shard(shard_dir: str | Path, mmap: bool = True):
     return (*shard_arrays(shard_dir, mmap), pd.read_csv(Path(shard_dir) / "segments.csv", keep_default_na=False))
 
 
-class TooManyBadVideos(RuntimeError):
+class TooManyBadVideos(DmcError, RuntimeError):
     pass
 
 
