@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import struct
 import wave
 from pathlib import Path
@@ -233,3 +234,69 @@ def test_load_audio_unreadable_names_file(tmp_path):
         load_audio(bad, 16000)
     with pytest.raises(DatasetError, match="absent.wav"):
         load_audio(tmp_path / "absent.wav", 16000)
+
+
+# ---------------------------------------------------------------- ESC-10 release, other formats
+
+def test_read_esc10_release_layout(tmp_path):
+    """The ESC-10 release as generated (OGG Opus in 'NNN - Class name/' folders): folds from the
+    file names, labels from the folders; the same log-mel pipeline reads it."""
+    from dmc.datasets import read_esc10
+    from dmc.features import evalset_logmel
+    from dmc.synth import generate_esc10
+    from conftest import load_default_params
+
+    root = tmp_path / "ESC-10"
+    folders = generate_esc10(root, n_classes=3, clips_per_class=5, seed=1)
+    assert folders == ["001 - Flute", "002 - Engine", "003 - Bird"]
+    t = read_esc10(root)
+    assert len(t) == 15 and sorted(t["fold"].unique()) == [1, 2, 3, 4, 5]
+    assert t.groupby("target")["category"].unique().map(list).to_dict() == {0: ["Flute"], 1: ["Engine"], 2: ["Bird"]}
+    assert all(p.endswith(".ogg") and f"/{f}-" in p.replace(" - ", "/") for p, f in zip(t["path"], t["fold"]))
+    (root / ".DS_Store").write_text("")          # hidden files are ignored
+    logmel, clips = evalset_logmel("esc10", root, load_default_params()["decode"])
+    assert logmel.shape == (15, 101, 64) and list(clips["fold"]) == list(t["fold"])
+
+
+@pytest.mark.parametrize("make, reason", [
+    (lambda r: (r / "Dog bark").mkdir(), "class folder name is not 'NNN - Class name'"),
+    (lambda r: (r / "001 - Dog").mkdir() or (r / "001 - Dog" / "clip.ogg").write_text("x"),
+     "not an ESC-10 clip"),
+    (lambda r: (r / "001 - Dog").mkdir() or (r / "001 - Dog" / "7-100-A.ogg").write_text("x"), "fold 7 not in 1..5"),
+    (lambda r: (r / "001 - Dog").mkdir() or (r / "001 - Cat").mkdir(), "class number 001 also used"),
+    (lambda r: (r / "notes.txt").write_text("x"), "a file beside the class folders"),
+    (lambda r: None, "no clips"),
+])
+def test_esc10_errors_name_the_path(tmp_path, make, reason):
+    from dmc.datasets import read_esc10
+
+    root = tmp_path / "ESC-10"
+    root.mkdir()
+    make(root)
+    with pytest.raises(DatasetError, match=re.escape(reason)):
+        read_esc10(root)
+
+
+def test_esc50_manifest_rows_in_any_audio_format(tmp_path):
+    """FLAC, MP3, OGG and WAV rows of meta/esc50.csv go through the same decoder."""
+    from media import tone
+    from test_audio import write_audio
+
+    root = tmp_path / "esc"
+    (root / "audio").mkdir(parents=True)
+    (root / "meta").mkdir()
+    rows = []
+    for i, (codec, fmt, ext) in enumerate([("flac", "flac", "flac"), ("libmp3lame", "mp3", "mp3"),
+                                            ("libopus", "ogg", "ogg"), ("pcm_s16le", "wav", "wav")]):
+        name = f"{i + 1}-{100 + i}-A-{i % 2}.{ext}"
+        write_audio(root / "audio" / name, tone(5.0, 44100, 1), 44100, codec, fmt)
+        rows.append(f"{name},{i + 1},{i % 2},{['a', 'b'][i % 2]}")
+    (root / "meta" / "esc50.csv").write_text("filename,fold,target,category\n" + "\n".join(rows) + "\n")
+    table = read_esc50(root)
+    assert list(table["filename"].str.rsplit(".", n=1).str[1]) == ["flac", "mp3", "ogg", "wav"]
+    waves = [load_audio(p, 16000) for p in table["path"]]
+    ref = waves[3]   # the lossless ones agree exactly; lossy codecs only approximately
+    assert np.array_equal(waves[0], ref)
+    for w in waves[1:3]:
+        n = min(len(w), len(ref))
+        assert abs(len(w) - 80000) < 2000 and np.corrcoef(np.abs(w[:n]), np.abs(ref[:n]))[0, 1] > 0.5

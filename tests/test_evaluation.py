@@ -240,11 +240,14 @@ def test_logmel_stats():
 
 # ---------------------------------------------------------------- reporting
 
-EXPECTED_KEYS = {
-    f"esc50.{m}.{f}" for m in ("dmc", "random_init", "logmel_stats")
-    for f in ("acc_mean", "acc_std", "fold1", "fold2", "fold3", "fold4", "fold5",
-              "esc10_acc_mean", "esc10_acc_std")
-} | {f"dcase.{m}.{f}" for m in ("dmc", "random_init", "logmel_stats") for f in ("acc", "scene_acc_mean")}
+METHODS = ("dmc", "random_init", "logmel_stats")
+FOLD_FIELDS = ("acc_mean", "acc_std", "fold1", "fold2", "fold3", "fold4", "fold5")
+#: the keys of the first release: still there, with the same meaning
+FIRST_KEYS = {f"esc50.{m}.{f}" for m in METHODS for f in (*FOLD_FIELDS, "esc10_acc_mean", "esc10_acc_std")} | \
+    {f"dcase.{m}.{f}" for m in METHODS for f in ("acc", "scene_acc_mean")}
+EXPECTED_KEYS = FIRST_KEYS | {f"{d}.{m}.{f}" for d in ("esc50", "esc10") for m in METHODS
+                              for f in (*FOLD_FIELDS, "n_folds", "C_edge_share")} | \
+    {f"dcase.{m}.C_edge" for m in METHODS}
 
 
 @pytest.fixture(scope="module")
@@ -258,7 +261,8 @@ def results():
 
 
 def test_metric_keys_are_stable(results):
-    assert len(reporting.metric_keys()) == 33 and set(reporting.metric_keys()) == EXPECTED_KEYS
+    assert len(reporting.metric_keys()) == 69 and set(reporting.metric_keys()) == EXPECTED_KEYS
+    assert FIRST_KEYS <= set(reporting.metric_keys())
     flat = reporting.flatten_metrics(results)
     assert list(flat) == reporting.metric_keys()
     assert reporting.flatten_metrics({}).keys() == flat.keys()
@@ -304,3 +308,67 @@ def test_confusion_matrix_counts():
         {"classes": [3, 7], "class_names": ["dog", "rain"], "y_true": [3, 3, 7], "y_pred": [3, 7, 7]})
     assert (actual, predicted) == (["dog", "dog", "rain"], ["dog", "rain", "rain"])
     np.testing.assert_array_equal(reporting.confusion_matrix(names, actual, predicted), [[1, 1], [0, 1]])
+
+
+def partial_esc(seed=0):
+    """Fold 4 complete; a few clips of folds 2, 3, 5; class 3 only in fold 4 (like a partial
+    download of ESC-50)."""
+    X, meta = toy_esc(seed=seed, noise=0.3)
+    keep = (meta["fold"] == 4) | (meta["fold"].isin([2, 3, 5]) & (meta.index % 4 == 0) & (meta["target"] != 3))
+    return X[keep.to_numpy()], meta[keep].drop(columns="esc10").reset_index(drop=True)
+
+
+def test_partial_esc50_evaluates_what_it_can_and_says_why_not(tmp_path):
+    X, meta = partial_esc()
+    r = evaluate_esc50(X, meta, C_grid=(0.1,))
+    assert 4 not in r["folds"] and r["folds"] == [2, 3, 5]
+    assert "fold 4" in r["folds_not_evaluated"]["4"] and "class3" in r["folds_not_evaluated"]["4"]
+    assert len(r["y_true"]) == int((meta["fold"] != 4).sum())
+    flat = reporting.flatten_metrics({"esc50": {"dmc": r}})
+    assert flat["esc50.dmc.fold4"] is None and flat["esc50.dmc.fold2"] is not None
+    assert flat["esc50.dmc.n_folds"] == 3 and flat["esc10.dmc.acc_mean"] is None
+    reporting.write_results({"esc50": {"dmc": r}}, tmp_path)
+    folds = pd.read_csv(tmp_path / "tables/esc50_folds.csv", keep_default_na=False)
+    row = folds[folds["fold"] == 4].iloc[0]
+    assert row["accuracy"] == "" and "has no training clip" in row["not_evaluated"]
+
+
+def test_protocol_impossible_stops_with_one_line():
+    X, meta = toy_esc()
+    one_fold = meta["fold"] == 4
+    with pytest.raises(EvaluationError, match=r"^esc50: only fold\(s\) \[4\] present"):
+        evaluate_esc50(X[one_fold.to_numpy()], meta[one_fold].reset_index(drop=True))
+    # two folds with disjoint classes: no fold has its test classes in training
+    two = meta["fold"].isin([1, 2]) & (meta["target"] == meta["fold"] - 1)
+    with pytest.raises(EvaluationError, match=r"^esc50: no fold can be evaluated: fold 1: class 'class0'"):
+        evaluate_esc50(X[two.to_numpy()], meta[two].reset_index(drop=True), C_grid=(1.0,))
+    # a C search needs an inner split with two classes to train on
+    X2, meta2 = partial_esc()
+    only2 = meta2["fold"].isin([2, 4])
+    with pytest.raises(EvaluationError, match=r"fold 2: C cannot be chosen by cross-validation"):
+        evaluate_esc50(X2[only2.to_numpy()], meta2[only2].reset_index(drop=True), C_grid=(0.1, 1.0))
+
+
+def test_evaluate_cli_one_line_error(tmp_path, capsys):
+    """`dmc evaluate` on data the protocol cannot use: exit 1, one line naming data set and fold."""
+    from dmc.cli import main
+    from dmc.atomic import save_npy
+
+    X, meta = toy_esc()
+    one = meta["fold"] == 4
+    ev, ft = tmp_path / "evalsets", tmp_path / "features"
+    (ev / "esc50").mkdir(parents=True)
+    meta[one].to_csv(ev / "esc50" / "clips.csv", index=False)
+    for m in METHODS:
+        save_npy(ft / "esc50" / f"{m}.npy", X[one.to_numpy()].astype(np.float32))
+    import yaml
+    from conftest import load_default_params
+    p = load_default_params()
+    p["data"]["esc10"] = None
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(p))
+    code = main(["--params", str(params), "evaluate", "--evalsets", str(ev), "--features", str(ft),
+                 "--out-dir", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and err[-1] == "dmc evaluate: esc50: only fold(s) [4] present; the fold protocol needs at least 2 folds"
+    assert not (tmp_path / "out" / "metrics.json").exists()

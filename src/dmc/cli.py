@@ -11,6 +11,7 @@ import errno
 import sys
 from pathlib import Path
 
+from .names import DATASETS
 from .params import ParamsError, load_params
 
 
@@ -29,6 +30,10 @@ def _synth(args, p):
         synth.generate_esc50(args.out, n_classes=s["esc50_classes"],
                              clips_per_class=args.clips_per_class or s["esc50_clips_per_class"], seed=seed + 1)
         print(f"synth: ESC-50-like set in {args.out}", file=sys.stderr)
+    elif args.what == "esc10":
+        synth.generate_esc10(args.out, n_classes=min(10, s["esc50_classes"]),
+                             clips_per_class=s["esc50_clips_per_class"], seed=seed + 3)
+        print(f"synth: ESC-10-release-like set in {args.out}", file=sys.stderr)
     else:
         synth.generate_dcase(args.out, recordings_per_scene=s["dcase_recordings_per_scene"],
                              seconds=s["dcase_seconds"], seed=seed + 2)
@@ -103,16 +108,17 @@ def _evaluate(args, p):
     import pandas as pd
 
     from .evaluation import evaluate_dcase, evaluate_esc50
-    from .reporting import METHODS, write_results
+    from .names import FOLD_DATASETS, METHODS
+    from .reporting import write_results
 
     grid = p["evaluate"]["C_grid"]
-    results = {"esc50": {}, "dcase": {}}
+    results = {d: {} for d in DATASETS if p["data"].get(d)}   # a data set set to null is skipped
     for dataset in results:
         clips = pd.read_csv(Path(args.evalsets) / dataset / "clips.csv", keep_default_na=False)
         for method in METHODS:
             X = np.load(Path(args.features) / dataset / f"{method}.npy", allow_pickle=False)
-            if dataset == "esc50":
-                results[dataset][method] = evaluate_esc50(X, clips, grid)
+            if dataset in FOLD_DATASETS:
+                results[dataset][method] = evaluate_esc50(X, clips, grid, dataset=dataset)
             else:
                 table = clips.drop_duplicates("recording")[["recording", "label", "split"]]
                 results[dataset][method] = evaluate_dcase(X, clips.recording, table, grid, id_col="recording")
@@ -165,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=_check_params)
 
     c = sub.add_parser("synth", help="generate the embedded synthetic corpus")
-    c.add_argument("what", choices=["videos", "esc50", "dcase"])
+    c.add_argument("what", choices=["videos", "esc50", "esc10", "dcase"])
     c.add_argument("--out", required=True, help="output folder")
     c.add_argument("--ground-truth", default="data/synth/ground_truth", help="(videos) ground-truth folder")
     c.add_argument("--clips-per-class", type=int, help="(esc50) override, e.g. 40 for an ESC-50-sized set")
@@ -187,13 +193,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=_train)
 
     c = sub.add_parser("evalset", help="log-mel patches of an evaluation set (ESC-50 clips, DCASE sub-clips)")
-    c.add_argument("dataset", choices=["esc50", "dcase"])
+    c.add_argument("dataset", choices=list(DATASETS))
     c.add_argument("--root", help="data set folder (default: params data.<dataset>)")
     c.add_argument("--out-dir", required=True)
     c.set_defaults(func=_evalset)
 
     c = sub.add_parser("extract", help="audio features of an evaluation set for one method")
-    c.add_argument("dataset", choices=["esc50", "dcase"])
+    c.add_argument("dataset", choices=list(DATASETS))
     c.add_argument("--method", choices=["dmc", "random_init", "logmel_stats"], required=True)
     c.add_argument("--logmel", required=True, help="logmel.npy from `dmc evalset`")
     c.add_argument("--model", default="models/dmc.pt", help="(dmc) trained model")

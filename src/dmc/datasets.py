@@ -8,7 +8,11 @@ itself a symlink still works).
 
 ESC-50 (``read_esc50``): ``root/audio/{fold}-{clip}-{take}-{target}.wav`` and
 ``root/meta/esc50.csv`` with columns ``filename,fold,target,category[,esc10,src_file,take]``
-(the last three are optional; ``esc10`` enables the ESC-10 subset evaluation).
+(the last three are optional; ``esc10`` enables the ESC-10 subset evaluation). Listed files may
+be WAV, OGG, FLAC or MP3 (any format FFmpeg reads): all go through :func:`load_audio`.
+
+ESC-10 as first released (``read_esc10``): ``root/NNN - Class name/FOLD-SOURCE-TAKE.ogg``, the
+fold in the file name, the class from the folder (target ``NNN - 1``).
 
 DCASE2013 scenes, "DCASE2014" in the paper (``read_dcase``): ``root/audio/<scene><NN>.wav``
 plus either ``root/train.txt`` and ``root/test.txt`` (lines ``filename label``, SoundNet /
@@ -28,7 +32,10 @@ import pandas as pd
 from .errors import DmcError
 
 ESC50_REQUIRED = ("filename", "fold", "target", "category")
-ESC50_NAME = re.compile(r"^(\d+)-[^-/]+-[^-/]+-(\d+)\.wav$")
+AUDIO_EXTENSIONS = (".wav", ".ogg", ".flac", ".mp3", ".opus", ".m4a")
+ESC50_NAME = re.compile(r"^(\d+)-[^-/]+-[^-/]+-(\d+)\.[A-Za-z0-9]+$")
+ESC10_FOLDER = re.compile(r"^(\d{3}) - (.+)$")
+ESC10_NAME = re.compile(r"^(\d+)-([^-/]+)-([^-/.]+)\.[A-Za-z0-9]+$")
 DCASE_SPLIT_COLUMNS = ("filename", "label", "split")
 
 
@@ -130,6 +137,49 @@ def read_esc50(root: str | Path) -> pd.DataFrame:
         record["path"] = str(path)
         records.append(record)
     return pd.DataFrame.from_records(records)
+
+
+def read_esc10(root: str | Path) -> pd.DataFrame:
+    """Read the ESC-10 release layout; returns a table like :func:`read_esc50`'s (columns
+    ``filename`` (root-relative), ``fold``, ``target``, ``category``, ``src_file``, ``take``,
+    ``path``), sorted by filename.
+
+    Checks: folders named ``NNN - Class name`` (other folders and hidden files are errors,
+    files outside a class folder too), clips named ``FOLD-SOURCE-TAKE.<audio extension>`` with
+    fold in 1..5, no class number used twice, at least one clip.
+    """
+    root = Path(root).absolute()
+    if not root.is_dir():
+        raise _error(root, None, "ESC-10 folder not found")
+    records, numbers = [], {}
+    for entry in sorted(root.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if not entry.is_dir():
+            raise _error(entry, None, "a file beside the class folders (expected 'NNN - Class name/')")
+        m = ESC10_FOLDER.match(entry.name)
+        if not m:
+            raise _error(entry, None, "class folder name is not 'NNN - Class name'")
+        number, category = int(m.group(1)), m.group(2).strip()
+        if number in numbers:
+            raise _error(entry, None, f"class number {number:03d} also used by {numbers[number]!r}")
+        numbers[number] = entry.name
+        for clip in sorted(entry.iterdir()):
+            if clip.name.startswith("."):
+                continue
+            c = ESC10_NAME.match(clip.name)
+            if not c or clip.suffix.lower() not in AUDIO_EXTENSIONS or not clip.is_file():
+                raise _error(clip, None, "not an ESC-10 clip: expected FOLD-SOURCE-TAKE."
+                                         f"{{{','.join(e[1:] for e in AUDIO_EXTENSIONS)}}}")
+            fold = int(c.group(1))
+            if not 1 <= fold <= 5:
+                raise _error(clip, None, f"fold {fold} not in 1..5")
+            records.append({"filename": f"{entry.name}/{clip.name}", "fold": fold, "target": number - 1,
+                            "category": category, "src_file": c.group(2), "take": c.group(3),
+                            "path": str(clip)})
+    if not records:
+        raise _error(root, None, "no clips: expected folders 'NNN - Class name/' with FOLD-SOURCE-TAKE.ogg files")
+    return pd.DataFrame.from_records(records).sort_values("filename", ignore_index=True)
 
 
 def _read_list(file: Path, split: str) -> list[tuple[int, str, str, str]]:

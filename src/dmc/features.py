@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from .datasets import DatasetError, read_dcase, read_esc50
+from .datasets import DatasetError, read_dcase, read_esc10, read_esc50
 from .evaluation import logmel_stats, subclip_starts
 from .logmel import LogMel
 
@@ -101,7 +101,7 @@ def resampled_audio(paths: list[str], sample_rate: int, desc: str, chunk: int = 
 
 
 def evalset_logmel(dataset: str, root: str | Path, decode: dict) -> tuple[np.ndarray, pd.DataFrame]:
-    """Log-mel patches of every clip (ESC-50) or sub-clip (DCASE) of an evaluation set."""
+    """Log-mel patches of every clip (ESC-50, ESC-10 release) or sub-clip (DCASE) of an evaluation set."""
     frontend = LogMel.from_params(decode)
     sr, n = decode["sample_rate"], int(round(CLIP_SECONDS * decode["sample_rate"]))
     rows, mels, pending = [], [], []
@@ -124,7 +124,7 @@ def evalset_logmel(dataset: str, root: str | Path, decode: dict) -> tuple[np.nda
                 flush()
         clips = pd.DataFrame(rows, columns=["recording", "label", "split", "start_s"])
     else:
-        table = read_esc50(root)
+        table = read_esc10(root) if dataset == "esc10" else read_esc50(root)
         for wave in resampled_audio(table.path.tolist(), sr, f"{dataset} audio"):
             pending.append(_fit(wave, n))
             if len(pending) >= 256:

@@ -1,7 +1,9 @@
 """Reports of the evaluation: flat metrics.json, tables, confusion matrices.
 
-``results`` is ``{dataset: {method: result}}`` with datasets ``esc50`` (results of
-:func:`dmc.evaluation.evaluate_esc50`) and ``dcase`` (:func:`dmc.evaluation.evaluate_dcase`).
+``results`` is ``{dataset: {method: result}}`` with datasets ``esc50`` and ``esc10`` (the ESC-10
+release; results of :func:`dmc.evaluation.evaluate_esc50`) and ``dcase``
+(:func:`dmc.evaluation.evaluate_dcase`). A data set that was not evaluated (``data.<name>: null``)
+or a fold that could not be (``folds_not_evaluated``) has null metrics and says why in the tables.
 Our numbers are fractions in 0..1 in ``metrics.json`` and the CSV files, percentages in the
 Markdown tables. The paper's numbers (:data:`PUBLISHED`) are shown beside ours in rows
 labelled "published (paper), not reproduced": they are quoted, never computed here.
@@ -18,18 +20,20 @@ import pandas as pd
 
 from dmc.atomic import atomic_file
 
-DATASETS = ("esc50", "dcase")
-METHODS = ("dmc", "random_init", "logmel_stats")
+from dmc.names import DATASETS, FOLD_DATASETS, METHODS
+
+_FOLDS = ("acc_mean", "acc_std", "fold1", "fold2", "fold3", "fold4", "fold5", "n_folds", "C_edge_share")
 FIELDS = {
-    "esc50": ("acc_mean", "acc_std", "fold1", "fold2", "fold3", "fold4", "fold5",
-              "esc10_acc_mean", "esc10_acc_std"),
-    "dcase": ("acc", "scene_acc_mean"),
+    "esc50": (*_FOLDS, "esc10_acc_mean", "esc10_acc_std"),
+    "esc10": _FOLDS,
+    "dcase": ("acc", "scene_acc_mean", "C_edge"),
 }
 OURS = "ours (this run)"
 #: Numeric columns of the summary table -> metric key (``{}`` = method).
 SUMMARY_COLUMNS = {
     "esc50_acc_mean": "esc50.{}.acc_mean", "esc50_acc_std": "esc50.{}.acc_std",
     "esc10_acc_mean": "esc50.{}.esc10_acc_mean", "esc10_acc_std": "esc50.{}.esc10_acc_std",
+    "esc10_release_acc_mean": "esc10.{}.acc_mean", "esc10_release_acc_std": "esc10.{}.acc_std",
     "dcase_acc": "dcase.{}.acc", "dcase_scene_acc_mean": "dcase.{}.scene_acc_mean",
 }
 PUBLISHED_LABEL = "published (paper), not reproduced"
@@ -64,9 +68,10 @@ def _values(dataset: str, r: dict | None) -> dict:
     """The raw metric values of one result (None where not available)."""
     if r is None:
         return {}
-    if dataset == "dcase":
-        return {"acc": r["acc"], "scene_acc_mean": r["scene_acc_mean"]}
-    out = {"acc_mean": r["acc_mean"], "acc_std": r["acc_std"]}
+    if dataset not in FOLD_DATASETS:
+        return {"acc": r["acc"], "scene_acc_mean": r["scene_acc_mean"], "C_edge": float(r["C_edge"])}
+    out = {"acc_mean": r["acc_mean"], "acc_std": r["acc_std"], "n_folds": len(r["folds"]),
+           "C_edge_share": r["C_edge_share"]}
     out.update({f"fold{f}": a for f, a in zip(r["folds"], r["fold_acc"])})
     if r.get("esc10"):
         out.update(esc10_acc_mean=r["esc10"]["acc_mean"], esc10_acc_std=r["esc10"]["acc_std"])
@@ -115,21 +120,33 @@ def _summary_markdown(table: pd.DataFrame) -> pd.DataFrame:
         "source": table["source"], "method": table["method"],
         "ESC-50 acc (%)": [_pct(a, s) for a, s in zip(table["esc50_acc_mean"], table["esc50_acc_std"])],
         "ESC-10 acc (%)": [_pct(a, s) for a, s in zip(table["esc10_acc_mean"], table["esc10_acc_std"])],
+        "ESC-10 release acc (%)": [_pct(a, s) for a, s in zip(table["esc10_release_acc_mean"],
+                                                              table["esc10_release_acc_std"])],
         "DCASE2014 acc (%)": [_pct(a) for a in table["dcase_acc"]],
         "DCASE2014 mean scene acc (%)": [_pct(a) for a in table["dcase_scene_acc_mean"]],
     })
 
 
 def fold_table(results: dict) -> pd.DataFrame:
-    """One row per method, subset (ESC-50 / ESC-10) and fold: n_test, accuracy, chosen C."""
+    """One row per method, subset (ESC-50, its ESC-10 subset, the ESC-10 release) and fold:
+    n_test, accuracy, chosen C, whether C was at an edge of the configured grid (then the
+    grid was extended), and for a fold that could not be evaluated, why."""
     rows = []
-    for m, r in results.get("esc50", {}).items():
-        for subset, res in (("ESC-50", r), ("ESC-10", r.get("esc10"))):
-            if res:
-                rows += [{"method": m, "subset": subset, "fold": f, "n_test": n, "accuracy": a,
-                          "C": c} for f, n, a, c in zip(res["folds"], res["fold_n_test"],
-                                                        res["fold_acc"], res["fold_C"])]
-    return pd.DataFrame(rows, columns=["method", "subset", "fold", "n_test", "accuracy", "C"])
+    subsets = [(m, "ESC-50", r) for m, r in results.get("esc50", {}).items()]
+    subsets += [(m, "ESC-10", r.get("esc10")) for m, r in results.get("esc50", {}).items()]
+    subsets += [(m, "ESC-10 release", r) for m, r in results.get("esc10", {}).items()]
+    for m, subset, res in subsets:
+        if not res:
+            continue
+        rows += [{"method": m, "subset": subset, "fold": f, "n_test": n, "accuracy": a, "C": c,
+                  "C_at_grid_edge": e, "not_evaluated": ""}
+                 for f, n, a, c, e in zip(res["folds"], res["fold_n_test"], res["fold_acc"],
+                                          res["fold_C"], res["fold_C_edge"])]
+        rows += [{"method": m, "subset": subset, "fold": int(f), "n_test": None, "accuracy": None,
+                  "C": None, "C_at_grid_edge": None, "not_evaluated": why}
+                 for f, why in res.get("folds_not_evaluated", {}).items()]
+    columns = ["method", "subset", "fold", "n_test", "accuracy", "C", "C_at_grid_edge", "not_evaluated"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def scene_table(results: dict) -> pd.DataFrame:

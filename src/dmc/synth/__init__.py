@@ -12,13 +12,14 @@ deterministic from a seed and every output folder is replaced atomically.
 
 from __future__ import annotations
 
+from .esc10 import generate_esc10
 from .evalsets import generate_dcase, generate_esc50
 from .sounds import CLASS_NAMES
 from .videos import generate_videos
 
 SIZES: dict[str, float] = {"tiny": 0.25, "small": 1.0, "medium": 4.0, "large": 20.0}
 
-__all__ = ["CLASS_NAMES", "SIZES", "generate_dcase", "generate_esc50", "generate_videos", "scaled_counts"]
+__all__ = ["CLASS_NAMES", "SIZES", "generate_dcase", "generate_esc10", "generate_esc50", "generate_videos", "scaled_counts"]
 
 
 def scaled_counts(synth_params: dict) -> dict:

@@ -1,0 +1,8 @@
+"""Names shared by the CLI, the Snakemake rules and the reports (no heavy imports here)."""
+
+#: Evaluation data sets, each a key of ``data:`` in params.yaml (null: not evaluated).
+DATASETS = ("esc50", "esc10", "dcase")
+#: Those evaluated with the predefined-fold protocol (the others: DCASE's train/test split).
+FOLD_DATASETS = ("esc50", "esc10")
+#: Feature methods compared on every data set.
+METHODS = ("dmc", "random_init", "logmel_stats")
