@@ -21,6 +21,7 @@ SLURM_CPUS = 2
 SLURM_MEM_MB = 4000
 CPU_PARTITION = "cpu"
 GPU_PARTITION = "gpu"     # stands in for a GPU partition: the node declares one (fake) GPU gres
+MUNGE_SOCKET = Path("/run/munge/munge.socket.2")
 
 
 class ServiceError(RuntimeError):
@@ -130,18 +131,17 @@ class SlurmCluster:
         key = r / "munge" / "munge.key"
         key.write_bytes(os.urandom(1024))
         os.chmod(key, 0o400)
-        ctl_port, d_port = free_port(), free_port()
+        self.ctl_port, d_port = free_port(), free_port()
         (r / "gres.conf").write_text(f"NodeName={self.node} Name=gpu File=/dev/null Count=1\n")
         self.conf.write_text(f"""\
 ClusterName=dmctest
 SlurmctldHost={self.node}(127.0.0.1)
-SlurmctldPort={ctl_port}
+SlurmctldPort={self.ctl_port}
 SlurmdPort={d_port}
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket={r / 'munge' / 'munge.socket'}
 StateSaveLocation={r / 'state'}
 SlurmdSpoolDir={r / 'spool'}
 SlurmctldPidFile={r / 'slurmctld.pid'}
@@ -163,6 +163,7 @@ ReturnToService=2
 SlurmdParameters=config_overrides
 MinJobAge=600
 SchedulerParameters=sched_interval=2
+SlurmctldParameters=enable_configless
 GresTypes=gpu
 NodeName={self.node} NodeAddr=127.0.0.1 CPUs={SLURM_CPUS} RealMemory={SLURM_MEM_MB} Gres=gpu:1 State=UNKNOWN
 PartitionName={CPU_PARTITION} Nodes={self.node} Default=YES MaxTime=INFINITE State=UP
@@ -170,21 +171,32 @@ PartitionName={GPU_PARTITION} Nodes={self.node} MaxTime=INFINITE State=UP
 """)
 
     def start(self) -> "SlurmCluster":
+        # munged listens where every Slurm program looks first (Debian's default socket): slurmd
+        # has no configuration yet when it authenticates to slurmctld to fetch it
+        if MUNGE_SOCKET.exists():
+            if subprocess.run(["munge", "-n", f"--socket={MUNGE_SOCKET}"], capture_output=True).returncode == 0:
+                raise ServiceError(f"a munged is already running on {MUNGE_SOCKET}: stop it first")
+            MUNGE_SOCKET.unlink()
+        MUNGE_SOCKET.parent.mkdir(parents=True, exist_ok=True)
         self.write_config()
         r = self.root
         munge = Daemon("munged", ["munged", "--foreground", "--force", f"--key-file={r / 'munge' / 'munge.key'}",
-                                  f"--socket={r / 'munge' / 'munge.socket'}",
+                                  f"--socket={MUNGE_SOCKET}",
                                   f"--pid-file={r / 'munge' / 'munged.pid'}",
                                   f"--seed-file={r / 'munge' / 'munged.seed'}",
                                   f"--log-file={r / 'log' / 'munged.log'}"], r / "log" / "munged.out")
         self.daemons.append(munge)
-        wait_until("munged's socket", (r / "munge" / "munge.socket").exists, 20, r / "log" / "munged.log")
+        wait_until("munged's socket", MUNGE_SOCKET.exists, 20, r / "log" / "munged.log")
         self.daemons.append(Daemon("slurmctld", ["slurmctld", "-D", "-i", "-f", str(self.conf)],
                                    r / "log" / "slurmctld.out", self.env))
         wait_until("slurmctld to answer", lambda: self.run("scontrol ping", check=False).returncode == 0
                    and "UP" in self.run("scontrol ping", check=False).stdout, 60, r / "log" / "slurmctld.log", 0.5)
-        self.daemons.append(Daemon("slurmd", ["slurmd", "-D", "-N", self.node, "-f", str(self.conf)],
-                                   r / "log" / "slurmd.out", self.env))
+        # configless: slurmd fetches the configuration from slurmctld and keeps it where commands run
+        # inside jobs find it without SLURM_CONF (snakemake's slurm-jobstep plugin drops SLURM_*
+        # variables before its srun): /run/slurm/conf -> <SlurmdSpoolDir>/conf-cache
+        slurmd_env = {k: v for k, v in os.environ.items() if k != "SLURM_CONF"}
+        self.daemons.append(Daemon("slurmd", ["slurmd", "-D", "-N", self.node, "--conf-server",
+                                              f"127.0.0.1:{self.ctl_port}"], r / "log" / "slurmd.out", slurmd_env))
         wait_until("the node to be idle", lambda: self.node_state().startswith("idle"), 90,
                    r / "log" / "slurmd.log", 0.5)
         return self
@@ -209,6 +221,9 @@ PartitionName={GPU_PARTITION} Nodes={self.node} MaxTime=INFINITE State=UP
         for d in reversed(self.daemons):
             d.stop()
         self.daemons.clear()
+        cache = Path("/run/slurm/conf")   # slurmd's link to its configuration cache under our folder
+        if cache.is_symlink() and str(os.readlink(cache)).startswith(str(self.root)):
+            cache.unlink()
 
 
 # -- SSH ------------------------------------------------------------------------------------
