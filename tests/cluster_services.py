@@ -3,8 +3,11 @@ cluster (munged, slurmctld, slurmd) and an OpenSSH server, each configured in a 
 folder, started, waited for, and stopped (with every process it spawned) afterwards.
 
 The programs come from Debian's packages (`make cluster-deps`): slurmctld, slurmd,
-slurm-client, munge, openssh-server. Nothing here touches /etc: every path is under the
-folder given, and every command is told where its configuration is (SLURM_CONF, -f, ...).
+slurm-client, munge, openssh-server. Nothing here touches /etc: every configuration file is
+under the folder given, and every command is told where it is (SLURM_CONF, -f, ...). Three
+paths outside it, all under /run and removed with the daemons: munged's default socket
+(/run/munge), slurmd's link to its configuration cache (/run/slurm/conf), sshd's
+privilege-separation folder (/run/sshd, left in place).
 """
 
 from __future__ import annotations
@@ -32,6 +35,12 @@ def need(*programs: str) -> None:
     missing = [p for p in programs if shutil.which(p) is None and not Path(p).exists()]
     if missing:
         raise ServiceError(f"not installed: {', '.join(missing)} (run `make cluster-deps`, as root)")
+
+
+def munge_answers() -> bool:
+    return MUNGE_SOCKET.exists() and subprocess.run(
+        f"munge -n --socket={MUNGE_SOCKET} | unmunge --socket={MUNGE_SOCKET}", shell=True,
+        capture_output=True).returncode == 0
 
 
 def free_port() -> int:
@@ -173,13 +182,14 @@ PartitionName={GPU_PARTITION} Nodes={self.node} MaxTime=INFINITE State=UP
     def start(self) -> "SlurmCluster":
         # munged listens where every Slurm program looks first (Debian's default socket): slurmd
         # has no configuration yet when it authenticates to slurmctld to fetch it
-        if MUNGE_SOCKET.exists():
-            if subprocess.run(["munge", "-n", f"--socket={MUNGE_SOCKET}"], capture_output=True).returncode == 0:
-                raise ServiceError(f"a munged is already running on {MUNGE_SOCKET}: stop it first")
-            MUNGE_SOCKET.unlink()
-        MUNGE_SOCKET.parent.mkdir(parents=True, exist_ok=True)
+        # (a munged already running there, e.g. the system's, serves both daemons as well)
         self.write_config()
         r = self.root
+        if munge_answers():
+            return self._start_slurm()
+        if MUNGE_SOCKET.exists():
+            MUNGE_SOCKET.unlink()     # left by a munged that is gone
+        MUNGE_SOCKET.parent.mkdir(parents=True, exist_ok=True)
         munge = Daemon("munged", ["munged", "--foreground", "--force", f"--key-file={r / 'munge' / 'munge.key'}",
                                   f"--socket={MUNGE_SOCKET}",
                                   f"--pid-file={r / 'munge' / 'munged.pid'}",
@@ -187,6 +197,10 @@ PartitionName={GPU_PARTITION} Nodes={self.node} MaxTime=INFINITE State=UP
                                   f"--log-file={r / 'log' / 'munged.log'}"], r / "log" / "munged.out")
         self.daemons.append(munge)
         wait_until("munged's socket", MUNGE_SOCKET.exists, 20, r / "log" / "munged.log")
+        return self._start_slurm()
+
+    def _start_slurm(self) -> "SlurmCluster":
+        r = self.root
         self.daemons.append(Daemon("slurmctld", ["slurmctld", "-D", "-i", "-f", str(self.conf)],
                                    r / "log" / "slurmctld.out", self.env))
         wait_until("slurmctld to answer", lambda: self.run("scontrol ping", check=False).returncode == 0
