@@ -1,14 +1,16 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   create .venv, install the pinned dependencies, run the whole pipeline
 #               on the embedded synthetic corpus with `dvc repro` (which drives Snakemake)
-#   make test   the test suite (what .ci/run calls)
+#   make test   the test suite (what .ci/run calls first)
+#   make cluster-deps test-cluster   real SLURM, SSH remote and two-node torchrun on localhost
+#               (root: apt-get installs the daemons; .ci/run calls it after make test)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(CURDIR)/$(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install demo test test-fast sync bench-decode bench-decode-memory bench-evaluate lock clean
+.PHONY: install demo test test-fast test-cluster cluster-deps sync bench-decode bench-decode-memory bench-evaluate lock clean
 
 install: $(STAMP)
 
@@ -33,10 +35,24 @@ demo: install
 	@echo; dvc status
 
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not cluster"
 
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow and not cluster"
+
+# The daemons of the cluster tests, from Debian's packages (root, or sudo), and the Python
+# extras they drive (snakemake-executor-plugin-slurm, dvc-ssh), pinned by requirements.lock.
+CLUSTER_DEBS := slurmctld slurmd slurm-client munge openssh-server openssh-client
+SUDO := $(shell test "$$(id -u)" = 0 || echo sudo)
+cluster-deps: install
+	@if ! dpkg -s $(CLUSTER_DEBS) >/dev/null 2>&1; then \
+	  $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $(CLUSTER_DEBS); fi
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[test,cluster]'
+
+# Starts (and stops) munged, slurmctld, slurmd and sshd on localhost: needs root.
+test-cluster: install
+	$(BIN)/python -m pytest -q -m cluster
 
 # After `dvc checkout` / `dvc pull` / `dvc exp apply`, files have fresh mtimes and other
 # params may be recorded in .snakemake/: mark what DVC restored as up to date for Snakemake.
