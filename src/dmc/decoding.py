@@ -97,10 +97,18 @@ class _FramePicker:
             self._keep(*self.prev)
 
 
+class _Float64Resample(torchaudio.transforms.Resample):
+    """Resample in float64, return float32: the convolution's kernels (MKL, oneDNN) sum in an
+    order that depends on the CPU and threads; in float64 that stays below float32's last bit."""
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        return super().forward(waveform.double()).float()
+
+
 @lru_cache(maxsize=16)
 def torch_resampler(orig: int, new: int) -> torchaudio.transforms.Resample:
     """The same filter kernel as torchaudio.functional.resample, built once per rate pair."""
-    return torchaudio.transforms.Resample(orig, new, dtype=torch.float32)
+    return _Float64Resample(orig, new, dtype=torch.float64)
 
 
 def _planar_float(frame: av.AudioFrame, resampler: av.AudioResampler) -> list[np.ndarray]:
