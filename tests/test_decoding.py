@@ -1,5 +1,6 @@
 """Decoding real media made here with PyAV: containers, codecs, rates, layouts, broken files."""
 
+import av
 import numpy as np
 import pytest
 import torch
@@ -100,3 +101,38 @@ def test_logmel_equals_direct_torchaudio(tmp_path):
     expected = torch.log(direct + 0.01).transpose(1, 2).float()
     assert ours.shape == (2, 1 + SR // 800, 64) and ours.dtype == torch.float32
     torch.testing.assert_close(ours, expected)   # torchaudio's filterbank is float32: 1e-7 relative
+
+
+def test_audio_shorter_than_video_is_not_called_truncated(tmp_path):
+    # a real clip: 5.94 s of sound in a 9 s video; nothing is cut off, the soundtrack just
+    # ends earlier, so the clip is complete ("ok", no note) with the segments the audio covers
+    path = make_video(tmp_path / "short_audio.mkv", seconds=9.0, audio_seconds=5.94)
+    with av.open(str(path)) as c:
+        assert abs(c.duration / 1e6 - 9.0) < 0.2          # the container does say 9 s
+    clip = decode_video(path, SEG, SIZE, SR)
+    assert clip.note == "" and clip.frames.shape[0] == 5 and abs(clip.audio_seconds - 5.94) < 0.05
+
+
+def test_one_second_vp8_vorbis_webm_is_shorter_than_a_segment(tmp_path):
+    # 24 frames decode, but a 1 s clip holds no 2 s segment: that is the reason, not
+    # "no decodable video frame"
+    path = make_video(tmp_path / "one_second.webm", seconds=1.0, fps=24, vcodec="libvpx", acodec="vorbis",
+                      audio_rate=44100, channels=2)
+    with av.open(str(path)) as c:
+        assert (c.streams.video[0].codec_context.name, c.streams.audio[0].codec_context.name) == ("vp8", "vorbis")
+        assert sum(1 for _ in c.decode(video=0)) == 24
+    with pytest.raises(DecodeError, match=r"^shorter than one segment: 1\.\d\d s audio, 1\.00 s video"):
+        decode_video(path, 2.0, SIZE, SR)
+
+
+def test_no_decodable_frame_still_named(tmp_path):
+    # a video stream whose packets are garbage: not one frame decodes
+    path = make_video(tmp_path / "v.mkv", seconds=3.0)
+    data = bytearray(path.read_bytes())
+    with av.open(str(path)) as c:
+        packets = [(p.pos, p.size) for p in c.demux(video=0) if p.size and p.pos is not None]
+    for pos, size in packets:
+        data[pos + 4:pos + size] = bytes(size - 4)                 # zero the payload, keep sizes
+    (tmp_path / "broken.mkv").write_bytes(bytes(data))
+    with pytest.raises(DecodeError, match="no decodable video frame|shorter than one segment"):
+        decode_video(tmp_path / "broken.mkv", SEG, SIZE, SR)
