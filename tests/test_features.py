@@ -39,6 +39,7 @@ def test_evalset_logmel_layouts(tmp_path, params):
     assert set(clips.split) == {"train", "test"}
 
 
+@pytest.mark.slow
 def test_hear_api(trained_model):
     model = load_model(str(trained_model))
     audio = torch.randn(3, 5 * model.sample_rate) * 0.1
@@ -51,6 +52,7 @@ def test_hear_api(trained_model):
     assert torch.allclose(scene[:, :128], emb[:, :, :128].mean(dim=1), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_dmc_features_beat_random_init(trained_model, tmp_path):
     """On an ESC-like set of 30 categories built from the videos' sound families, the trained
     network's features classify clearly better than the same network at random init."""

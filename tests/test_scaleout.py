@@ -118,6 +118,7 @@ def tree_hashes(root: Path) -> dict[str, str]:
             for p in sorted(root.rglob("*")) if p.is_file() and p.name != ".gitignore"}
 
 
+@pytest.mark.slow
 def test_dvc_push_and_pull_from_a_local_remote_restores_identical_outputs(tmp_path):
     d = tmp_path / "project"
     d.mkdir()
