@@ -27,6 +27,7 @@ def test_block_outputs_and_pooling_shapes(params):
     assert torch.equal(pool(fmap, "meanmax")[:, 3:], fmap.amax(dim=(2, 3)))
 
 
+@pytest.mark.slow
 def test_evalset_logmel_layouts(tmp_path, params):
     generate_esc50(tmp_path / "esc", n_classes=4, clips_per_class=5, seed=0)
     generate_dcase(tmp_path / "dcase", recordings_per_scene=2, seconds=8.0, seed=0)

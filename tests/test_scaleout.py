@@ -77,6 +77,7 @@ def test_default_profile_dry_run():
     assert "This was a dry-run" in text
 
 
+@pytest.mark.slow
 def test_slurm_profile_dry_run_lists_jobs_and_resources():
     executor = "" if HAVE_SLURM_PLUGIN else "--executor dryrun"
     text = sh(f"snakemake -n --forceall --cores 64 --profile {PROFILES / 'slurm'} {executor}", ROOT)
