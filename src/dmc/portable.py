@@ -45,28 +45,40 @@ def log2_table() -> tuple[np.ndarray, np.ndarray, int]:
     return _LOG2, _DLOG2, _N
 
 
-def _lookup(u: np.ndarray, table: np.ndarray, diff: np.ndarray) -> np.ndarray:
-    """Linear interpolation of ``table`` at ``u`` in [0, len(table)) (float64)."""
+def _lookup(u: np.ndarray, table: np.ndarray, diff: np.ndarray, wrap: bool = False) -> np.ndarray:
+    """Linear interpolation of ``table`` at positions ``u`` (float64, consumed): ``u`` in
+    [0, len(table)), or any real number when ``wrap`` (the table is one period; its length is
+    a power of two, so the integer part is reduced exactly with a bit mask)."""
     i = np.floor(u)
-    frac = u - i
-    i = np.minimum(i.astype(np.int64), len(table) - 1)
-    return table[i] + frac * diff[i]
+    u -= i                                   # fraction, exact
+    idx = i.astype(np.int64)
+    if wrap:
+        idx &= len(table) - 1
+    else:
+        np.minimum(idx, len(table) - 1, out=idx)
+    out = np.take(table, idx)
+    step = np.take(diff, idx)
+    step *= u
+    out += step
+    return out
 
 
 def _turns(x, offset: float = 0.0) -> np.ndarray:
-    """``x`` radians as table positions in [0, _N) (exact range reduction: _N is a power of 2)."""
-    u = np.asarray(x, np.float64) * (_N / (2 * math.pi)) + offset
-    return u - np.floor(u / _N) * _N
+    """``x`` radians in table positions (a fresh float64 array)."""
+    u = np.multiply(np.asarray(x, np.float64), _N / (2 * math.pi))
+    if offset:
+        u += offset
+    return u
 
 
 def sin(x) -> np.ndarray:
     """sin(x) as float64."""
-    return _lookup(_turns(x), _SIN, _DSIN)
+    return _lookup(_turns(x), _SIN, _DSIN, wrap=True)
 
 
 def cos(x) -> np.ndarray:
     """cos(x) = sin(x + pi / 2) as float64 (a quarter of the table further)."""
-    return _lookup(_turns(x, _N / 4), _SIN, _DSIN)
+    return _lookup(_turns(x, _N / 4), _SIN, _DSIN, wrap=True)
 
 
 def exp2(y) -> np.ndarray:
