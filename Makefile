@@ -37,6 +37,8 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q -m "not cluster"
 
+# Everything but the tests marked slow (end-to-end pipeline, training, the trained-model
+# fixture, SIGKILL decoding, determinism subprocesses): what to run while developing.
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow and not cluster"
 

@@ -25,7 +25,7 @@ def make_video(path: Path, seconds: float = 3.0, fps: int = 10, size=(64, 48), a
                channels: int = 1, video: bool = True, audio: bool = True, vfr: bool = False,
                audio_seconds: float | None = None, audio_format: str = "fltp", fmt: str | None = None,
                vcodec: str | None = None, pix_fmt: str = "yuv420p", rotation: int | None = None,
-               options: dict | None = None) -> Path:
+               options: dict | None = None, acodec: str | None = None) -> Path:
     """Write a clip whose frame i is filled with grey level (10 * i) % 256 (R), so frames are identifiable.
 
     vfr: frame timestamps with irregular gaps (variable frame rate). audio_format: the
@@ -34,10 +34,12 @@ def make_video(path: Path, seconds: float = 3.0, fps: int = 10, size=(64, 48), a
     or mpeg4 for odd frame sizes, which libx264's yuv420p refuses). rotation: a display
     matrix rotating the picture counter-clockwise by that many degrees (phone videos).
     options: muxer options, e.g. {"live": "1"} for an mkv without duration or cues.
+    acodec: another audio codec (e.g. "vorbis", FFmpeg's experimental encoder).
     """
     fmt = fmt or path.suffix.lstrip(".")
-    vcodec_default, acodec = CODECS.get(fmt, CODECS["mkv"])
+    vcodec_default, acodec_default = CODECS.get(fmt, CODECS["mkv"])
     vcodec = vcodec or vcodec_default
+    acodec = acodec or acodec_default
     if audio_format in ("s16", "s32", "flt", "u8", "s24") and fmt == "mkv":
         acodec = {"s16": "pcm_s16le", "s32": "pcm_s32le", "flt": "pcm_f32le", "u8": "pcm_u8",
                   "s24": "pcm_s24le"}[audio_format]
@@ -57,7 +59,8 @@ def make_video(path: Path, seconds: float = 3.0, fps: int = 10, size=(64, 48), a
             if vcodec == "libx264":
                 vs.options = {"preset": "ultrafast"}
         if audio:
-            as_ = out.add_stream(acodec, rate=audio_rate)
+            as_ = out.add_stream(acodec, rate=audio_rate,
+                                 options={"strict": "-2"} if acodec == "vorbis" else {})   # experimental encoder
             as_.layout = {1: "mono", 2: "stereo", 6: "5.1"}[channels]
         events = []
         if video:

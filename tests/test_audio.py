@@ -8,9 +8,9 @@ import av
 import numpy as np
 import pytest
 import torch
-import torchaudio
 
 from dmc.audio import read_audio, resample
+from dmc.avcpu import ffmpeg_portable
 from dmc.datasets import load_audio
 from dmc.features import evalset_logmel
 from dmc.logmel import LogMel
@@ -19,10 +19,10 @@ from media import make_video, tone
 
 def previous_load_audio(path, sample_rate):
     """The evaluation clips' decoder before dmc.audio (release of stop 7), kept as the reference:
-    every frame through libswresample to planar float, whole file resampled, then the channel
-    mean."""
+    PyAV with FFmpeg's full probe, every frame through libswresample to planar float, the whole
+    file resampled, then the channel mean; with today's resampler (float64, CPU-independent)."""
     chunks = []
-    with av.open(str(path)) as container:
+    with ffmpeg_portable(), av.open(str(path)) as container:
         stream = container.streams.audio[0]
         in_rate = stream.codec_context.sample_rate
         resampler = av.AudioResampler(format="fltp", layout=stream.codec_context.layout)
@@ -31,9 +31,7 @@ def previous_load_audio(path, sample_rate):
         chunks += [f.to_ndarray() for f in resampler.resample(None)]
     audio = np.concatenate(chunks, axis=1)
     if in_rate != sample_rate:
-        with torch.no_grad():
-            kernel = torchaudio.transforms.Resample(in_rate, sample_rate, dtype=torch.float32)
-            audio = kernel(torch.from_numpy(audio)).numpy()
+        audio = resample(audio, in_rate, sample_rate)
     return audio.mean(axis=0).astype(np.float32)
 
 

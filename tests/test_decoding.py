@@ -1,5 +1,6 @@
 """Decoding real media made here with PyAV: containers, codecs, rates, layouts, broken files."""
 
+import av
 import numpy as np
 import pytest
 import torch
@@ -91,9 +92,47 @@ def test_logmel_equals_direct_torchaudio(tmp_path):
     clip = decode_video(path, SEG, SIZE, SR)
     ours = LogMel(sample_rate=SR, n_mels=64, f_min=125, f_max=7500, window_seconds=0.08,
                   hop_seconds=0.05, log_offset=0.01)(torch.from_numpy(clip.waves))
+    # the same transform in float64 (ours computes in float64 with CPU-independent kernels,
+    # then rounds to float32)
     direct = torchaudio.transforms.MelSpectrogram(
         sample_rate=16000, n_fft=2048, win_length=1280, hop_length=800, f_min=125, f_max=7500,
-        n_mels=64, power=1.0, mel_scale="htk")(torch.from_numpy(clip.waves))
-    expected = torch.log(direct + 0.01).transpose(1, 2)
-    assert ours.shape == (2, 1 + SR // 800, 64)
-    torch.testing.assert_close(ours, expected)
+        n_mels=64, power=1.0, mel_scale="htk", window_fn=lambda n: torch.hann_window(n, dtype=torch.float64),
+    ).double()(torch.from_numpy(clip.waves).double())
+    expected = torch.log(direct + 0.01).transpose(1, 2).float()
+    assert ours.shape == (2, 1 + SR // 800, 64) and ours.dtype == torch.float32
+    torch.testing.assert_close(ours, expected)   # torchaudio's filterbank is float32: 1e-7 relative
+
+
+def test_audio_shorter_than_video_is_not_called_truncated(tmp_path):
+    # a real clip: 5.94 s of sound in a 9 s video; nothing is cut off, the soundtrack just
+    # ends earlier, so the clip is complete ("ok", no note) with the segments the audio covers
+    path = make_video(tmp_path / "short_audio.mkv", seconds=9.0, audio_seconds=5.94)
+    with av.open(str(path)) as c:
+        assert abs(c.duration / 1e6 - 9.0) < 0.2          # the container does say 9 s
+    clip = decode_video(path, SEG, SIZE, SR)
+    assert clip.note == "" and clip.frames.shape[0] == 5 and abs(clip.audio_seconds - 5.94) < 0.05
+
+
+def test_one_second_vp8_vorbis_webm_is_shorter_than_a_segment(tmp_path):
+    # 24 frames decode, but a 1 s clip holds no 2 s segment: that is the reason, not
+    # "no decodable video frame"
+    path = make_video(tmp_path / "one_second.webm", seconds=1.0, fps=24, vcodec="libvpx", acodec="vorbis",
+                      audio_rate=44100, channels=2)
+    with av.open(str(path)) as c:
+        assert (c.streams.video[0].codec_context.name, c.streams.audio[0].codec_context.name) == ("vp8", "vorbis")
+        assert sum(1 for _ in c.decode(video=0)) == 24
+    with pytest.raises(DecodeError, match=r"^shorter than one segment: 1\.\d\d s audio, 1\.00 s video"):
+        decode_video(path, 2.0, SIZE, SR)
+
+
+def test_no_decodable_frame_still_named(tmp_path):
+    # a video stream whose packets are garbage: not one frame decodes
+    path = make_video(tmp_path / "v.mkv", seconds=3.0)
+    data = bytearray(path.read_bytes())
+    with av.open(str(path)) as c:
+        packets = [(p.pos, p.size) for p in c.demux(video=0) if p.size and p.pos is not None]
+    for pos, size in packets:
+        data[pos + 4:pos + size] = bytes(size - 4)                 # zero the payload, keep sizes
+    (tmp_path / "broken.mkv").write_bytes(bytes(data))
+    with pytest.raises(DecodeError, match="^no decodable video frame; decoding stopped early"):
+        decode_video(tmp_path / "broken.mkv", SEG, SIZE, SR)

@@ -86,6 +86,7 @@ def kill_mid_write(proc, folder: Path, name: str) -> Path:
     return tmp[0]
 
 
+@pytest.mark.slow
 def test_sigkill_during_decode_shard_then_rerun_equals_uninterrupted(tmp_path, many_clips):
     params = decode_params(tmp_path)
     ref = tmp_path / "ref" / "shard-00000"

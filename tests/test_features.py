@@ -27,6 +27,7 @@ def test_block_outputs_and_pooling_shapes(params):
     assert torch.equal(pool(fmap, "meanmax")[:, 3:], fmap.amax(dim=(2, 3)))
 
 
+@pytest.mark.slow
 def test_evalset_logmel_layouts(tmp_path, params):
     generate_esc50(tmp_path / "esc", n_classes=4, clips_per_class=5, seed=0)
     generate_dcase(tmp_path / "dcase", recordings_per_scene=2, seconds=8.0, seed=0)
@@ -39,6 +40,7 @@ def test_evalset_logmel_layouts(tmp_path, params):
     assert set(clips.split) == {"train", "test"}
 
 
+@pytest.mark.slow
 def test_hear_api(trained_model):
     model = load_model(str(trained_model))
     audio = torch.randn(3, 5 * model.sample_rate) * 0.1
@@ -51,6 +53,7 @@ def test_hear_api(trained_model):
     assert torch.allclose(scene[:, :128], emb[:, :, :128].mean(dim=1), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_dmc_features_beat_random_init(trained_model, tmp_path):
     """On an ESC-like set of 30 categories built from the videos' sound families, the trained
     network's features classify clearly better than the same network at random init."""

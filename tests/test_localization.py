@@ -168,6 +168,7 @@ def trained(small_corpus, tmp_path_factory):
     return p, d / "m.pt"
 
 
+@pytest.mark.slow
 def test_trained_model_localizes_better_than_random_init(small_corpus, trained):
     """Every (frame, segment) pair of the corpus (localization is never trained on boxes):
     4 epochs give pointing ~0.3-0.45 against ~0.03-0.06 for the untrained net (seeds 0-2)."""
@@ -189,6 +190,7 @@ def test_trained_model_localizes_better_than_random_init(small_corpus, trained):
     assert scores["dmc"]["auc"] >= scores["random_init"]["auc"] + 0.01, scores
 
 
+@pytest.mark.slow
 def test_localize_pipeline_mode_writes_metrics_table_overlays(small_corpus, trained, tmp_path, capsys):
     p, model_path = trained
     params = write_params(tmp_path / "params.yaml", p)

@@ -76,6 +76,7 @@ def project(tmp_path_factory):
     return d
 
 
+@pytest.mark.slow
 def test_end_to_end_dvc_repro_twice_and_an_experiment(project):
     out = sh("dvc repro", project)
     for stage in ("synth", "decode", "train", "evalset@esc50", "evalset@dcase", "extract", "evaluate"):

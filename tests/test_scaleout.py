@@ -77,6 +77,7 @@ def test_default_profile_dry_run():
     assert "This was a dry-run" in text
 
 
+@pytest.mark.slow
 def test_slurm_profile_dry_run_lists_jobs_and_resources():
     executor = "" if HAVE_SLURM_PLUGIN else "--executor dryrun"
     text = sh(f"snakemake -n --forceall --cores 64 --profile {PROFILES / 'slurm'} {executor}", ROOT)
@@ -118,6 +119,7 @@ def tree_hashes(root: Path) -> dict[str, str]:
             for p in sorted(root.rglob("*")) if p.is_file() and p.name != ".gitignore"}
 
 
+@pytest.mark.slow
 def test_dvc_push_and_pull_from_a_local_remote_restores_identical_outputs(tmp_path):
     d = tmp_path / "project"
     d.mkdir()

@@ -31,6 +31,7 @@ def test_epoch_batches_are_disjoint_across_processes_and_seeded():
     assert a != epoch_batches(100, 8, seed=0, epoch=4, rank=0, world=2)
 
 
+@pytest.mark.slow
 def test_short_training_raises_heldout_correspondence(small_corpus, tmp_path):
     p = fast_params(train__epochs=12, train__batch_size=32, train__checkpoint_every=0)
     log = tmp_path / "log.csv"
@@ -51,6 +52,7 @@ def run_train(params_path, out, env=None):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
 
 
+@pytest.mark.slow
 def test_sigkill_and_resume_gives_identical_weights(small_corpus, tmp_path):
     p = write_params(tmp_path / "params.yaml", fast_params(train__epochs=3))
     runs = {}
@@ -82,6 +84,7 @@ def test_sigkill_and_resume_gives_identical_weights(small_corpus, tmp_path):
                                   pd.read_csv(runs["killed"]["log"]).drop(columns=["seconds", "samples_per_s"]))
 
 
+@pytest.mark.slow
 def test_checkpoint_of_other_params_is_not_resumed(small_corpus, tmp_path):
     out = {"decoded": small_corpus / "decoded", "model": tmp_path / "m.pt", "log": tmp_path / "log.csv",
            "ck": tmp_path / "ck"}
@@ -93,6 +96,7 @@ def test_checkpoint_of_other_params_is_not_resumed(small_corpus, tmp_path):
     assert proc.returncode == 0 and "from other params or data; starting afresh" in text
 
 
+@pytest.mark.slow
 def test_torchrun_ddp_two_gloo_processes(small_corpus, tmp_path):
     p = write_params(tmp_path / "params.yaml", fast_params(train__epochs=1, train__batch_size=8))
     env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -109,6 +113,7 @@ def test_torchrun_ddp_two_gloo_processes(small_corpus, tmp_path):
     load_model(tmp_path / "m.pt")
 
 
+@pytest.mark.slow
 def test_bad_batch_size_refused_before_training(small_corpus, tmp_path):
     p = fast_params(train__batch_size=100000)
     with pytest.raises(ValueError, match="train.batch_size"):

@@ -12,7 +12,10 @@
   stream analysis): by default FFmpeg decodes up to 5 s of audio just to guess stream
   parameters that the decoded frames carry anyway.
 * :func:`resample` is torchaudio's sinc resampler with its kernel built once per rate pair
-  (:func:`torch_resampler`), applied to a batch of waveforms at once.
+  (:func:`torch_resampler`, in float64 so the bytes do not depend on the CPU), applied to a
+  batch of waveforms at once.
+* Decoding runs FFmpeg's portable C code (:func:`dmc.avcpu.ffmpeg_portable`): its SIMD float
+  decoders (AAC, Opus, ...) round differently per CPU.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ import av
 import numpy as np
 import torch
 import torchaudio
+
+from .avcpu import ffmpeg_portable
 
 # FFmpeg sample formats converted here with numpy: dtype and the scale libswresample uses
 _INTEGER = {"s16": (np.int16, 2.0 ** -15, 0), "s32": (np.int32, 2.0 ** -31, 0),
@@ -125,7 +130,7 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
             return pcm
     collector = PlanarFloat()
     try:
-        with av.open(str(path), options=PROBE) as container:
+        with ffmpeg_portable(), av.open(str(path), options=PROBE) as container:
             if not container.streams.audio:
                 raise AudioReadError("no audio stream")
             for frame in container.decode(container.streams.audio[0]):
@@ -140,10 +145,19 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     return audio, int(collector.rate)
 
 
+class _Float64Resample(torchaudio.transforms.Resample):
+    """Resample in float64, return float32: the convolution's kernels (MKL, oneDNN) sum in an
+    order that depends on the CPU and threads; in float64 that stays below float32's last bit."""
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        return super().forward(waveform.double()).float()
+
+
 @lru_cache(maxsize=16)
 def torch_resampler(orig: int, new: int) -> torchaudio.transforms.Resample:
-    """The same filter kernel as torchaudio.functional.resample, built once per rate pair."""
-    return torchaudio.transforms.Resample(orig, new, dtype=torch.float32)
+    """torchaudio's sinc kernel (as torchaudio.functional.resample), built once per rate pair,
+    applied in float64 (CPU-independent bytes, see tests/test_determinism.py)."""
+    return _Float64Resample(orig, new, dtype=torch.float64)
 
 
 def resample(waves: np.ndarray, orig: int, new: int) -> np.ndarray:

@@ -158,6 +158,12 @@ def _localize(args, p):
                   log=lambda m: print(m, file=sys.stderr))
 
 
+def _fetch(args, p):
+    from .fetch import fetch
+
+    fetch(args.dataset, args.out, urls=args.url, sha256=args.sha256, expect_files=args.expect_files)
+
+
 def _check_params(args, p):
     print(f"{args.params}: ok")
 
@@ -169,6 +175,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("check-params", help="validate params.yaml and exit")
     c.set_defaults(func=_check_params)
+
+    c = sub.add_parser("fetch", help="download a published evaluation set (pinned URL), unpack, convert to the "
+                                     "layout params.yaml expects, verify, then move it into place")
+    c.add_argument("dataset", choices=["esc50", "dcase"])
+    c.add_argument("--out", required=True, help="output folder (replaced only when verified)")
+    c.add_argument("--url", action="append", help="another source (mirror, file://); dcase: give the "
+                                                  "development set, then the test set")
+    c.add_argument("--sha256", action="append", help="expected SHA-256 of each --url archive")
+    c.add_argument("--expect-files", type=int, help="expected number of audio files (default: the release's)")
+    c.set_defaults(func=_fetch)
 
     c = sub.add_parser("synth", help="generate the embedded synthetic corpus")
     c.add_argument("what", choices=["videos", "esc50", "esc10", "dcase"])

@@ -17,8 +17,10 @@ timestamp is nearest to the segment's centre ``(s + 0.5) * segment_seconds``.
 * Times come from the presentation timestamps, relative to each stream's first frame, so
   variable frame rates are handled; a missing container duration does not matter.
 * A stream that breaks off mid-way (truncated file) keeps the complete segments decoded
-  before the break and says so in ``note``; a file that yields no whole segment raises
-  ``DecodeError`` with the reason.
+  before the break and says so in ``note``; audio merely shorter than the video is not a
+  truncation. A file that yields no whole segment raises ``DecodeError`` with the reason
+  ("no decodable video frame" only when not a single frame decodes; a clip shorter than one
+  segment says so even when its frames decode).
 """
 
 from __future__ import annotations
@@ -97,6 +99,31 @@ class _FramePicker:
             self._keep(*self.prev)
 
 
+def _stream_seconds(stream) -> float | None:
+    """The duration a stream declares (None when the container does not say)."""
+    if stream.duration is None or stream.time_base is None:
+        return None
+    return float(stream.duration * stream.time_base)
+
+
+def _truncation(audio_s: float, video_s: float, container_s: float | None, audio_declared_s: float | None) -> str:
+    """A note when the data ends well before what the file declares, else "".
+
+    Truncated means cut off: the audio stream ends before its own declared duration, or both
+    streams end before the container's. A soundtrack that is merely shorter than the picture
+    (audio 6 s in a 9 s video) is not truncated: its segments cover the audio there is.
+    """
+    def short(decoded: float, declared: float | None) -> bool:
+        return bool(declared) and decoded < 0.9 * declared - 0.2
+
+    if short(audio_s, audio_declared_s):
+        return f"truncated: {audio_s:.2f} s of audio decoded, the audio stream says {audio_declared_s:.2f} s"
+    if short(max(audio_s, video_s), container_s):
+        return (f"truncated: {audio_s:.2f} s of audio and {video_s:.2f} s of video decoded, "
+                f"container says {container_s:.2f} s")
+    return ""
+
+
 def decode_video(path: str | Path, segment_seconds: float, frame_size: int,
                  sample_rate: int) -> Decoded:
     """Decode ``path`` into S (frame, audio segment) pairs; raise DecodeError if S == 0."""
@@ -129,22 +156,23 @@ def decode_video(path: str | Path, segment_seconds: float, frame_size: int,
             note = f"decoding stopped early ({type(exc).__name__}: {exc})"
         picker.finish(1.0 / rate)
         duration = container.duration / 1e6 if container.duration else None
+        audio_declared = _stream_seconds(astream)
 
     in_rate = audio.rate
     if not in_rate:
         raise DecodeError("audio stream has no decodable audio or no sample rate")
     mono = to_mono(audio.finish())
     audio_seconds = mono.shape[0] / in_rate
-    if duration and audio_seconds < 0.9 * duration - 0.2 and not note:
-        note = f"truncated: {audio_seconds:.2f} s of audio decoded, container says {duration:.2f} s"
-    if not picker.frames:
+    video_seconds = picker.prev[0] + 1.0 / rate if picker.prev is not None else 0.0
+    if not note:
+        note = _truncation(audio_seconds, video_seconds, duration, audio_declared)
+    if picker.count == 0:
         raise DecodeError("no decodable video frame" + (f"; {note}" if note else ""))
     wave = resample(mono, int(in_rate), int(sample_rate))
     seg_samples = int(round(segment_seconds * sample_rate))
     n = min(wave.shape[0] // seg_samples, len(picker.frames))
-    if n == 0:
-        video_s = picker.prev[0] + 1.0 / rate
-        raise DecodeError(f"shorter than one segment: {audio_seconds:.2f} s audio, {video_s:.2f} s video, "
+    if n == 0:      # also when every decoded frame lies before the first segment's centre
+        raise DecodeError(f"shorter than one segment: {audio_seconds:.2f} s audio, {video_seconds:.2f} s video, "
                           f"segment {segment_seconds} s" + (f"; {note}" if note else ""))
     return Decoded(frames=np.stack(picker.frames[:n]),
                    waves=wave[: n * seg_samples].reshape(n, seg_samples).astype(np.float32),

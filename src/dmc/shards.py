@@ -12,6 +12,10 @@ instead of reloading a file per item.  A shard is written under a temporary name
 renamed when complete (``dmc.atomic.atomic_dir``).  Videos are assigned to shards by a
 stable hash of their path relative to the corpus root, so adding a video changes one
 shard only and the assignment needs no state.
+
+The bytes of a shard do not depend on the CPU or the thread count: FFmpeg decodes with its
+C code (``dmc.avcpu``; its float AAC and Opus decoders round differently with each SIMD
+kernel) and the log-mel frontend and resampler work in float64.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import torch
 from tqdm import tqdm
 
 from .atomic import atomic_dir, atomic_file
+from .avcpu import ffmpeg_portable
 from .decoding import VIDEO_EXTENSIONS, DecodeError, decode_video
 from .errors import DmcError
 from .logmel import LogMel
@@ -130,7 +135,8 @@ def write_shard(out_dir: str | Path, root: str | Path, videos: list[str], decode
             segments.writerow(SEGMENT_COLUMNS)
             for rel in tqdm(videos, desc=out_dir.name, unit="clip", file=sys.stderr, mininterval=2, disable=None):
                 try:
-                    clip = decode_video(Path(root) / rel, seg, size, decode["sample_rate"])
+                    with ffmpeg_portable():   # float audio decoders: same samples on every CPU
+                        clip = decode_video(Path(root) / rel, seg, size, decode["sample_rate"])
                 except (DecodeError, OSError) as exc:
                     report.append((rel, "bad", str(exc), 0, 0.0))
                     continue

@@ -4,8 +4,10 @@
     root/002 - Engine/...
 
 The clips are those of :func:`dmc.synth.generate_esc50` with ``n_classes`` categories, encoded
-as Opus in OGG (the release used OGG Vorbis; FFmpeg's Vorbis encoder is experimental and not
-available here, and the reader, :func:`dmc.datasets.read_esc10`, decodes any codec).
+as Opus in OGG by FFmpeg's own Opus encoder running its portable C code (the same bytes on every
+CPU, :mod:`dmc.avcpu`). The release used OGG Vorbis; FFmpeg's Vorbis encoder cannot be opened
+here, and the reader, :func:`dmc.datasets.read_esc10`, decodes any codec (tests read Vorbis-free
+OGG Opus made by libopus too).
 """
 
 from __future__ import annotations
@@ -17,16 +19,18 @@ import av
 import numpy as np
 
 from ..atomic import atomic_dir
+from ..avcpu import ffmpeg_portable
 from .evalsets import generate_esc50
 
 
 def write_ogg(path, audio: np.ndarray, sample_rate: int) -> None:
-    """Mono float audio in [-1, 1] -> OGG Opus (48 kHz, libopus's native rate), one thread."""
-    with av.open(str(path), "w", format="ogg") as container:
-        stream = container.add_stream("libopus", rate=48000)
+    """Mono float audio in [-1, 1] -> OGG Opus (48 kHz, Opus's only rate; PyAV resamples)."""
+    with ffmpeg_portable(), av.open(str(path), "w", format="ogg", options={"fflags": "+bitexact"}) as container:
+        stream = container.add_stream("opus", rate=48000)
         stream.layout = "mono"
         stream.codec_context.thread_count = 1
-        frame = av.AudioFrame.from_ndarray(np.asarray(audio, np.float32)[None], format="flt", layout="mono")
+        stream.codec_context.options = {"strict": "-2", "flags": "+bitexact"}   # FFmpeg's own encoder
+        frame = av.AudioFrame.from_ndarray(np.asarray(audio, np.float32)[None], format="fltp", layout="mono")
         frame.sample_rate = sample_rate
         for packet in stream.encode(frame):
             container.mux(packet)

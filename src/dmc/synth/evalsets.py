@@ -17,6 +17,7 @@ DCASE2013 scenes layout::
 
 from __future__ import annotations
 
+import math
 import os
 import wave
 from pathlib import Path
@@ -26,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import atomic_dir, atomic_file
+from .. import portable as P
 from .sounds import CLASS_NAMES, colored_noise, normalize, render_sound
 
 ESC50_COLUMNS = ["filename", "fold", "target", "category", "esc10", "src_file", "take"]
@@ -110,10 +112,11 @@ def _esc50_clip(target: int, seconds: float, sr: int, rng: np.random.Generator) 
     x = render_sound(family, seconds, sr, rng, pitch=pitch, rate=rate, level=0.15)
     if reverb:                                     # distant: diffuse tail, little direct sound
         ir_n = int(reverb * sr)
-        decay = np.exp(-np.arange(ir_n) / (0.15 * sr)).astype(np.float32)
+        decay = P.exp(-np.arange(ir_n) / (0.15 * sr)).astype(np.float32)
         ir = rng.standard_normal(ir_n, dtype=np.float32) * decay
-        size = 1 << int(np.ceil(np.log2(n + ir_n)))
-        wet = np.fft.irfft(np.fft.rfft(x, size) * np.fft.rfft(ir, size), size)[:n].astype(np.float32)
+        size = 1 << (n + ir_n - 1).bit_length()
+        wet = np.fft.irfft(P.complex_product(np.fft.rfft(x, size), np.fft.rfft(ir, size)), size)[:n]
+        wet = wet.astype(np.float32)
         x = 0.3 * x + normalize(wet, 0.15)
     if rng.random() < 0.3:                         # event covers only part of the clip
         span = rng.uniform(min(1.5, 0.5 * seconds), seconds) * sr
@@ -179,9 +182,9 @@ def _add_events(x: np.ndarray, family: str, rate_per_min: float, durations, leve
     if rate_per_min == 0:
         pan = rng.uniform(0.3, 0.7)
         t = np.arange(n, dtype=np.float32) / sr
-        swell = 1 + 0.2 * np.sin(2 * np.pi * rng.uniform(0.02, 0.1) * t + rng.uniform(0, 6.3))
+        swell = (1 + 0.2 * P.sin(2 * np.pi * rng.uniform(0.02, 0.1) * t + rng.uniform(0, 6.3))).astype(np.float32)
         s = render_sound(cls, n / sr, sr, rng, pitch=pitch, level=level) * swell
-        x += np.array([[np.cos(pan * np.pi / 2)], [np.sin(pan * np.pi / 2)]], np.float32) * s
+        x += np.array([[math.cos(pan * math.pi / 2)], [math.sin(pan * math.pi / 2)]], np.float32) * s
         return
     k = rng.poisson(rate_per_min * n / sr / 60 * rng.uniform(0.7, 1.3))
     starts = (rng.uniform(-0.5, n / sr, k) * sr).astype(np.int64)
@@ -200,8 +203,8 @@ def _add_events(x: np.ndarray, family: str, rate_per_min: float, durations, leve
         piece = stream[offset:offset + m] * shape * np.float32(g)
         offset += m
         lo, hi = max(0, i0), min(n, i0 + m)
-        x[0, lo:hi] += np.float32(np.cos(pan * np.pi / 2)) * piece[lo - i0:hi - i0]
-        x[1, lo:hi] += np.float32(np.sin(pan * np.pi / 2)) * piece[lo - i0:hi - i0]
+        x[0, lo:hi] += np.float32(math.cos(pan * math.pi / 2)) * piece[lo - i0:hi - i0]
+        x[1, lo:hi] += np.float32(math.sin(pan * math.pi / 2)) * piece[lo - i0:hi - i0]
 
 
 def _dcase_recording(scene: str, seconds: float, sr: int, rng: np.random.Generator) -> np.ndarray:

@@ -3,7 +3,8 @@
 Every class has a distinct spectral and temporal signature so that an audio network can
 learn to tell them apart; each instance draws its own pitch, rate and texture from ``rng``
 so that no two instances are identical. Everything is vectorised numpy (no Python loop
-over samples), float32, mono, in [-1, 1], and fully determined by ``rng``.
+over samples), float32, mono, in [-1, 1], and fully determined by ``rng``: sines, exponentials
+and powers come from :mod:`.portable`, so the samples do not depend on the CPU's SIMD kernels.
 
 ``pitch`` and ``rate`` scale a class's frequencies and temporal rates; the evaluation sets
 use them to build variants of a family (e.g. ``flute_low``). Per-instance jitter stays
@@ -13,6 +14,8 @@ within about +-20 % so variants with factors 0.55 / 1.8 do not overlap.
 from __future__ import annotations
 
 import numpy as np
+
+from .. import portable as P
 
 CLASS_NAMES: tuple[str, ...] = ("flute", "engine", "bird", "clock", "siren", "hum", "drum", "warble")
 
@@ -47,16 +50,19 @@ def colored_noise(n: int, rng: np.random.Generator, exponent: float = 0.0, chann
     shape = (n // 2 + 1,) if channels is None else (channels, n // 2 + 1)
     # random-phase spectrum: flat magnitude, uniform phases (cheaper than FFT of white noise)
     phase = np.float32(2 * np.pi) * rng.random(shape, dtype=np.float32)
-    spec = np.cos(phase) + 1j * np.sin(phase)
     f = np.fft.rfftfreq(n, 1.0 / sample_rate).astype(np.float32)
     gain = np.ones_like(f)
-    gain[1:] = (f[1:] / f[1]) ** (-exponent / 2.0)
+    gain[1:] = P.power(f[1:] / f[1], -exponent / 2.0)
     gain[0] = 0.0
     if lo > 0:
-        gain *= 1.0 / (1.0 + (lo / np.maximum(f, 1e-3)) ** 4)   # smooth 4th-order high-pass
+        q = np.square(lo / np.maximum(f, 1e-3))
+        gain *= 1.0 / (1.0 + q * q)                              # smooth 4th-order high-pass
     if hi is not None:
-        gain *= 1.0 / (1.0 + (f / hi) ** 4)                      # smooth 4th-order low-pass
-    out = np.fft.irfft(spec * gain, n=n, axis=-1)[..., :n_out].astype(np.float32)
+        q = np.square(f / hi)
+        gain *= 1.0 / (1.0 + q * q)                              # smooth 4th-order low-pass
+    spec = np.empty(shape, np.complex64)          # cos + i sin, scaled (real products: exact)
+    spec.real, spec.imag = P.cos(phase) * gain, P.sin(phase) * gain
+    out = np.fft.irfft(spec, n=n, axis=-1)[..., :n_out].astype(np.float32)
     rms = np.sqrt(np.mean(out ** 2, axis=-1, keepdims=True)) + 1e-12
     return (out / rms).astype(np.float32)
 
@@ -102,7 +108,7 @@ def _harmonics(phase: np.ndarray, amps) -> np.ndarray:
     out = np.zeros(phase.shape, np.float32)
     for k, a in enumerate(amps):
         if a:
-            out += np.float32(a) * np.sin(np.float32(k + 1) * phase)
+            out += np.float32(a) * P.sin(np.float32(k + 1) * phase).astype(np.float32)
     return out
 
 
@@ -113,7 +119,7 @@ def _flute(n, sr, t, rng, pitch, rate):
     n_notes = int(np.ceil(t[-1] / note_len)) + 1
     ratios = np.array([1.0, 9 / 8, 5 / 4, 3 / 2, 5 / 3])[rng.integers(0, 5, n_notes)]
     note = np.minimum((t / note_len).astype(np.int64), n_notes - 1)
-    freq = f0 * ratios[note] * (1 + 0.006 * np.sin(2 * np.pi * 5.0 * rate * t))
+    freq = f0 * ratios[note] * (1 + 0.006 * P.sin(2 * np.pi * 5.0 * rate * t))
     pos = (t / note_len - note).astype(np.float32)                # 0..1 within a note
     env = np.minimum(1.0, pos * 8) * np.minimum(1.0, (1 - pos) * 6)
     breath = 1.0 + 0.04 * rng.standard_normal(n, dtype=np.float32)
@@ -125,7 +131,7 @@ def _engine(n, sr, t, rng, pitch, rate):
     centre = 700.0 * pitch * _jit(rng)
     noise = colored_noise(n, rng, 1.0, sample_rate=sr, lo=centre / 3, hi=centre * 1.5)
     fire = 30.0 * rate * _jit(rng)
-    am = 1 + 0.6 * np.sin(_phase(fire, sr, t) + np.float32(rng.uniform(0, 6.3)))
+    am = 1 + 0.6 * P.sin(_phase(fire, sr, t) + np.float32(rng.uniform(0, 6.3))).astype(np.float32)
     return noise * am + 0.4 * _harmonics(_phase(2 * fire * pitch, sr, t), [1.0, 0.5, 0.3])
 
 
@@ -134,7 +140,7 @@ def _bird(n, sr, t, rng, pitch, rate):
     f_lo = 2500.0 * pitch * _jit(rng)
     dur = 0.08 * _jit(rng)
     kt = np.arange(int(dur * sr)) / sr
-    chirp = np.sin(2 * np.pi * f_lo * (kt + 0.3 * kt ** 2 / dur)) * np.hanning(len(kt))  # rising sweep
+    chirp = P.sin(2 * np.pi * f_lo * (kt + 0.3 * kt ** 2 / dur)) * P.hann(len(kt))  # rising sweep
     on = _onsets(n, sr, 5.0 * rate * _jit(rng), rng, jitter=0.15)
     return _place(n, on, rng.uniform(0.5, 1.0, 8), chirp)
 
@@ -143,18 +149,18 @@ def _clock(n, sr, t, rng, pitch, rate):
     """Regular tick-tock click train: two alternating short resonant clicks."""
     res = 3000.0 * pitch * _jit(rng)
     kt = np.arange(int(0.02 * sr)) / sr
-    decay = np.exp(-kt / 0.004)
+    decay = P.exp(-kt / 0.004)
     r = 2.0 * rate * _jit(rng)
     on = _onsets(n, sr, r / 2, rng)
-    tick = _place(n, on, [1.0], np.sin(2 * np.pi * res * kt) * decay)
-    tock = _place(n, np.minimum(on + int(sr / r), n - 1), [0.8], np.sin(2 * np.pi * 0.7 * res * kt) * decay)
+    tick = _place(n, on, [1.0], P.sin(2 * np.pi * res * kt) * decay)
+    tock = _place(n, np.minimum(on + int(sr / r), n - 1), [0.8], P.sin(2 * np.pi * 0.7 * res * kt) * decay)
     return tick + tock
 
 
 def _siren(n, sr, t, rng, pitch, rate):
     """Bright buzzy tone (strong odd harmonics), deep slow AM with a rising-falling wail."""
     f0 = 700.0 * pitch * _jit(rng)
-    lfo = np.sin(2 * np.pi * 2.0 * rate * _jit(rng) * t + rng.uniform(0, 6.3))
+    lfo = P.sin(2 * np.pi * 2.0 * rate * _jit(rng) * t + rng.uniform(0, 6.3))
     am = (0.25 * (1 + lfo) ** 2).astype(np.float32)
     odd = [1.0, 0.0, 0.6, 0.0, 0.45, 0.0, 0.35, 0.0, 0.25]
     return _harmonics(_phase(f0 * (1 + 0.2 * lfo), sr, t), odd) * am
@@ -163,7 +169,7 @@ def _siren(n, sr, t, rng, pitch, rate):
 def _hum(n, sr, t, rng, pitch, rate):
     """Steady low hum: a low fundamental with decaying harmonics over a dull rumble."""
     f0 = 90.0 * pitch * _jit(rng)
-    wobble = (1 + 0.15 * np.sin(2 * np.pi * 0.3 * rate * t + rng.uniform(0, 6.3))).astype(np.float32)
+    wobble = (1 + 0.15 * P.sin(2 * np.pi * 0.3 * rate * t + rng.uniform(0, 6.3))).astype(np.float32)
     rumble = colored_noise(n, rng, 1.0, sample_rate=sr, hi=3 * f0)
     buzz = _harmonics(_phase(f0, sr, t), [1.0 / (k + 1) for k in range(12)])
     return buzz * wobble + 0.3 * rumble
@@ -173,10 +179,10 @@ def _drum(n, sr, t, rng, pitch, rate):
     """Pulsed bursts: a decaying low thump plus a bright noise burst, on a beat with accents."""
     f_thump = 110.0 * pitch * _jit(rng)
     kt = np.arange(int(0.25 * sr)) / sr
-    thump = np.sin(2 * np.pi * f_thump * kt * (1 + 0.5 * np.exp(-kt / 0.02))) * np.exp(-kt / 0.07)
+    thump = P.sin(2 * np.pi * f_thump * kt * (1 + 0.5 * P.exp(-kt / 0.02))) * P.exp(-kt / 0.07)
     on = _onsets(n, sr, 3.0 * rate * _jit(rng), rng)
     accents = [1.0, 0.5, 0.75, 0.5]
-    env = _place(n, on, accents, np.exp(-kt / 0.03))
+    env = _place(n, on, accents, P.exp(-kt / 0.03))
     noise = colored_noise(n, rng, 0.5, sample_rate=sr, lo=1200 * pitch, hi=5000 * pitch)   # snare
     return _place(n, on, accents, thump) + 0.5 * env * noise
 
@@ -185,7 +191,7 @@ def _warble(n, sr, t, rng, pitch, rate):
     """Frequency-modulated tone: fast, wide vibrato around a high carrier."""
     fc = 1800.0 * pitch * _jit(rng)
     fm = 10.0 * rate * _jit(rng)
-    freq = fc * (1 + 0.18 * np.sin(2 * np.pi * fm * t + rng.uniform(0, 6.3)))
+    freq = fc * (1 + 0.18 * P.sin(2 * np.pi * fm * t + rng.uniform(0, 6.3)))
     return _harmonics(_phase(freq, sr, t), [1.0, 0.25])
 
 

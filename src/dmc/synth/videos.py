@@ -8,12 +8,16 @@ stereo) plus low-level background noise. Most clips are MP4 (H.264 + AAC); a sha
 
 Ground truth goes to a separate folder: ``clips.csv`` (one row per clip) and ``boxes.csv``
 (one row per object per frame, pixel boxes with exclusive x1/y1). Every clip is fully
-determined by ``(seed, clip index)``; encoders run single-threaded so files are
-reproducible.
+determined by ``(seed, clip index)`` and byte-identical on every x86-64 machine: the numbers
+come from CPU-independent arithmetic (``portable.py``), frames are converted to YUV 4:2:0
+with integer arithmetic here (not by libswscale, whose SIMD kernels round differently), the
+encoders run single-threaded, and FFmpeg's own codecs (the AAC encoder) run its C code
+(``dmc.avcpu``).
 """
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 from pathlib import Path
 
@@ -22,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import atomic_dir, atomic_file
+from ..avcpu import ffmpeg_portable
 from .evalsets import parallel_map
 from .sounds import CLASS_NAMES, colored_noise, render_sound
 from .visuals import MOTION_MARGIN, Background, draw_object, object_state
@@ -55,7 +60,7 @@ def _place(n: int, width: int, height: int, rng: np.random.Generator) -> list[tu
         best, best_gap = None, -np.inf
         for _ in range(60):
             x, y = rng.uniform(reach, width - reach), rng.uniform(reach, height - reach)
-            gap = min((np.hypot(x - px, y - py) - reach - (1 + MOTION_MARGIN) * pr
+            gap = min((math.hypot(x - px, y - py) - reach - (1 + MOTION_MARGIN) * pr
                        for px, py, pr in placed), default=np.inf)
             if gap > best_gap:
                 best, best_gap = (x, y, r), gap
@@ -95,12 +100,25 @@ def _render_audio(objs: list[dict], seconds: float, sr: int, channels: int, widt
             mix[0] += s
         else:                                              # constant-power pan by x position
             p = 0.15 + 0.7 * o["center"][0] / width
-            mix[0] += np.cos(p * np.pi / 2) * s
-            mix[1] += np.sin(p * np.pi / 2) * s
+            mix[0] += np.float32(math.cos(p * math.pi / 2)) * s
+            mix[1] += np.float32(math.sin(p * math.pi / 2)) * s
     noise = colored_noise(n, rng, rng.uniform(0.5, 1.5), channels=channels, sample_rate=sr)
     mix += float(rng.uniform(0.003, 0.015)) * noise
     peak = float(np.max(np.abs(mix))) + 1e-12
     return (mix * min(1.0, 0.9 / peak)).astype(np.float32)
+
+
+def rgb_to_yuv420p(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> (3H/2, W) uint8 planar YUV 4:2:0, BT.601 limited range (what
+    libswscale does by default), in integer arithmetic; chroma from the mean of each 2x2 block."""
+    c = rgb.astype(np.int32)
+    r, g, b = c[..., 0], c[..., 1], c[..., 2]
+    y = ((66 * r + 129 * g + 25 * b + 128) >> 8) + 16
+    h, w = r.shape
+    rs, gs, bs = (x.reshape(h // 2, 2, w // 2, 2).sum(axis=(1, 3)) for x in (r, g, b))   # 2x2 sums
+    u = ((-38 * rs - 74 * gs + 112 * bs + 512) >> 10) + 128
+    v = ((112 * rs - 94 * gs - 18 * bs + 512) >> 10) + 128
+    return np.concatenate([y.ravel(), u.ravel(), v.ravel()]).astype(np.uint8).reshape(h * 3 // 2, w)
 
 
 def _encode(path: Path, container: str, frames, audio: np.ndarray, sr: int, fps: int,
@@ -108,7 +126,7 @@ def _encode(path: Path, container: str, frames, audio: np.ndarray, sr: int, fps:
     """Write frames (iterable of RGB uint8 arrays) and audio (channels, n) into one file."""
     _, muxer, vcodec, acodec, _ = CONTAINERS[container]
     layout = "mono" if audio.shape[0] == 1 else "stereo"
-    with av.open(str(path), "w", format=muxer, options={"fflags": "+bitexact"}) as out:
+    with ffmpeg_portable(), av.open(str(path), "w", format=muxer, options={"fflags": "+bitexact"}) as out:
         vs = out.add_stream(vcodec, rate=fps, options=dict(VIDEO_OPTIONS[vcodec]))
         vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
         vs.codec_context.thread_count = 1
@@ -123,7 +141,7 @@ def _encode(path: Path, container: str, frames, audio: np.ndarray, sr: int, fps:
                 af.sample_rate, af.pts, af.time_base = sr, a_pos, Fraction(1, sr)
                 out.mux(aus.encode(af))
                 a_pos = a_end
-            vf = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            vf = av.VideoFrame.from_ndarray(rgb_to_yuv420p(rgb), format="yuv420p")
             vf.pts, vf.time_base = k, Fraction(1, fps)
             out.mux(vs.encode(vf))
         if a_pos < audio.shape[1]:

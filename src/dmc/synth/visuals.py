@@ -8,6 +8,8 @@ dict made once by :func:`object_state`, so drawing a frame at time ``t`` is a pu
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .sounds import CLASS_NAMES
@@ -48,32 +50,37 @@ def object_pose(class_index: int, center: tuple[float, float], size: float, t: f
     """
     motion = STYLES[class_index][2]
     ph, sg, sp = rng_state["phase"], rng_state["sign"], rng_state["speed"]
-    w = 2 * np.pi * sp
+    w = 2 * math.pi * sp
     x, y = center
     r, ang, a = size, 0.0, MOTION_MARGIN * size
     if motion == "drift":
-        x += a * np.sin(0.25 * w * t + ph)
+        x += a * math.sin(0.25 * w * t + ph)
     elif motion == "bounce":
-        y -= a * (2 * abs(np.sin(0.6 * w * t + ph)) - 1)
+        y -= a * (2 * abs(math.sin(0.6 * w * t + ph)) - 1)
     elif motion == "orbit":
-        x += a * np.cos(sg * 0.3 * w * t + ph)
-        y += a * np.sin(sg * 0.3 * w * t + ph)
+        x += a * math.cos(sg * 0.3 * w * t + ph)
+        y += a * math.sin(sg * 0.3 * w * t + ph)
     elif motion == "rotate":
         ang = sg * 0.25 * w * t + ph
     elif motion == "pulsate":
-        r = size * (1 + 0.3 * np.sin(0.5 * w * t + ph))
+        r = size * (1 + 0.3 * math.sin(0.5 * w * t + ph))
     elif motion == "shake":
-        x += 0.3 * a * np.sin(3.1 * w * t + ph)
-        y += 0.3 * a * np.sin(2.3 * w * t + 2 * ph)
+        x += 0.3 * a * math.sin(3.1 * w * t + ph)
+        y += 0.3 * a * math.sin(2.3 * w * t + 2 * ph)
     elif motion == "figure8":
-        x += a * np.sin(0.2 * w * t + ph)
-        y += 0.7 * a * np.sin(0.4 * w * t + 2 * ph)
+        x += a * math.sin(0.2 * w * t + ph)
+        y += 0.7 * a * math.sin(0.4 * w * t + 2 * ph)
     return float(x), float(y), float(r), float(ang)
+
+
+def _radius(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """sqrt(u^2 + v^2) with exactly rounded operations (np.hypot's SIMD kernels differ by CPU)."""
+    return np.sqrt(u * u + v * v)
 
 
 def _mask(shape: str, u: np.ndarray, v: np.ndarray, ang: float) -> np.ndarray:
     """Boolean mask of a shape on normalised coordinates (u, v) in units of the radius."""
-    rr = np.hypot(u, v)
+    rr = _radius(u, v)
     if shape == "circle":
         return rr <= 1
     if shape in ("square", "stripes"):
@@ -84,14 +91,17 @@ def _mask(shape: str, u: np.ndarray, v: np.ndarray, ang: float) -> np.ndarray:
     if shape == "ring":
         return (rr <= 1) & (rr >= 0.55)
     if shape == "cross":
-        c, s = np.cos(ang), np.sin(ang)
+        c, s = math.cos(ang), math.sin(ang)
         ur, vr = (c * u + s * v) / 0.95, (-s * u + c * v) / 0.95
         return (np.abs(ur) <= 1) & (np.abs(vr) <= 1) & ((np.abs(ur) <= 0.3) | (np.abs(vr) <= 0.3))
     if shape == "diamond":
         return np.abs(u) + np.abs(v) <= 1
     if shape == "star":
-        theta = np.arctan2(v, u)
-        return rr <= 0.42 + 0.58 * ((np.cos(5 * theta) + 1) / 2) ** 2
+        # cos(5 theta) of the polar angle theta, as the Chebyshev polynomial T5(cos theta)
+        c = np.divide(u, rr, out=np.ones(np.broadcast_shapes(u.shape, v.shape)), where=rr > 0)
+        c2 = c * c
+        cos5 = c * (5 + c2 * (-20 + 16 * c2))
+        return rr <= 0.42 + 0.58 * ((cos5 + 1) / 2) ** 2
     raise ValueError(shape)
 
 
@@ -115,13 +125,13 @@ def draw_object(canvas: np.ndarray, class_index: int, center: tuple[float, float
     mask = _mask(shape, u, v, ang)
     col = np.asarray(colour, np.float32)
     if shape == "circle":                         # radial shading
-        shade = 1.0 - 0.35 * np.hypot(u, v)
+        shade = 1.0 - 0.35 * _radius(u, v)
     elif shape == "square":                       # checkerboard
         shade = 0.7 + 0.3 * ((np.floor((u + 1) * 2.5) + np.floor((v + 1) * 2.5)) % 2)
     elif shape == "stripes":                      # colour / near-black vertical stripes
         shade = 0.15 + 0.85 * (np.floor((u + 1) * 3) % 2)
     elif shape == "star":                         # bright core
-        shade = 1.0 - 0.3 * np.clip(np.hypot(u, v), 0, 1)
+        shade = 1.0 - 0.3 * np.clip(_radius(u, v), 0, 1)
     else:
         shade = np.ones((1, 1), np.float32)
     pix = np.clip(col * np.broadcast_to(shade, mask.shape)[..., None], 0, 255).astype(np.uint8)
@@ -146,7 +156,13 @@ class Background:
         grid = 6
         uy, ux = self._interp(height, grid), self._interp(width, grid)
         fields = rng.standard_normal((3, grid, grid, 3))
-        self.fields = np.einsum("hg,kgfc,wf->khwc", uy, fields, ux).astype(np.float32) * contrast
+        # bilinear upsampling of the coarse fields as an explicit sum in a fixed order (an einsum
+        # or BLAS call would sum in an order that depends on the CPU's SIMD width)
+        up = np.zeros((3, height, width, 3))
+        for g in range(grid):
+            for f in range(grid):
+                up += uy[None, :, g, None, None] * fields[:, None, None, g, f, :] * ux[None, None, :, f, None]
+        self.fields = up.astype(np.float32) * contrast
         self.static = (base + rng.normal(0, 3, (height, width, 3))).astype(np.float32)
         self.speed = float(rng.uniform(0.05, 0.15))
         self.phase = float(rng.uniform(0, 2 * np.pi))
@@ -166,6 +182,6 @@ class Background:
         """The background at time ``t`` seconds as a fresh (H, W, 3) uint8 array."""
         a = 2 * np.pi * self.speed * t + self.phase
         f = self.fields                           # plain sums: no BLAS call in forked workers
-        img = self.static + np.float32(np.cos(a)) * f[0] + np.float32(np.sin(a)) * f[1] \
-            + np.float32(0.5 * np.cos(0.7 * a)) * f[2]
+        img = self.static + np.float32(math.cos(a)) * f[0] + np.float32(math.sin(a)) * f[1] \
+            + np.float32(0.5 * math.cos(0.7 * a)) * f[2]
         return np.clip(img, 0, 255).astype(np.uint8)
