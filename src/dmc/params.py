@@ -53,8 +53,53 @@ def _cross_checks(p: dict) -> list[tuple[str, str]]:
         errs.append(("decode.hop_seconds", "must not exceed decode.window_seconds"))
     if d["window_seconds"] > d["segment_seconds"]:
         errs.append(("decode.window_seconds", "must not exceed decode.segment_seconds"))
+    t = p["train"]
+    if t["val_fraction"] + t["test_fraction"] >= 1:
+        errs.append(("train.test_fraction", f"train.val_fraction + train.test_fraction = "
+                     f"{t['val_fraction'] + t['test_fraction']:g} leaves no training videos (must be < 1)"))
     errs.extend(_model_checks(p))
+    if not errs and "sweeps" in p:
+        errs.extend(_sweep_checks(p))
     return errs
+
+
+def get_dotted(p: dict, dotted: str):
+    """params["a"]["b"] for "a.b"; KeyError if a part is missing."""
+    node = p
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise KeyError(dotted)
+        node = node[part]
+    return node
+
+
+def set_dotted(p: dict, dotted: str, value) -> dict:
+    """A deep copy of ``p`` with the dotted key set to ``value``."""
+    out = copy.deepcopy(p)
+    *head, last = dotted.split(".")
+    node = out
+    for part in head:
+        node = node[part]
+    node[last] = value
+    return out
+
+
+def _sweep_checks(p: dict) -> list[tuple[str, str]]:
+    """Every ablation key names a scalar param and every value gives valid params."""
+    base = {k: v for k, v in p.items() if k != "sweeps"}
+    for key, values in p["sweeps"]["ablation"].items():
+        try:
+            current = get_dotted(base, key)
+        except KeyError:
+            return [(f"sweeps.ablation.{key}", "not a key of params.yaml")]
+        if isinstance(current, (dict, list)) or key == "seed":
+            return [(f"sweeps.ablation.{key}", "names a section or the seed, not one parameter")]
+        for value in values:
+            try:
+                validate_params(set_dotted(base, key, value))
+            except ParamsError as exc:
+                return [(f"sweeps.ablation.{key}", f"value {value!r} is invalid: {str(exc).split(': ', 1)[1]}")]
+    return []
 
 
 def conv_map_size(size: int, blocks: list) -> int:
