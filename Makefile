@@ -8,7 +8,7 @@ BIN    := $(CURDIR)/$(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install demo test test-fast sync bench-decode bench-decode-memory bench-evaluate lock clean
+.PHONY: install demo test test-fast sync seeds ablation bench-decode bench-decode-memory bench-evaluate lock clean
 
 install: $(STAMP)
 
@@ -42,6 +42,16 @@ test-fast: install
 # params may be recorded in .snakemake/: mark what DVC restored as up to date for Snakemake.
 sync: install
 	snakemake --cores 1 --touch --quiet
+
+# Seeds and ablations as DVC experiments (grid: params.yaml `sweeps`): queue, run, and
+# aggregate `dvc exp show --json` into results/tables/{seeds,ablation}.{md,csv}. JOBS=N runs
+# N experiments at once.
+JOBS ?= 1
+seeds: install
+	dmc sweep seeds --queue --run --aggregate --jobs $(JOBS)
+
+ablation: install
+	dmc sweep ablation --queue --run --aggregate --jobs $(JOBS)
 
 bench-decode: install
 	$(BIN)/python benchmarks/decode.py

@@ -152,6 +152,15 @@ def _localize(args, p):
                   log=lambda m: print(m, file=sys.stderr))
 
 
+def _sweep(args, p):
+    from .experiments import run_sweep
+
+    steps = (args.queue, args.run, args.aggregate)
+    queue, run, aggregate = steps if any(steps) else (True, True, True)
+    run_sweep(p, args.sweep, queue=queue, run=run, aggregate_to=args.out_dir if aggregate else None,
+              jobs=args.jobs, show_json=args.show_json, log=lambda m: print(m, file=sys.stderr))
+
+
 def _check_params(args, p):
     print(f"{args.params}: ok")
 
@@ -223,6 +232,17 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out-dir", default="results/localization", help="table, overlays, per-pair scores")
     c.add_argument("--metrics", default="results/localization_metrics.json", help="flat metrics (DVC)")
     c.set_defaults(func=_localize)
+
+    c = sub.add_parser("sweep", help="seeds / ablation grid (params sweeps) as DVC experiments: queue, run, "
+                                     "aggregate `dvc exp show --json` into results/tables/<sweep>.md|csv")
+    c.add_argument("sweep", choices=["seeds", "ablation"])
+    c.add_argument("--queue", action="store_true", help="queue the runs (dvc exp run --queue -S ...)")
+    c.add_argument("--run", action="store_true", help="run the queue and wait (dvc exp run --run-all)")
+    c.add_argument("--aggregate", action="store_true", help="write the tables from dvc exp show --json")
+    c.add_argument("--jobs", type=int, default=1, help="experiments run at once (default 1)")
+    c.add_argument("--show-json", help="aggregate this saved `dvc exp show --json` output instead")
+    c.add_argument("--out-dir", default="results/tables")
+    c.set_defaults(func=_sweep)
     return ap
 
 
@@ -243,7 +263,7 @@ def _os_error_line(exc: OSError) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        params = load_params(args.params)
+        params = load_params(args.params, sweeps=args.command in ("sweep", "check-params"))
     except ParamsError as exc:
         print(f"dmc: invalid parameters: {exc}", file=sys.stderr)
         return 2
@@ -257,7 +277,9 @@ def main(argv: list[str] | None = None) -> int:
 
         from .datasets import DatasetError
 
-        if isinstance(exc, (TooManyBadVideos, FileNotFoundError, DatasetError)):
+        from .experiments import SweepError
+
+        if isinstance(exc, (TooManyBadVideos, FileNotFoundError, DatasetError, SweepError)):
             print(f"dmc {args.command}: {exc}", file=sys.stderr)
             return 1
         if isinstance(exc, OSError) and exc.errno in _OUTPUT_ERRNOS:
