@@ -68,7 +68,8 @@ def _decode_index(args, p):
 def _train(args, p):
     from .training import Trainer
 
-    last = Trainer(p, args.decoded, args.out, args.train_log, args.checkpoints, args.metrics).fit()
+    metrics = args.metrics or Path(args.train_log).with_name("metrics.json")
+    last = Trainer(p, args.decoded, args.out, args.train_log, args.checkpoints, metrics).fit()
     print(f"train: done; held-out correspondence accuracy {last['val_acc']:.3f}; model in {args.out}",
           file=sys.stderr)
 
@@ -193,8 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--train-log", default="results/train/log.csv",
                    help="per-epoch loss / accuracy CSV (not --log: torchrun would take that for its --log-dir)")
     c.add_argument("--checkpoints", default="models/checkpoints", help="folder of last.pt")
-    c.add_argument("--metrics", default="results/train/metrics.json",
-                   help="after training: correspondence and clustering sharpness on val and test (report only)")
+    c.add_argument("--metrics", help="after training: correspondence and clustering sharpness on val and test "
+                                     "(report only; default: metrics.json beside --train-log)")
     c.set_defaults(func=_train)
 
     c = sub.add_parser("evalset", help="log-mel patches of an evaluation set (ESC-50 clips, DCASE sub-clips)")
