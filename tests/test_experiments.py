@@ -204,9 +204,9 @@ def test_two_tiny_experiments_end_to_end(params, tmp_path):
     run("git", "add", "-A")
     run("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny project")
     run(sys.executable, "-m", "dmc.cli", "sweep", "seeds")
-    table = pd.read_csv(tmp_path / "results/tables/seeds.csv")
+    table = pd.read_csv(tmp_path / "results/sweeps/seeds.csv")
     assert list(table.config) == ["default"] and table.n[0] == 2
     assert table["esc50.dmc.acc_mean.mean"][0] == pytest.approx(0.806, abs=1e-4)
     assert table["esc50.dmc.acc_mean.std"][0] == pytest.approx(math.sqrt(2) * 0.005, abs=1e-4)   # csv: 4 decimals
     assert table["esc50.dmc-random_init.acc_mean.mean"][0] == pytest.approx(0.096, abs=1e-4)
-    assert "| `default` | 2 (0 1) | 0.806 ± 0.007 |" in (tmp_path / "results/tables/seeds.md").read_text()
+    assert "| `default` | 2 (0 1) | 0.806 ± 0.007 |" in (tmp_path / "results/sweeps/seeds.md").read_text()

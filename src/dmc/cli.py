@@ -235,14 +235,15 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=_localize)
 
     c = sub.add_parser("sweep", help="seeds / ablation grid (params sweeps) as DVC experiments: queue, run, "
-                                     "aggregate `dvc exp show --json` into results/tables/<sweep>.md|csv")
+                                     "aggregate `dvc exp show --json` into results/sweeps/<sweep>.md|csv")
     c.add_argument("sweep", choices=["seeds", "ablation"])
     c.add_argument("--queue", action="store_true", help="queue the runs (dvc exp run --queue -S ...)")
     c.add_argument("--run", action="store_true", help="run the queue and wait (dvc exp run --run-all)")
     c.add_argument("--aggregate", action="store_true", help="write the tables from dvc exp show --json")
     c.add_argument("--jobs", type=int, default=1, help="experiments run at once (default 1)")
     c.add_argument("--show-json", help="aggregate this saved `dvc exp show --json` output instead")
-    c.add_argument("--out-dir", default="results/tables")
+    c.add_argument("--out-dir", default="results/sweeps",
+                   help="tables folder (not results/tables: `dvc repro` of evaluate replaces that folder)")
     c.set_defaults(func=_sweep)
     return ap
 
