@@ -30,8 +30,10 @@ def test_plan_is_the_default_then_one_key_at_a_time(params):
     assert [r.config for r in runs[:len(seeds)]] == ["default"] * len(seeds)
     assert all(len(r.overrides) <= 1 for r in runs)
     assert plan(params, "seeds") == runs[:len(seeds)]
-    labels = [label for label, _ in configs(params, "ablation")]
-    assert "train.temperature=10.0" in labels and "train.temperature=1.0" not in labels   # 1.0 is the default
+    p = copy.deepcopy(params)
+    p["train"]["temperature"] = 1.0
+    labels = [label for label, _ in configs(p, "ablation")]
+    assert "train.temperature=10.0" in labels and "train.temperature=1.0" not in labels   # 1.0 is the default here
 
 
 def _get(p, dotted):
@@ -104,6 +106,8 @@ def m(dmc, rnd, extra=None):
 
 def test_aggregate_hand_computed(params, tmp_path):
     p = copy.deepcopy(params)
+    p["train"]["temperature"] = 1.0
+    p["sweeps"]["ablation"]["train.temperature"] = [1.0, 10.0, 30.0]
     p["sweeps"]["seeds"] = [0, 1, 2]
     p["sweeps"]["metrics"] = ["esc50.dmc.acc_mean", "esc50.random_init.acc_mean", "localization.dmc.auc"]
     exps = [
@@ -186,6 +190,7 @@ def test_two_tiny_experiments_end_to_end(params, tmp_path):
     if shutil.which("dvc") is None:
         pytest.fail("dvc is not on PATH (it is a dependency of the project)")
     p = copy.deepcopy(params)
+    p["train"]["temperature"] = 1.0
     p["sweeps"]["seeds"] = [0, 1]
     p["sweeps"]["ablation"] = {"train.temperature": [1.0, 10.0]}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
