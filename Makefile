@@ -10,7 +10,7 @@ BIN    := $(CURDIR)/$(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install demo test test-fast test-cluster cluster-deps sync bench-decode bench-decode-memory bench-evaluate lock clean
+.PHONY: install demo test test-fast test-cluster cluster-deps sync seeds ablation bench-decode bench-decode-memory bench-evaluate lock clean
 
 install: $(STAMP)
 
@@ -60,6 +60,16 @@ test-cluster: install
 # params may be recorded in .snakemake/: mark what DVC restored as up to date for Snakemake.
 sync: install
 	snakemake --cores 1 --touch --quiet
+
+# Seeds and ablations as DVC experiments (grid: params.yaml `sweeps`): queue, run, and
+# aggregate `dvc exp show --json` into results/sweeps/{seeds,ablation}.{md,csv}. JOBS=N runs
+# N experiments at once.
+JOBS ?= 1
+seeds: install
+	dmc sweep seeds --queue --run --aggregate --jobs $(JOBS)
+
+ablation: install
+	dmc sweep ablation --queue --run --aggregate --jobs $(JOBS)
 
 bench-decode: install
 	$(BIN)/python benchmarks/decode.py

@@ -1,18 +1,22 @@
-"""Training: accuracy rises, checkpoints resume to identical weights after SIGKILL, DDP runs."""
+"""Training: accuracy and clustering sharpness rise, the test split is never read for a choice,
+checkpoints resume to identical weights after SIGKILL, DDP runs."""
 
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from conftest import load_default_params, with_overrides, write_params
-from dmc.data import ShardDataset
-from dmc.training import Trainer, epoch_batches, load_model
+from dmc.data import ShardDataset, split_of
+from dmc.training import LOG_FIELDS, Trainer, epoch_batches, load_model
 
 
 def fast_params(**over):
@@ -33,7 +37,8 @@ def test_epoch_batches_are_disjoint_across_processes_and_seeded():
 
 @pytest.mark.slow
 def test_short_training_raises_heldout_correspondence(small_corpus, tmp_path):
-    p = fast_params(train__epochs=12, train__batch_size=32, train__checkpoint_every=0)
+    # a small test split: on 96 videos, 0.2 of them leave too few to learn correspondence in 12 epochs
+    p = fast_params(train__epochs=12, train__batch_size=32, train__checkpoint_every=0, train__test_fraction=0.05)
     log = tmp_path / "log.csv"
     last = Trainer(p, small_corpus / "decoded", tmp_path / "m.pt", log, tmp_path / "ck").fit()
     rows = pd.read_csv(log)
@@ -43,6 +48,59 @@ def test_short_training_raises_heldout_correspondence(small_corpus, tmp_path):
     assert rows.train_loss.iloc[-1] < rows.train_loss.iloc[1]
     model, config = load_model(tmp_path / "m.pt")
     assert config["train"]["clusters"] == p["train"]["clusters"]
+    # the clustering: per-epoch sharpness of both modalities on the validation split
+    assert list(rows.columns) == LOG_FIELDS
+    k = p["train"]["clusters"]
+    for m in ("audio", "visual"):
+        assert ((rows[f"val_{m}_max_assign"] >= 1 / k - 1e-6) & (rows[f"val_{m}_max_assign"] <= 1)).all()
+        assert ((rows[f"val_{m}_entropy"] >= 0) & (rows[f"val_{m}_entropy"] <= 1 + 1e-6)).all()
+        assert ((rows[f"val_{m}_clusters_used"] >= 1 - 1e-6) & (rows[f"val_{m}_clusters_used"] <= k + 1e-6)).all()
+        # training lifts the assignments above uniform (1/k) and above where they started
+        assert rows[f"val_{m}_max_assign"].iloc[-1] > 1 / k + 0.01, rows.filter(like="max_assign").to_string()
+        assert rows[f"val_{m}_max_assign"].iloc[-1] > rows[f"val_{m}_max_assign"].iloc[0]
+
+
+def poison_test_split(decoded, params):
+    """Overwrite the frames and log-mel of every test-split segment with extreme values."""
+    index = pd.read_csv(decoded / "index.csv", keep_default_na=False)
+    test = index[index.video.map(lambda v: split_of(v, params)) == "test"]
+    assert len(test) and test.video.nunique() < index.video.nunique()
+    for shard, rows in test.groupby("shard"):
+        frames = np.load(decoded / shard / "frames.npy", mmap_mode="r+")
+        mel = np.load(decoded / shard / "logmel.npy", mmap_mode="r+")
+        frames[rows.row.to_numpy()] = 255 - frames[rows.row.to_numpy()]
+        mel[rows.row.to_numpy()] = 50.0
+        frames.flush()
+        mel.flush()
+    return test.video.nunique()
+
+
+def test_no_choice_reads_the_test_split(small_corpus, tmp_path):
+    """Training (weights, per-epoch log, val report) is the same whatever the test videos hold;
+    only the test report changes."""
+    p = fast_params(train__epochs=2, train__batch_size=16, train__checkpoint_every=0)
+    clean = tmp_path / "clean"
+    shutil.copytree(small_corpus / "decoded", clean)
+    poisoned = tmp_path / "poisoned"
+    shutil.copytree(small_corpus / "decoded", poisoned)
+    n_test = poison_test_split(poisoned, p)
+    results = {}
+    for name, decoded in (("clean", clean), ("poisoned", poisoned)):
+        d = tmp_path / f"run-{name}"
+        Trainer(p, decoded, d / "m.pt", d / "log.csv", d / "ck", metrics_json=d / "metrics.json").fit()
+        results[name] = (torch.load(d / "m.pt", weights_only=True)["model"],
+                         pd.read_csv(d / "log.csv").drop(columns=["seconds", "samples_per_s"]),
+                         json.loads((d / "metrics.json").read_text()))
+    (wa, la, ma), (wb, lb, mb) = results["clean"], results["poisoned"]
+    for key in wa:
+        assert torch.equal(wa[key], wb[key]), key
+    pd.testing.assert_frame_equal(la, lb)
+    val = {k: v for k, v in ma.items() if ".val." in k}
+    assert val and val == {k: v for k, v in mb.items() if ".val." in k}
+    assert ma["correspondence.test.videos"] == mb["correspondence.test.videos"] == n_test
+    # the poison did reach the test report: its numbers are not those of the clean data
+    test_keys = [k for k in ma if ".test." in k and not k.endswith(("videos", "segments"))]
+    assert any(ma[k] != mb[k] for k in test_keys), (ma, mb)
 
 
 def run_train(params_path, out, env=None):
@@ -60,6 +118,8 @@ def test_sigkill_and_resume_gives_identical_weights(small_corpus, tmp_path):
         d = tmp_path / name
         runs[name] = {"decoded": small_corpus / "decoded", "model": d / "m.pt", "log": d / "log.csv", "ck": d / "ck"}
     assert run_train(p, runs["straight"]).wait(timeout=600) == 0
+    report = json.loads((runs["straight"]["log"].parent / "metrics.json").read_text())   # beside the log
+    assert 0 <= report["correspondence.test.acc"] <= 1 and report["correspondence.val.videos"] > 0
 
     proc = run_train(p, runs["killed"])
     ckpt = runs["killed"]["ck"] / "last.pt"
@@ -108,7 +168,7 @@ def test_torchrun_ddp_two_gloo_processes(small_corpus, tmp_path):
     rows = pd.read_csv(tmp_path / "log.csv")
     assert list(rows.epoch) == [0, 1]
     # each process takes every other item of the epoch's permutation: half the steps of one process
-    n_train = len(ShardDataset.split(small_corpus / "decoded", 0.2)[0])
+    n_train = len(ShardDataset.of_split(small_corpus / "decoded", load_default_params(), "train"))
     assert rows.step.iloc[-1] == len(epoch_batches(n_train, 8, 0, 0, 0, 2)) == n_train // 2 // 8
     load_model(tmp_path / "m.pt")
 

@@ -73,7 +73,8 @@ def _decode_index(args, p):
 def _train(args, p):
     from .training import Trainer
 
-    last = Trainer(p, args.decoded, args.out, args.train_log, args.checkpoints).fit()
+    metrics = args.metrics or Path(args.train_log).with_name("metrics.json")
+    last = Trainer(p, args.decoded, args.out, args.train_log, args.checkpoints, metrics).fit()
     print(f"train: done; held-out correspondence accuracy {last['val_acc']:.3f}; model in {args.out}",
           file=sys.stderr)
 
@@ -164,6 +165,15 @@ def _fetch(args, p):
     fetch(args.dataset, args.out, urls=args.url, sha256=args.sha256, expect_files=args.expect_files)
 
 
+def _sweep(args, p):
+    from .experiments import run_sweep
+
+    steps = (args.queue, args.run, args.aggregate)
+    queue, run, aggregate = steps if any(steps) else (True, True, True)
+    run_sweep(p, args.sweep, queue=queue, run=run, aggregate_to=args.out_dir if aggregate else None,
+              jobs=args.jobs, show_json=args.show_json, log=lambda m: print(m, file=sys.stderr))
+
+
 def _check_params(args, p):
     print(f"{args.params}: ok")
 
@@ -206,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--train-log", default="results/train/log.csv",
                    help="per-epoch loss / accuracy CSV (not --log: torchrun would take that for its --log-dir)")
     c.add_argument("--checkpoints", default="models/checkpoints", help="folder of last.pt")
+    c.add_argument("--metrics", help="after training: correspondence and clustering sharpness on val and test "
+                                     "(report only; default: metrics.json beside --train-log)")
     c.set_defaults(func=_train)
 
     c = sub.add_parser("evalset", help="log-mel patches of an evaluation set (ESC-50 clips, DCASE sub-clips)")
@@ -243,6 +255,18 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out-dir", default="results/localization", help="table, overlays, per-pair scores")
     c.add_argument("--metrics", default="results/localization_metrics.json", help="flat metrics (DVC)")
     c.set_defaults(func=_localize)
+
+    c = sub.add_parser("sweep", help="seeds / ablation grid (params sweeps) as DVC experiments: queue, run, "
+                                     "aggregate `dvc exp show --json` into results/sweeps/<sweep>.md|csv")
+    c.add_argument("sweep", choices=["seeds", "ablation"])
+    c.add_argument("--queue", action="store_true", help="queue the runs (dvc exp run --queue -S ...)")
+    c.add_argument("--run", action="store_true", help="run the queue and wait (dvc exp run --run-all)")
+    c.add_argument("--aggregate", action="store_true", help="write the tables from dvc exp show --json")
+    c.add_argument("--jobs", type=int, default=1, help="experiments run at once (default 1)")
+    c.add_argument("--show-json", help="aggregate this saved `dvc exp show --json` output instead")
+    c.add_argument("--out-dir", default="results/sweeps",
+                   help="tables folder (not results/tables: `dvc repro` of evaluate replaces that folder)")
+    c.set_defaults(func=_sweep)
     return ap
 
 
@@ -263,7 +287,7 @@ def _os_error_line(exc: OSError) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        params = load_params(args.params)
+        params = load_params(args.params, sweeps=args.command in ("sweep", "check-params"))
     except ParamsError as exc:
         print(f"dmc: invalid parameters: {exc}", file=sys.stderr)
         return 2

@@ -5,8 +5,11 @@ Each shard's ``frames.npy`` / ``logmel.npy`` are opened once per process with
 item is a slice of those maps: no file is reopened per item.  Frames are scaled to
 [-1, 1] (reference code); log-mel patches are used as they are, shape (1, T, n_mels).
 
-Held-out split: by video, never by segment, from a stable hash of the video path, so the
-same videos are held out in every run and a video never sits on both sides.
+Three-way split (:func:`split_of`): by video, never by segment, from a stable hash of the
+video path (its path relative to the corpus folder, as index.csv lists it), so every run,
+every process and every step puts the same video in the same split, and a video never sits
+on two sides.  ``train`` fits the weights; ``val`` gives the per-epoch held-out numbers and
+every choice (defaults, cut points, early stopping); ``test`` is only reported.
 """
 
 from __future__ import annotations
@@ -22,8 +25,36 @@ from torch.utils.data import Dataset
 from .shards import shard_arrays
 
 
+SPLITS = ("train", "val", "test")
+
+
+def _unit_hash(video: str) -> float:
+    """A stable number in [0, 1) for a video path (CRC-32, the same on every platform)."""
+    return (zlib.crc32(("val:" + video).encode("utf-8")) % 10_000) / 10_000
+
+
+def split_of_fractions(video: str, val_fraction: float, test_fraction: float) -> str:
+    """'val' for hash < val_fraction, 'test' for the next test_fraction, 'train' for the rest.
+
+    The validation videos are those the two-way split (:func:`is_held_out`) held out, so
+    adding a test split leaves the validation videos as they were.
+    """
+    h = _unit_hash(video)
+    if h < val_fraction:
+        return "val"
+    return "test" if h < val_fraction + test_fraction else "train"
+
+
+def split_of(video: str, params: dict) -> str:
+    """'train', 'val' or 'test' for a video path, from ``train.val_fraction`` and
+    ``train.test_fraction`` of ``params`` (the whole params.yaml or its ``train`` section)."""
+    t = params.get("train", params)
+    return split_of_fractions(str(video), t["val_fraction"], t["test_fraction"])
+
+
 def is_held_out(video: str, val_fraction: float) -> bool:
-    return (zlib.crc32(("val:" + video).encode("utf-8")) % 10_000) < val_fraction * 10_000
+    """The validation split alone (hash < val_fraction): two-way callers of the old split."""
+    return _unit_hash(video) < val_fraction
 
 
 class ShardDataset(Dataset):
@@ -40,7 +71,17 @@ class ShardDataset(Dataset):
         self._maps: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     @classmethod
+    def of_split(cls, decoded_dir: str | Path, params: dict, split: str) -> "ShardDataset":
+        """The segments of the videos in one split (``train``, ``val`` or ``test``) of :func:`split_of`."""
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; one of {SPLITS}")
+        index = pd.read_csv(Path(decoded_dir) / "index.csv", keep_default_na=False)
+        return cls(decoded_dir, index[index.video.map(lambda v: split_of(v, params)) == split])
+
+    @classmethod
     def split(cls, decoded_dir: str | Path, val_fraction: float) -> tuple["ShardDataset", "ShardDataset"]:
+        """Two-way (not validation, validation), kept for callers not yet on :func:`split_of`:
+        the second part is exactly the ``val`` split; the first mixes ``train`` and ``test``."""
         index = pd.read_csv(Path(decoded_dir) / "index.csv", keep_default_na=False)
         held = index.video.map(lambda v: is_held_out(v, val_fraction))
         return cls(decoded_dir, index[~held]), cls(decoded_dir, index[held])

@@ -9,6 +9,7 @@ checks that relate keys to each other.  Every error is one line naming the key, 
 from __future__ import annotations
 
 import copy
+import functools
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,12 @@ def schema() -> dict:
     return yaml.safe_load(text)
 
 
+@functools.lru_cache(maxsize=1)
+def _validator() -> jsonschema.Draft7Validator:
+    """Built once per process (the sweep checks validate params once per ablation value)."""
+    return jsonschema.Draft7Validator(schema())
+
+
 def _key_of(error: jsonschema.ValidationError) -> tuple[str, str]:
     """The dotted key an error is about, and a short reason."""
     path = [str(p) for p in error.absolute_path]
@@ -43,7 +50,7 @@ def _key_of(error: jsonschema.ValidationError) -> tuple[str, str]:
     return ".".join(path) or "<top level>", error.message
 
 
-def _cross_checks(p: dict) -> list[tuple[str, str]]:
+def _cross_checks(p: dict, sweeps: bool = False) -> list[tuple[str, str]]:
     """Checks across keys that a JSON schema cannot express."""
     d = p["decode"]
     errs = []
@@ -55,8 +62,53 @@ def _cross_checks(p: dict) -> list[tuple[str, str]]:
         errs.append(("decode.hop_seconds", "must not exceed decode.window_seconds"))
     if d["window_seconds"] > d["segment_seconds"]:
         errs.append(("decode.window_seconds", "must not exceed decode.segment_seconds"))
+    t = p["train"]
+    if t["val_fraction"] + t["test_fraction"] >= 1:
+        errs.append(("train.test_fraction", f"train.val_fraction + train.test_fraction = "
+                     f"{t['val_fraction'] + t['test_fraction']:g} leaves no training videos (must be < 1)"))
     errs.extend(_model_checks(p))
+    if sweeps and not errs and "sweeps" in p:
+        errs.extend(_sweep_checks(p))
     return errs
+
+
+def get_dotted(p: dict, dotted: str):
+    """params["a"]["b"] for "a.b"; KeyError if a part is missing."""
+    node = p
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise KeyError(dotted)
+        node = node[part]
+    return node
+
+
+def set_dotted(p: dict, dotted: str, value) -> dict:
+    """A deep copy of ``p`` with the dotted key set to ``value``."""
+    out = copy.deepcopy(p)
+    *head, last = dotted.split(".")
+    node = out
+    for part in head:
+        node = node[part]
+    node[last] = value
+    return out
+
+
+def _sweep_checks(p: dict) -> list[tuple[str, str]]:
+    """Every ablation key names a scalar param and every value gives valid params."""
+    base = {k: v for k, v in p.items() if k != "sweeps"}
+    for key, values in p["sweeps"]["ablation"].items():
+        try:
+            current = get_dotted(base, key)
+        except KeyError:
+            return [(f"sweeps.ablation.{key}", "not a key of params.yaml")]
+        if isinstance(current, (dict, list)) or key == "seed":
+            return [(f"sweeps.ablation.{key}", "names a section or the seed, not one parameter")]
+        for value in values:
+            try:
+                validate_params(set_dotted(base, key, value))
+            except ParamsError as exc:
+                return [(f"sweeps.ablation.{key}", f"value {value!r} is invalid: {str(exc).split(': ', 1)[1]}")]
+    return []
 
 
 def conv_map_size(size: int, blocks: list) -> int:
@@ -84,20 +136,24 @@ def _model_checks(p: dict) -> list[tuple[str, str]]:
     return []
 
 
-def validate_params(params: Any, source: str = DEFAULT_PATH) -> dict:
-    """Return ``params`` if valid, else raise ParamsError naming the first bad key."""
-    validator = jsonschema.Draft7Validator(schema())
-    errors = sorted(validator.iter_errors(params), key=lambda e: (list(map(str, e.absolute_path)), e.message))
+def validate_params(params: Any, source: str = DEFAULT_PATH, sweeps: bool = False) -> dict:
+    """Return ``params`` if valid, else raise ParamsError naming the first bad key.
+
+    ``sweeps``: also check that every value of the ablation grid gives valid params (one
+    validation per value: done by the commands that use the grid, ``dmc sweep`` and
+    ``dmc check-params``, not by every pipeline step).
+    """
+    errors = sorted(_validator().iter_errors(params), key=lambda e: (list(map(str, e.absolute_path)), e.message))
     if errors:
         key, reason = _key_of(errors[0])
         raise ParamsError(f"{source}: {key}: {reason}")
-    for key, reason in _cross_checks(params):
+    for key, reason in _cross_checks(params, sweeps):
         raise ParamsError(f"{source}: {key}: {reason}")
     return params
 
 
-def load_params(path: str | Path = DEFAULT_PATH) -> dict:
-    """Read and validate a params file."""
+def load_params(path: str | Path = DEFAULT_PATH, sweeps: bool = False) -> dict:
+    """Read and validate a params file (``sweeps``: see :func:`validate_params`)."""
     path = Path(path)
     try:
         params = yaml.safe_load(path.read_text())
@@ -105,4 +161,4 @@ def load_params(path: str | Path = DEFAULT_PATH) -> dict:
         raise ParamsError(f"{path}: file not found") from None
     except yaml.YAMLError as exc:
         raise ParamsError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
-    return validate_params(copy.deepcopy(params), source=str(path))
+    return validate_params(copy.deepcopy(params), source=str(path), sweeps=sweeps)

@@ -13,6 +13,10 @@
   every ``train.checkpoint_every`` steps and at the end, to ``<checkpoint_dir>/last.pt``;
   ``dmc train`` resumes from it when its fingerprint (params + data index) matches, and
   starts afresh otherwise.  Everything is loaded with ``weights_only=True``.
+* Splits (:func:`dmc.data.split_of`): the weights are fitted on ``train``; each epoch's
+  held-out numbers (correspondence and how sharp the clustering is, per modality, see
+  :mod:`dmc.diagnostics`) come from ``val``.  The trainer never opens ``test``: after
+  training, :func:`heldout_report` scores the final model on val and test for the report.
 """
 
 from __future__ import annotations
@@ -34,11 +38,14 @@ from tqdm import tqdm
 
 from .atomic import atomic_file
 from .data import ShardDataset
+from .diagnostics import NAMES as SHARPNESS, SharpnessMeter
 from .loss import max_margin_loss, mismatch_indices
 from .model import DMC
 
+MODALITIES = ("audio", "visual")
+SHARPNESS_FIELDS = [f"val_{m}_{name}" for m in MODALITIES for name in SHARPNESS]
 LOG_FIELDS = ["epoch", "step", "train_loss", "train_acc", "val_loss", "val_acc", "val_pos_sim",
-              "val_neg_sim", "seconds", "samples_per_s"]
+              "val_neg_sim", *SHARPNESS_FIELDS, "seconds", "samples_per_s"]
 
 
 def pick_device(setting: str) -> torch.device:
@@ -78,9 +85,10 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
 
 class Trainer:
     def __init__(self, params: dict, decoded_dir: str | Path, out_model: str | Path, log_csv: str | Path,
-                 checkpoint_dir: str | Path):
+                 checkpoint_dir: str | Path, metrics_json: str | Path | None = None):
         self.p, self.t = params, params["train"]
         self.decoded_dir, self.out_model = Path(decoded_dir), Path(out_model)
+        self.metrics_json = Path(metrics_json) if metrics_json else None
         self.log_csv, self.ckpt = Path(log_csv), Path(checkpoint_dir) / "last.pt"
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
@@ -98,7 +106,9 @@ class Trainer:
             torch.use_deterministic_algorithms(True)
         torch.manual_seed(params["seed"])
 
-        self.train_set, self.val_set = ShardDataset.split(self.decoded_dir, self.t["val_fraction"])
+        # train and val only: what training reads and chooses never depends on the test videos
+        self.train_set = ShardDataset.of_split(self.decoded_dir, params, "train")
+        self.val_set = ShardDataset.of_split(self.decoded_dir, params, "val")
         if len(self.train_set) < self.t["batch_size"] * self.world:
             raise ValueError(f"train.batch_size: {self.t['batch_size']} x {self.world} processes exceeds the "
                              f"{len(self.train_set)} training segments in {self.decoded_dir}")
@@ -132,12 +142,14 @@ class Trainer:
             frames = frames.contiguous(memory_format=torch.channels_last)
         return frames, mel.to(self.device, non_blocking=True)
 
-    def batch_loss(self, frames, mel, vids, gen):
+    def batch_loss(self, frames, mel, vids, gen, net=None):
+        """(loss, stats, model outputs) of one batch; negatives drawn with ``gen``."""
         neg = mismatch_indices(vids, generator=gen).to(self.device)
         frames, mel = self.to_device(frames, mel)
         with self.amp:
-            out = self.net(frames, mel)
-        return max_margin_loss(out["ca"].float(), out["cv"].float(), neg, self.t["margin"])
+            out = (net or self.net)(frames, mel)
+        loss, stats = max_margin_loss(out["ca"].float(), out["cv"].float(), neg, self.t["margin"])
+        return loss, stats, out
 
     # -- checkpoints ----------------------------------------------------------------------
     def save_checkpoint(self) -> None:
@@ -170,22 +182,36 @@ class Trainer:
 
     # -- evaluation -----------------------------------------------------------------------
     @torch.no_grad()
-    def validate(self) -> dict:
-        """Held-out audiovisual correspondence: is S(own audio) > S(audio of another video)?"""
+    def evaluate(self, dataset: ShardDataset) -> dict:
+        """Audiovisual correspondence (is S(own audio) > S(audio of another video)?) and the
+        sharpness of the clustering per modality (``audio_max_assign``, ...) on ``dataset``."""
+        was_training = self.model.training
         self.model.eval()
-        n = len(self.val_set)
+        n = len(dataset)
         batches = [list(range(i, min(i + 64, n))) for i in range(0, n, 64)]
         sums = {"loss": 0.0, "accuracy": 0.0, "pos_sim": 0.0, "neg_sim": 0.0}
+        meters = {m: SharpnessMeter() for m in MODALITIES}
         count = 0
-        for b, (frames, mel, vids) in enumerate(self.loader(self.val_set, batches)):
+        for b, (frames, mel, vids) in enumerate(self.loader(dataset, batches)):
             if len(set(vids.tolist())) < 2:
                 continue
-            loss, stats = self.batch_loss(frames, mel, vids, step_generator(self.p["seed"] + 7, b))
+            loss, stats, out = self.batch_loss(frames, mel, vids, step_generator(self.p["seed"] + 7, b),
+                                               net=self.model)
             for k in sums:
                 sums[k] += (loss.item() if k == "loss" else stats[k]) * len(vids)
+            meters["audio"].update(out["assign_a"].float())
+            meters["visual"].update(out["assign_v"].float())
             count += len(vids)
-        self.model.train()
-        return {k: v / max(count, 1) for k, v in sums.items()}
+        self.model.train(was_training)
+        result = {k: v / max(count, 1) for k, v in sums.items()}
+        for m, meter in meters.items():
+            result.update({f"{m}_{name}": v for name, v in meter.means().items()})
+        result["segments"], result["videos"] = count, int(dataset.index.video.nunique())
+        return result
+
+    def validate(self) -> dict:
+        """:meth:`evaluate` on the validation split."""
+        return self.evaluate(self.val_set)
 
     def write_log(self) -> None:
         if not self.is_main:
@@ -200,6 +226,7 @@ class Trainer:
         row = {"epoch": epoch, "step": self.step, "train_loss": round(train_loss, 5), "train_acc": round(train_acc, 4),
                "val_loss": round(v["loss"], 5), "val_acc": round(v["accuracy"], 4),
                "val_pos_sim": round(v["pos_sim"], 4), "val_neg_sim": round(v["neg_sim"], 4),
+               **{f"val_{k}": round(v[k], 4) for k in (f"{m}_{n}" for m in MODALITIES for n in SHARPNESS)},
                "seconds": round(seconds, 2), "samples_per_s": round(samples / seconds, 1) if seconds else 0.0}
         self.log.append(row)
         if self.is_main:
@@ -220,7 +247,7 @@ class Trainer:
                        desc=f"epoch {epoch + 1}/{self.t['epochs']}", disable=None if self.is_main else True,
                        file=sys.stderr, mininterval=2, leave=False)
             for frames, mel, vids in bar:
-                loss, stats = self.batch_loss(frames, mel, vids, step_generator(seed, self.step))
+                loss, stats, _ = self.batch_loss(frames, mel, vids, step_generator(seed, self.step))
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 self.opt.step()
@@ -241,6 +268,8 @@ class Trainer:
             self.write_log()
         self.write_log()
         self.save_model()
+        if self.metrics_json and self.is_main:
+            heldout_report(self, self.metrics_json)
         if self.world > 1:
             dist.barrier()
             dist.destroy_process_group()
@@ -254,6 +283,29 @@ class Trainer:
                "decode": self.p["decode"]}
         with atomic_file(self.out_model) as tmp:
             torch.save({"model": self.model.state_dict(), "config": cfg, "step": self.step}, tmp)
+
+
+def heldout_report(trainer: Trainer, out_json: str | Path) -> dict:
+    """Score the trained model on val and test; write flat metrics (DVC) to ``out_json``.
+
+    Runs after training has finished and the model is saved: the test numbers are reported
+    only, nothing is chosen from them.  Keys: ``correspondence.<split>.acc`` (and ``.loss``,
+    ``.videos``, ``.segments``) and ``clustering.<split>.<modality>.<statistic>``.
+    """
+    out = {}
+    for split in ("val", "test"):
+        ds = trainer.val_set if split == "val" else ShardDataset.of_split(trainer.decoded_dir, trainer.p, "test")
+        if not len(ds):
+            continue
+        r = trainer.evaluate(ds)
+        out.update({f"correspondence.{split}.acc": round(r["accuracy"], 4),
+                    f"correspondence.{split}.loss": round(r["loss"], 5),
+                    f"correspondence.{split}.videos": r["videos"],
+                    f"correspondence.{split}.segments": r["segments"]})
+        out.update({f"clustering.{split}.{m}.{n}": round(r[f"{m}_{n}"], 4) for m in MODALITIES for n in SHARPNESS})
+    with atomic_file(out_json) as tmp:
+        Path(tmp).write_text(json.dumps(out, indent=2) + "\n")
+    return out
 
 
 def load_model(path: str | Path, map_location="cpu") -> tuple[DMC, dict]:

@@ -1,0 +1,308 @@
+"""Seeds and ablations as DVC experiments: queue them, run them, aggregate their metrics.
+
+The grid lives in params.yaml (``sweeps``), nowhere else:
+
+* ``seeds``: the default configuration (params.yaml as committed) under each seed.
+* ``ablation``: one key at a time away from the default (``train.temperature: [1, 10, 30]``
+  gives the configurations temperature=10 and temperature=30 besides the default), each under
+  every seed.  One-at-a-time rather than a full factorial: 6 keys x 3 values x 3 seeds is 39
+  runs, the factorial would be 2187.
+
+:func:`plan` turns the grid into runs, :func:`queue_command` into ``dvc exp run --queue -S``
+command lines, and :func:`aggregate` reads the JSON of ``dvc exp show --json`` (dvc 3.x:
+a list of baselines, each with ``experiments``: ranges whose ``revs`` carry ``data.params``
+and ``data.metrics`` as ``{file: {"data": {...}}}``) back into one row per run and one row
+per configuration with the mean and sample standard deviation over its seeds.
+
+An experiment is matched to its configuration by its *params*, not by its name: its
+params.yaml is compared with the baseline commit's, and it belongs to the sweep when it
+differs in nothing but the seed and at most one key of the grid, with a value of the grid.
+Other experiments in the same repository are ignored; when a (configuration, seed) ran more
+than once, the newest run counts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+
+from .atomic import atomic_file
+from .errors import DmcError
+from .params import get_dotted
+
+SWEEPS = ("seeds", "ablation")
+DEFAULT = "default"
+IGNORED_KEYS = ("seed", "sweeps")   # never part of a configuration
+DMC, BASELINE = ".dmc.", ".random_init."
+
+
+class SweepError(DmcError, ValueError):
+    """A sweep cannot be planned, run or aggregated (one line saying why)."""
+
+
+@dataclass(frozen=True)
+class Run:
+    config: str                      # "default" or "key=value"
+    seed: int
+    overrides: dict = field(default_factory=dict)   # dotted key -> value (besides the seed)
+
+
+def _label(key: str, value: Any) -> str:
+    return f"{key}={_fmt_value(value)}"
+
+
+def _fmt_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return f"{value:.1f}"
+    return str(value)
+
+
+def configs(params: dict, sweep: str) -> list[tuple[str, dict]]:
+    """(label, overrides) of each configuration of the sweep, the default first."""
+    if sweep not in SWEEPS:
+        raise SweepError(f"unknown sweep {sweep!r}; one of {', '.join(SWEEPS)}")
+    if "sweeps" not in params:
+        raise SweepError("params.yaml has no `sweeps` section")
+    out = [(DEFAULT, {})]
+    if sweep == "ablation":
+        for key, values in params["sweeps"]["ablation"].items():
+            default = get_dotted(params, key)
+            out += [(_label(key, v), {key: v}) for v in values if not _same(v, default)]
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return math.isclose(a, b, rel_tol=1e-12, abs_tol=0.0)
+    return a == b
+
+
+def plan(params: dict, sweep: str) -> list[Run]:
+    """Every run of the sweep: each configuration under each seed of ``sweeps.seeds``."""
+    return [Run(label, int(seed), dict(over)) for label, over in configs(params, sweep)
+            for seed in params["sweeps"]["seeds"]]
+
+
+def queue_command(run: Run) -> list[str]:
+    """``dvc exp run --queue -S seed=.. [-S key=value]`` for one run (params.yaml overrides)."""
+    cmd = ["dvc", "exp", "run", "--queue", "-S", f"seed={run.seed}"]
+    for key, value in run.overrides.items():
+        cmd += ["-S", f"{key}={json.dumps(value)}"]
+    return cmd
+
+
+def run_command(jobs: int = 1) -> list[str]:
+    """Run every queued experiment and wait for them (dvc 3.x: ``exp run --run-all``)."""
+    return ["dvc", "exp", "run", "--run-all", "--jobs", str(jobs)]
+
+
+def show_command() -> list[str]:
+    return ["dvc", "exp", "show", "--json", "--hide-queued", "--hide-workspace"]
+
+
+def sh(cmd: list[str], cwd: str | Path = ".", log=print) -> str:
+    log("$ " + " ".join(cmd))
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
+        raise SweepError(f"`{' '.join(cmd)}` failed with exit status {proc.returncode}: {tail[0]}")
+    return proc.stdout
+
+
+# ---------------------------------------------------------------------------------------
+# reading `dvc exp show --json`
+# ---------------------------------------------------------------------------------------
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}; keys that already contain dots (flat metrics) stay."""
+    if not isinstance(d, dict):
+        return {prefix: d} if prefix else {}
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        if isinstance(v, dict):
+            out.update(_flatten(v, key))
+        else:
+            out[key] = v
+    return out
+
+
+def _file_data(files: dict | None, only: str | None = None) -> dict[str, Any]:
+    """Merge the ``data`` of every file of ``data.params`` / ``data.metrics`` (flattened)."""
+    out = {}
+    for name, result in (files or {}).items():
+        if only is not None and name != only:
+            continue
+        if isinstance(result, dict) and isinstance(result.get("data"), dict):
+            out.update(_flatten(result["data"]))
+    return out
+
+
+def experiment_rows(show: list[dict], params_file: str = "params.yaml") -> tuple[dict, list[dict]]:
+    """(baseline params, one dict per finished experiment) from ``dvc exp show --json``.
+
+    Each experiment dict has ``rev``, ``name``, ``timestamp``, ``params`` (flat, dotted) and
+    ``metrics`` (flat). The baseline is the first entry that is not the workspace (HEAD).
+    """
+    if not isinstance(show, list):
+        raise SweepError("`dvc exp show --json` output is not a list of baselines")
+    baselines = [b for b in show if isinstance(b, dict) and b.get("rev") != "workspace"]
+    if not baselines:
+        raise SweepError("`dvc exp show --json` lists no baseline commit")
+    base = baselines[0]
+    base_params = _file_data(((base.get("data") or {}).get("params")), params_file)
+    rows = []
+    for rng in base.get("experiments") or []:
+        state = (rng.get("executor") or {}).get("state", "success")
+        if state != "success":
+            continue
+        for exp in rng.get("revs") or []:
+            data = exp.get("data")
+            if not data or exp.get("error"):
+                continue
+            rows.append({"rev": exp.get("rev"), "name": exp.get("name") or rng.get("name"),
+                         "timestamp": data.get("timestamp") or "",
+                         "params": _file_data(data.get("params"), params_file),
+                         "metrics": {k: v for k, v in _file_data(data.get("metrics")).items()
+                                     if isinstance(v, (int, float)) and not isinstance(v, bool)}})
+    return base_params, rows
+
+
+def match_config(exp_params: dict, base_params: dict, params: dict, sweep: str) -> str | None:
+    """The configuration label of an experiment, or None when it is not part of the sweep."""
+    def relevant(key):
+        return key.split(".")[0] not in IGNORED_KEYS
+
+    keys = {k for k in set(exp_params) | set(base_params) if relevant(k)}
+    changed = sorted(k for k in keys if not _same(exp_params.get(k), base_params.get(k)))
+    if not changed:
+        return DEFAULT
+    if len(changed) != 1:
+        return None
+    key = changed[0]
+    grid = params["sweeps"]["ablation"].get(key, []) if sweep == "ablation" else []
+    value = exp_params.get(key)
+    return _label(key, value) if any(_same(value, v) for v in grid) else None
+
+
+def collect(show: list[dict], params: dict, sweep: str, params_file: str = "params.yaml") -> pd.DataFrame:
+    """One row per run of the sweep: config, seed, rev, name and its metrics (newest run of a
+    (config, seed) only; seeds outside ``sweeps.seeds`` are ignored)."""
+    base_params, exps = experiment_rows(show, params_file)
+    seeds = set(params["sweeps"]["seeds"])
+    rows = []
+    for e in exps:
+        config = match_config(e["params"], base_params, params, sweep)
+        seed = e["params"].get("seed")
+        if config is None or seed not in seeds:
+            continue
+        rows.append({"config": config, "seed": int(seed), "rev": e["rev"], "name": e["name"],
+                     "timestamp": str(e["timestamp"]), **e["metrics"]})
+    df = pd.DataFrame(rows, columns=["config", "seed", "rev", "name", "timestamp"] + sorted(
+        {k for r in rows for k in r} - {"config", "seed", "rev", "name", "timestamp"}))
+    if len(df):
+        df = df.sort_values("timestamp").drop_duplicates(["config", "seed"], keep="last")
+    return df.reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------
+# the tables
+# ---------------------------------------------------------------------------------------
+def with_deltas(runs: pd.DataFrame, metrics: Iterable[str]) -> tuple[pd.DataFrame, list[str]]:
+    """Add ``<x>.dmc-random_init.<y>`` = dmc - random init, per run, for each listed
+    ``<x>.dmc.<y>`` whose random-init partner is in the runs; returns (runs, metric columns)."""
+    runs = runs.copy()
+    cols = [m for m in metrics if m in runs.columns]
+    for m in list(cols):
+        if DMC in m and m.replace(DMC, BASELINE) in runs.columns:
+            delta = m.replace(DMC, ".dmc-random_init.")
+            runs[delta] = runs[m] - runs[m.replace(DMC, BASELINE)]
+            cols.insert(cols.index(m) + 1, delta)
+    return runs, cols
+
+
+def summarise(runs: pd.DataFrame, metrics: Iterable[str], order: list[str]) -> pd.DataFrame:
+    """One row per configuration (in ``order``): seeds, n and mean / std (ddof 1) of each metric."""
+    runs, cols = with_deltas(runs, metrics)
+    out = []
+    for config in order:
+        g = runs[runs.config == config]
+        if not len(g):
+            continue
+        row = {"config": config, "n": len(g), "seeds": " ".join(str(s) for s in sorted(g.seed))}
+        for c in cols:
+            v = g[c].dropna()
+            row[f"{c}.mean"] = v.mean() if len(v) else math.nan
+            row[f"{c}.std"] = v.std(ddof=1) if len(v) > 1 else math.nan
+        out.append(row)
+    return pd.DataFrame(out, columns=["config", "n", "seeds"] + [f"{c}.{s}" for c in cols for s in ("mean", "std")])
+
+
+def _pm(mean: float, std: float) -> str:
+    if mean != mean:
+        return "–"
+    return f"{mean:.3f} ± {std:.3f}" if std == std else f"{mean:.3f}"
+
+
+def markdown(table: pd.DataFrame, sweep: str) -> str:
+    """The summary as a Markdown table, metrics as columns ("mean ± std" over the seeds)."""
+    metrics = [c[:-len(".mean")] for c in table.columns if c.endswith(".mean")]
+    head = ["configuration", "seeds"] + metrics
+    lines = [f"<!-- dmc sweep {sweep}: mean ± sample std over seeds (n = number of seeds) -->",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for _, r in table.iterrows():
+        cells = [f"`{r['config']}`", f"{r['n']} ({r['seeds']})"]
+        cells += [_pm(r[f"{m}.mean"], r[f"{m}.std"]) for m in metrics]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def aggregate(show: list[dict], params: dict, sweep: str, out_dir: str | Path) -> pd.DataFrame:
+    """Write ``<out_dir>/<sweep>.csv`` (one row per configuration), ``<sweep>.md`` and
+    ``<sweep>_runs.csv`` (one row per run) from ``dvc exp show --json`` output."""
+    runs = collect(show, params, sweep)
+    if not len(runs):
+        raise SweepError(f"no finished experiment of the {sweep} sweep in `dvc exp show` "
+                         f"(queue them with `dmc sweep {sweep} --queue --run`)")
+    order = [label for label, _ in configs(params, sweep)]
+    table = summarise(runs, params["sweeps"]["metrics"], order)
+    if len(table.columns) == 3:
+        raise SweepError(f"none of sweeps.metrics ({', '.join(params['sweeps']['metrics'])}) "
+                         f"is in the experiments' metrics")
+    out = Path(out_dir)
+    with atomic_file(out / f"{sweep}.csv") as tmp:
+        table.to_csv(tmp, index=False, float_format="%.4f")
+    with atomic_file(out / f"{sweep}_runs.csv") as tmp:
+        runs.to_csv(tmp, index=False, float_format="%.4f")
+    with atomic_file(out / f"{sweep}.md") as tmp:
+        Path(tmp).write_text(markdown(table, sweep))
+    return table
+
+
+def run_sweep(params: dict, sweep: str, *, queue: bool, run: bool, aggregate_to: str | Path | None,
+              jobs: int = 1, show_json: str | Path | None = None, cwd: str | Path = ".", log=print) -> None:
+    """The steps of ``dmc sweep``: queue the runs, run the queue, aggregate the results."""
+    if queue:
+        runs = plan(params, sweep)
+        for r in runs:
+            sh(queue_command(r), cwd, log)
+        log(f"sweep {sweep}: {len(runs)} experiments queued")
+    if run:
+        sh(run_command(jobs), cwd, log)
+    if aggregate_to is not None:
+        if show_json:
+            show = json.loads(Path(show_json).read_text())
+        else:
+            show = json.loads(sh(show_command(), cwd, log))
+        table = aggregate(show, params, sweep, aggregate_to)
+        log(f"sweep {sweep}: {int(table.n.sum())} runs in {len(table)} configurations -> "
+            f"{Path(aggregate_to) / (sweep + '.md')}")

@@ -1,0 +1,217 @@
+"""Seeds / ablation sweeps: the grid, the dvc commands, and the aggregation of `dvc exp show --json`."""
+
+import copy
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from dmc.experiments import (SweepError, aggregate, collect, configs, match_config, plan, queue_command,
+                             run_command)
+from dmc.params import ParamsError, validate_params
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_plan_is_the_default_then_one_key_at_a_time(params):
+    validate_params(params, sweeps=True)     # the committed grid is valid
+    runs = plan(params, "ablation")
+    grid = params["sweeps"]["ablation"]
+    seeds = params["sweeps"]["seeds"]
+    # each key contributes its values except the default's own, each under every seed
+    extra = sum(len([v for v in vals if v != _get(params, k)]) for k, vals in grid.items())
+    assert len(runs) == (1 + extra) * len(seeds)
+    assert [r.config for r in runs[:len(seeds)]] == ["default"] * len(seeds)
+    assert all(len(r.overrides) <= 1 for r in runs)
+    assert plan(params, "seeds") == runs[:len(seeds)]
+    p = copy.deepcopy(params)
+    p["train"]["temperature"] = 1.0
+    labels = [label for label, _ in configs(p, "ablation")]
+    assert "train.temperature=10.0" in labels and "train.temperature=1.0" not in labels   # 1.0 is the default here
+
+
+def _get(p, dotted):
+    for k in dotted.split("."):
+        p = p[k]
+    return p
+
+
+def test_queue_command_sets_the_seed_and_one_key(params):
+    run = [r for r in plan(params, "ablation") if r.config == "decode.frame_size=32"][1]
+    assert queue_command(run) == ["dvc", "exp", "run", "--queue", "-S", f"seed={run.seed}",
+                                  "-S", "decode.frame_size=32"]
+    assert run_command(2) == ["dvc", "exp", "run", "--run-all", "--jobs", "2"]
+
+
+@pytest.mark.parametrize("key,values,message", [
+    ("train.temprature", [1.0], r"sweeps\.ablation\.train\.temprature: not a key"),
+    ("train", [1], r"sweeps\.ablation\.train: names a section"),
+    ("train.clusters", [4, 200], r"sweeps\.ablation\.train\.clusters: value 200 is invalid: train\.clusters"),
+    ("decode.frame_size", [8], r"sweeps\.ablation\.decode\.frame_size: value 8 is invalid"),
+])
+def test_bad_grid_is_refused_naming_the_key(params, key, values, message):
+    bad = copy.deepcopy(params)
+    bad["sweeps"]["ablation"][key] = values
+    validate_params(bad)                     # the pipeline steps do not need the grid
+    with pytest.raises(ParamsError, match=message):
+        validate_params(bad, sweeps=True)
+
+
+def test_match_config_by_params(params):
+    base = {"seed": 0, "train.temperature": 1.0, "train.clusters": 10, "sweeps.seeds": [0]}
+    assert match_config({**base, "seed": 2}, base, params, "ablation") == "default"
+    assert match_config({**base, "train.temperature": 10.0}, base, params, "ablation") == "train.temperature=10.0"
+    assert match_config({**base, "train.temperature": 10.0}, base, params, "seeds") is None
+    assert match_config({**base, "train.temperature": 7.0}, base, params, "ablation") is None     # not in the grid
+    assert match_config({**base, "train.temperature": 10.0, "train.clusters": 4}, base, params, "ablation") is None
+
+
+# ---- a `dvc exp show --json` document of the dvc 3.x structure, built by hand --------------
+
+def exp(rev, params, metrics, ts, state="success", name=None):
+    state_exp = {"rev": rev, "name": name or rev, "error": None, "experiments": None,
+                 "data": {"rev": rev, "timestamp": ts, "params": {"params.yaml": {"data": params}},
+                          "metrics": {"results/metrics.json": {"data": metrics}}, "deps": {}, "outs": {}, "meta": {}}}
+    return {"revs": [state_exp], "name": name or rev, "executor": {"state": state, "name": "dvc-task", "local": None}}
+
+
+def show_doc(base_params, experiments):
+    return [{"rev": "workspace", "name": None, "error": None, "experiments": None,
+             "data": {"rev": "workspace", "timestamp": None, "params": {"params.yaml": {"data": base_params}},
+                      "metrics": {}, "deps": {}, "outs": {}, "meta": {}}},
+            {"rev": "a" * 40, "name": "main", "error": None, "experiments": experiments,
+             "data": {"rev": "a" * 40, "timestamp": "2026-01-01T00:00:00",
+                      "params": {"params.yaml": {"data": base_params}}, "metrics": {}, "deps": {}, "outs": {},
+                      "meta": {}}}]
+
+
+def variant(params, seed, **dotted):
+    p = copy.deepcopy(params)
+    p["seed"] = seed
+    for k, v in dotted.items():
+        sec, key = k.split("__")
+        p[sec][key] = v
+    return p
+
+
+def m(dmc, rnd, extra=None):
+    return {"esc50.dmc.acc_mean": dmc, "esc50.random_init.acc_mean": rnd, "other.metric": 1.0, **(extra or {})}
+
+
+def test_aggregate_hand_computed(params, tmp_path):
+    p = copy.deepcopy(params)
+    p["train"]["temperature"] = 1.0
+    p["sweeps"]["ablation"]["train.temperature"] = [1.0, 10.0, 30.0]
+    p["sweeps"]["seeds"] = [0, 1, 2]
+    p["sweeps"]["metrics"] = ["esc50.dmc.acc_mean", "esc50.random_init.acc_mean", "localization.dmc.auc"]
+    exps = [
+        exp("r0", variant(p, 0), m(0.80, 0.70), "2026-01-01T01:00:00"),
+        exp("r1", variant(p, 1), m(0.90, 0.75), "2026-01-01T01:00:01"),
+        exp("r2old", variant(p, 2), m(0.10, 0.10), "2026-01-01T01:00:02"),     # rerun below: newest counts
+        exp("r2", variant(p, 2), m(0.85, 0.65), "2026-01-01T02:00:00"),
+        exp("t0", variant(p, 0, train__temperature=10.0), m(0.60, 0.70), "2026-01-01T01:00:03"),
+        exp("t1", variant(p, 1, train__temperature=10.0), m(0.70, 0.75), "2026-01-01T01:00:04"),
+        exp("q", variant(p, 1, train__temperature=30.0), {}, None, state="queued"),
+        exp("f", variant(p, 2, train__temperature=30.0), m(0.0, 0.0), "2026-01-01T01:00:05", state="failed"),
+        exp("x", variant(p, 0, train__lr=0.5), m(0.99, 0.1), "2026-01-01T01:00:06"),   # not in the grid
+        exp("s9", variant(p, 9), m(0.99, 0.1), "2026-01-01T01:00:07"),                 # seed not in the sweep
+    ]
+    doc = json.loads(json.dumps(show_doc(p, exps)))
+    runs = collect(doc, p, "ablation")
+    assert sorted(runs.rev) == ["r0", "r1", "r2", "t0", "t1"]
+
+    table = aggregate(doc, p, "ablation", tmp_path).set_index("config")
+    assert list(table.index) == ["default", "train.temperature=10.0"]
+    d = table.loc["default"]
+    assert d.n == 3 and d.seeds == "0 1 2"
+    assert d["esc50.dmc.acc_mean.mean"] == pytest.approx(0.85)
+    assert d["esc50.dmc.acc_mean.std"] == pytest.approx(0.05)                    # sample std of .80 .90 .85
+    deltas = [0.10, 0.15, 0.20]
+    assert d["esc50.dmc-random_init.acc_mean.mean"] == pytest.approx(0.15)
+    assert d["esc50.dmc-random_init.acc_mean.std"] == pytest.approx(pd.Series(deltas).std())
+    t = table.loc["train.temperature=10.0"]
+    assert t.n == 2 and t["esc50.dmc.acc_mean.mean"] == pytest.approx(0.65)
+    assert t["esc50.dmc.acc_mean.std"] == pytest.approx(math.sqrt(2 * 0.05 ** 2))
+    assert "localization.dmc.auc.mean" not in table.columns and "other.metric.mean" not in table.columns
+    md = (tmp_path / "ablation.md").read_text()
+    assert "| `default` | 3 (0 1 2) | 0.850 ± 0.050 | 0.150 ± 0.050 |" in md
+    assert len(pd.read_csv(tmp_path / "ablation_runs.csv")) == 5
+
+    seeds = aggregate(doc, p, "seeds", tmp_path)
+    assert list(seeds.config) == ["default"] and (tmp_path / "seeds.md").exists()
+
+
+def test_aggregate_refuses_when_nothing_finished(params, tmp_path):
+    doc = show_doc(params, [exp("q", variant(params, 1), {}, None, state="queued")])
+    with pytest.raises(SweepError, match="no finished experiment of the seeds sweep"):
+        aggregate(doc, params, "seeds", tmp_path)
+
+
+def test_cli_refuses_a_bad_grid_before_queueing(params, tmp_path):
+    bad = copy.deepcopy(params)
+    bad["sweeps"]["ablation"]["train.iterations"] = [3, 0]
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    proc = subprocess.run([sys.executable, "-m", "dmc.cli", "--params", str(path), "sweep", "ablation", "--queue"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2 and "dvc" not in proc.stderr
+    assert proc.stderr.strip() == (f"dmc: invalid parameters: {path}: sweeps.ablation.train.iterations: "
+                                   "value 0 is invalid: train.iterations: 0 is less than the minimum of 1")
+
+
+def test_real_dvc_exp_show_sample(params, tmp_path):
+    """The parser on output recorded from the installed dvc (two seeds of a tiny project and a
+    temperature=10 variant, made like test_two_tiny_experiments_end_to_end)."""
+    doc = json.loads((DATA / "dvc_exp_show_sample.json").read_text())
+    base = doc[1]["data"]["params"]["params.yaml"]["data"]
+    table = aggregate(doc, base, "ablation", tmp_path).set_index("config")
+    assert table.loc["default"].n == 2
+    assert table.loc["default", "esc50.dmc.acc_mean.mean"] == pytest.approx((0.801 + 0.811) / 2)
+    assert table.loc["train.temperature=10.0", "esc50.dmc.acc_mean.mean"] == pytest.approx((0.81 + 0.82) / 2)
+
+
+FAKE_STAGE = '''import json, yaml
+p = yaml.safe_load(open("params.yaml"))
+s, z = p["seed"], p["train"]["temperature"]
+json.dump({"esc50.dmc.acc_mean": 0.8 + 0.01 * s + 0.001 * z, "esc50.random_init.acc_mean": 0.7 + 0.02 * s},
+          open("metrics.json", "w"))
+'''
+
+
+@pytest.mark.slow
+def test_two_tiny_experiments_end_to_end(params, tmp_path):
+    """`dmc sweep seeds` in a tiny git + DVC project: queues and runs two real experiments."""
+    if shutil.which("dvc") is None:
+        pytest.fail("dvc is not on PATH (it is a dependency of the project)")
+    p = copy.deepcopy(params)
+    p["train"]["temperature"] = 1.0
+    p["sweeps"]["seeds"] = [0, 1]
+    p["sweeps"]["ablation"] = {"train.temperature": [1.0, 10.0]}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+    (tmp_path / "metrics.py").write_text(FAKE_STAGE)
+    (tmp_path / "dvc.yaml").write_text(
+        f"stages:\n  fake:\n    cmd: {sys.executable} metrics.py\n    deps: [metrics.py]\n"
+        "    params: [seed, train.temperature]\n    metrics:\n      - metrics.json:\n          cache: false\n")
+
+    def run(*cmd):
+        proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return proc
+
+    run("git", "init", "-q")
+    run("dvc", "init", "-q")
+    run("git", "add", "-A")
+    run("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny project")
+    run(sys.executable, "-m", "dmc.cli", "sweep", "seeds")
+    table = pd.read_csv(tmp_path / "results/sweeps/seeds.csv")
+    assert list(table.config) == ["default"] and table.n[0] == 2
+    assert table["esc50.dmc.acc_mean.mean"][0] == pytest.approx(0.806, abs=1e-4)
+    assert table["esc50.dmc.acc_mean.std"][0] == pytest.approx(math.sqrt(2) * 0.005, abs=1e-4)   # csv: 4 decimals
+    assert table["esc50.dmc-random_init.acc_mean.mean"][0] == pytest.approx(0.096, abs=1e-4)
+    assert "| `default` | 2 (0 1) | 0.806 ± 0.007 |" in (tmp_path / "results/sweeps/seeds.md").read_text()
