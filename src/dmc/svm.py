@@ -184,9 +184,10 @@ def _preconditioner(batch: _Batch, spectra, active: torch.Tensor):
 
 
 def _woodbury(batch: _Batch, active: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """Exact Newton direction d = -(I + 2C X_A^T X_A)^{-1} g for problems with few active rows:
-    by the Woodbury identity, d = -(g - X_A^T (I/(2C) + X_A X_A^T)^{-1} X_A g), an m x m system
-    for m active rows (padded with zero rows to the batch's largest m)."""
+    """Exact Newton direction d = -(I + 2C X_A^T X_A)^{-1} g for problems with few active rows
+    (padded with zero rows to the batch's largest count m): by the Woodbury identity,
+    d = -(g - X_A^T (I/(2C) + X_A X_A^T)^{-1} X_A g), an m x m system, while m <= D + 1; the
+    (D + 1) x (D + 1) primal system beyond."""
     counts = active.sum(0).long()
     m = int(counts.max())
     if m == 0:
@@ -195,6 +196,10 @@ def _woodbury(batch: _Batch, active: torch.Tensor, g: torch.Tensor) -> torch.Ten
     valid = (torch.arange(m, device=g.device)[None, :] < counts[:, None]).to(g.dtype)        # (P, m)
     rows = _standardised(batch.X[order], batch.mean[batch.set_of][:, None, :],
                          batch.std[batch.set_of][:, None, :]) * valid[..., None]                # (P, m, D1)
+    if m > rows.shape[2]:   # more active rows than dimensions: the primal system is smaller
+        H = 2 * batch.C[:, None, None] * (rows.transpose(1, 2) @ rows)
+        H.diagonal(dim1=1, dim2=2).add_(1.0)
+        return -torch.cholesky_solve(g[:, :, None], torch.linalg.cholesky(H))[:, :, 0]
     K = rows @ rows.transpose(1, 2)
     K.diagonal(dim1=1, dim2=2).add_((1 / (2 * batch.C))[:, None])
     rhs = (rows @ g[:, :, None])                                                                 # (P, m, 1)
