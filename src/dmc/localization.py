@@ -1,51 +1,12 @@
-"""Sound localization with DMC, scored on the synthetic ground truth.
+"""The localization step: DMC's heat maps and source counts on the held-out videos.
 
-Heat map
---------
-For a (frame, audio segment) pair, with û_ij^v the visual conv-map vector i projected
-into shared space j (:meth:`dmc.clustering.MultimodalClustering.project`) and c_j^a,
-c_j^v the audio / visual centers of the pair:
-
-    w_j    = softmax_j( tau * cos(c_j^a, c_j^v) )                 agreement of cluster pair j
-    heat_i = sum_j w_j * max(0, <û_ij^v, c_j^a / ||c_j^a||>)      = sum_j w_j (-d_ij^{v->a})_+
-
-i.e. how close visual position i lies to the *audio* centers, in the spaces where the
-audio and the visual components of this pair agree (d^{v->a} is the clustering distance
-d_ij = -<u_ij, c_j/||c_j||> of :func:`dmc.clustering.distances`, visual vectors against
-audio centers: "the visual components matched by the audio").  The coarse (h, w) map is
-upsampled bilinearly (``align_corners=False``) to the frame size and min-max normalised
-to [0, 1] (a constant map becomes all zeros).  tau = ``localize.agreement_temperature``
-(default 1).
-
-Why this one: on the held-out videos of the embedded default (trained model of
-``dvc repro``, 96 pairs) it was the most specific of the candidates measured — pointing
-game 0.33 against a 0.13 chance rate, mean heat 0.64 on sounding objects, 0.18 on silent
-ones, 0.37 on background — while the visual-assignment forms of the task sketch,
-sum_j w_j s_ij^v (0.22) and sum_j w_j s_ij^v (-d_ij^v)_+ (0.24), are weaker: with the
-reference temperature (z = 1) the soft assignments s_ij^v are nearly uniform over the
-clusters, so they carry little of the position's content, whereas the cross-modal
-proximity carries it directly.
-
-Metrics (numpy, per pair; the ground truth is the union of the SOUNDING objects' boxes
-in the frame nearest the pair's frame time)
------------------------------------------------------------------------------------------
-* boxes are in pixels of the written frame (``synth.width`` x ``synth.height``, x1/y1
-  exclusive); frames were resized to ``decode.frame_size`` without cropping, so boxes are
-  scaled linearly (:func:`scale_boxes`); a frame pixel belongs to a box when its centre
-  lies inside the scaled box (:func:`box_mask`).
-* cIoU (Senocak et al. 2018, as in their and LVS's evaluation code): the heat map is
-  binarised at ``localize.ciou_threshold`` (a value on the normalised map, default 0.5);
-  cIoU = |pred ∩ gt| / (|gt| + |pred \\ gt|), i.e. the IoU with the sounding region.
-  ``ciou50`` = share of pairs with cIoU >= 0.5; ``auc`` = area under the success-rate
-  curve (share of pairs with cIoU >= t) over t = 0, 0.05, .., 1 (21 thresholds,
-  trapezoids); ``ciou_mean`` = mean cIoU.
-* pointing game: the heat map's argmax pixel (the first one on ties) lies in a sounding
-  object's box.
-
-Baselines in the same run: the same network at random init (seeded as
-``dmc.features.method_features``: ``torch.manual_seed(seed); DMC.from_params(...)``) and a
-centre prior (an isotropic Gaussian at the frame centre, sigma = ``localize.center_sigma``
-x frame size, min-max normalised).
+Parts: heat maps (:mod:`dmc.heatmaps`), metrics (:mod:`dmc.loc_metrics`), the synthetic
+ground truth (:mod:`dmc.ground_truth`), drawing (:mod:`dmc.overlays`) and multi-source
+counting (:mod:`dmc.multisource`).  This module runs them over the decoded shards:
+:func:`run_benchmark` scores the trained model and two baselines in the same run: the same
+network at random init (seeded as ``dmc.features.method_features``:
+``torch.manual_seed(seed); DMC.from_params(...)``) and a centre prior
+(:func:`dmc.heatmaps.center_prior`); :func:`localize_videos` draws heat maps of any video.
 """
 
 from __future__ import annotations
@@ -53,232 +14,22 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Iterable, NamedTuple
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from . import multisource as ms
 from .atomic import atomic_dir, atomic_file
-from .clustering import distances
+from .ground_truth import GroundTruth, box_mask
+from .heatmaps import Analysis, analyse_arrays, center_prior, concat, upsample
+from .loc_metrics import LOC_FIELDS, SUCCESS_THRESHOLDS, ciou, pointing_hit, summarize
+from .overlays import Panel, draw_panels, safe_name
 from .shards import shard_arrays
 
-SUCCESS_THRESHOLDS = np.linspace(0.0, 1.0, 21)
 LOC_METHODS = ("dmc", "random_init", "center_prior")
 MS_METHODS = ("dmc", "random_init", "majority")
-LOC_FIELDS = ("ciou50", "auc", "ciou_mean", "pointing")
-
-
-# ---------------------------------------------------------------------------------------
-# heat maps
-# ---------------------------------------------------------------------------------------
-class Analysis(NamedTuple):
-    """DMC's view of a batch of pairs (numpy arrays).
-
-    coarse:   (B, h, w) heat map at the visual conv-map resolution (not normalised)
-    shares_a: (B, k) hard shares of the audio vectors per cluster (:func:`dmc.multisource.hard_shares`)
-    shares_v: (B, k) same for the visual vectors
-    agreement: (B, k) cos(c_j^a, c_j^v)
-    """
-
-    coarse: np.ndarray
-    shares_a: np.ndarray
-    shares_v: np.ndarray
-    agreement: np.ndarray
-
-
-@torch.no_grad()
-def analyse_batch(model, frames: torch.Tensor, logmel: torch.Tensor, temperature: float = 1.0) -> Analysis:
-    """frames (B, 3, H, W) in [-1, 1], log-mel (B, 1, T, n_mels) -> :class:`Analysis` (same as DMC.forward)."""
-    cl = model.clustering
-    uv, (h, w) = model.encode_visual(frames)
-    uhat_v = cl.project(uv)                                  # (B, p_v, k, d)
-    vis = cl.cluster(uhat_v)
-    aud = cl(model.encode_audio(logmel))
-    ca, cv = aud.centers.float(), vis.centers.float()
-    agree = F.cosine_similarity(ca, cv, dim=-1, eps=1e-8)    # (B, k)
-    weight = torch.softmax(temperature * agree, dim=-1)
-    near = (-distances(uhat_v.float(), ca)).clamp_min(0)     # <û_ij^v, c_j^a/||c_j^a||>_+  (B, p_v, k)
-    heat = (near * weight[:, None, :]).sum(-1).reshape(-1, h, w)
-    return Analysis(heat.cpu().numpy(), ms.hard_shares(aud.assign.float().cpu().numpy()),
-                    ms.hard_shares(vis.assign.float().cpu().numpy()), agree.cpu().numpy())
-
-
-def normalize_maps(maps: np.ndarray) -> np.ndarray:
-    """Min-max normalise each map of (..., H, W) to [0, 1]; constant maps become 0."""
-    maps = np.asarray(maps, dtype=np.float32)
-    lo = maps.min(axis=(-2, -1), keepdims=True)
-    span = maps.max(axis=(-2, -1), keepdims=True) - lo
-    return np.where(span > 0, (maps - lo) / np.where(span > 0, span, 1), 0).astype(np.float32)
-
-
-def upsample(coarse: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """(B, h, w) coarse maps -> (B, H, W) bilinear (align_corners=False), normalised to [0, 1]."""
-    t = torch.from_numpy(np.ascontiguousarray(coarse, dtype=np.float32))[:, None]
-    up = F.interpolate(t, size=tuple(size), mode="bilinear", align_corners=False)[:, 0].numpy()
-    return normalize_maps(up)
-
-
-def center_prior(size: tuple[int, int], sigma: float = 0.25) -> np.ndarray:
-    """(H, W) Gaussian blob at the frame centre, sigma = ``sigma`` x the frame side, in [0, 1]."""
-    H, W = size
-    yy, xx = np.mgrid[:H, :W].astype(np.float64)
-    g = np.exp(-(((yy - (H - 1) / 2) / (sigma * H)) ** 2 + ((xx - (W - 1) / 2) / (sigma * W)) ** 2) / 2)
-    return normalize_maps(g)
-
-
-def frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
-    """uint8 frames (B, H, W, 3) -> float (B, 3, H, W) in [-1, 1], as :class:`dmc.data.ShardDataset`."""
-    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
-
-
-def analyse_arrays(model, frames: np.ndarray, logmel: np.ndarray, temperature: float = 1.0,
-                   batch_size: int = 64, device: str | torch.device = "cpu") -> Analysis:
-    """Batched :func:`analyse_batch` over uint8 frames (N, H, W, 3) and log-mel (N, T, n_mels)."""
-    model = model.to(device).eval()
-    parts = []
-    for i in range(0, len(frames), batch_size):
-        f = frames_to_tensor(np.asarray(frames[i:i + batch_size])).to(device)
-        m = torch.from_numpy(np.asarray(logmel[i:i + batch_size], dtype=np.float32))[:, None].to(device)
-        parts.append(analyse_batch(model, f, m, temperature))
-    return Analysis(*(np.concatenate(x) for x in zip(*parts)))
-
-
-# ---------------------------------------------------------------------------------------
-# ground truth and metrics (numpy)
-# ---------------------------------------------------------------------------------------
-def scale_boxes(boxes, src_size: tuple[int, int], dst_size: tuple[int, int]) -> np.ndarray:
-    """Boxes (n, 4) x0, y0, x1, y1 in a (W, H) = ``src_size`` frame -> the ``dst_size`` frame (floats)."""
-    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    sx, sy = dst_size[0] / src_size[0], dst_size[1] / src_size[1]
-    return b * np.array([sx, sy, sx, sy])
-
-
-def box_mask(boxes, shape: tuple[int, int]) -> np.ndarray:
-    """(H, W) bool mask of the pixels whose centre lies in any box [x0, x1) x [y0, y1)."""
-    H, W = shape
-    cy, cx = np.arange(H) + 0.5, np.arange(W) + 0.5
-    mask = np.zeros((H, W), dtype=bool)
-    for x0, y0, x1, y1 in np.asarray(boxes, dtype=np.float64).reshape(-1, 4):
-        mask |= ((cy >= y0) & (cy < y1))[:, None] & ((cx >= x0) & (cx < x1))[None, :]
-    return mask
-
-
-def ciou(heat: np.ndarray, gt: np.ndarray, threshold: float = 0.5) -> float:
-    """IoU of (heat >= threshold) with the ground-truth mask (nan when the mask is empty)."""
-    gt = np.asarray(gt, dtype=bool)
-    if not gt.any():
-        return float("nan")
-    pred = np.asarray(heat) >= threshold
-    return float((pred & gt).sum() / (gt.sum() + (pred & ~gt).sum()))
-
-
-def pointing_hit(heat: np.ndarray, gt: np.ndarray) -> bool:
-    """Does the (first) argmax pixel of the heat map lie in the ground-truth mask?"""
-    return bool(np.asarray(gt, dtype=bool).flat[int(np.argmax(heat))])
-
-
-def success_curve(ious, thresholds=SUCCESS_THRESHOLDS) -> np.ndarray:
-    ious = np.asarray(ious, dtype=np.float64)
-    return np.array([(ious >= t).mean() for t in thresholds])
-
-
-def auc(ious, thresholds=SUCCESS_THRESHOLDS) -> float:
-    """Area under the success-rate curve over IoU thresholds (trapezoids)."""
-    y, x = success_curve(ious, thresholds), np.asarray(thresholds, dtype=np.float64)
-    return float(np.sum((y[1:] + y[:-1]) / 2 * np.diff(x)))
-
-
-def summarize(ious, hits) -> dict:
-    """ciou50, auc, ciou_mean, pointing over the pairs with a ground truth (nan IoUs dropped)."""
-    ious, hits = np.asarray(ious, dtype=np.float64), np.asarray(hits, dtype=bool)
-    ok = ~np.isnan(ious)
-    ious, hits = ious[ok], hits[ok]
-    if not len(ious):
-        return {f: float("nan") for f in LOC_FIELDS}
-    return {"ciou50": float((ious >= 0.5).mean()), "auc": auc(ious), "ciou_mean": float(ious.mean()),
-            "pointing": float(hits.mean())}
-
-
-class GroundTruth:
-    """boxes.csv / clips.csv of the synthetic corpus; boxes of the frame nearest a time."""
-
-    def __init__(self, root: str | Path, src_size: tuple[int, int]):
-        root = Path(root)
-        for name in ("boxes.csv", "clips.csv"):
-            if not (root / name).is_file():
-                raise FileNotFoundError(f"{root / name}: ground truth not found (params.yaml data.ground_truth)")
-        self.boxes = pd.read_csv(root / "boxes.csv", keep_default_na=False)
-        self.clips = pd.read_csv(root / "clips.csv", keep_default_na=False).set_index("video")
-        self.src_size = tuple(src_size)
-        self._by_video = {v: g for v, g in self.boxes.groupby("video")}
-
-    def n_sources(self, video: str) -> int | None:
-        return int(self.clips.n_sources[video]) if video in self.clips.index else None
-
-    def at(self, video: str, time_s: float) -> pd.DataFrame:
-        """Boxes of ``video`` in the frame whose time_s is nearest ``time_s`` (empty if unknown)."""
-        g = self._by_video.get(video)
-        if g is None:
-            return self.boxes.iloc[:0]
-        times = np.unique(g.time_s.to_numpy(dtype=np.float64))
-        t = times[np.argmin(np.abs(times - time_s))]
-        return g[g.time_s.to_numpy(dtype=np.float64) == t]
-
-    def scaled(self, video: str, time_s: float, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        """(boxes (n, 4) in the (H, W) = ``size`` frame, sounding flags (n,))."""
-        b = self.at(video, time_s)
-        boxes = scale_boxes(b[["x0", "y0", "x1", "y1"]].to_numpy(), self.src_size, (size[1], size[0]))
-        return boxes, b.sounding.to_numpy(dtype=int).astype(bool)
-
-    def mask(self, video: str, time_s: float, size: tuple[int, int]) -> np.ndarray:
-        boxes, sounding = self.scaled(video, time_s, size)
-        return box_mask(boxes[sounding], size)
-
-
-# ---------------------------------------------------------------------------------------
-# overlays
-# ---------------------------------------------------------------------------------------
-class Panel(NamedTuple):
-    """One image of an overlay figure: a frame (H, W, 3), a heat map in [0, 1] or None, and
-    optional boxes (n, 4) in frame pixels with sounding flags (green: sounding, red: silent)."""
-
-    title: str
-    frame: np.ndarray
-    heat: np.ndarray | None = None
-    boxes: np.ndarray | None = None
-    sounding: np.ndarray | None = None
-
-
-def draw_panels(path: str | Path, panels: list[Panel], title: str = "") -> None:
-    """One PNG with the panels side by side (matplotlib Agg canvas, no global pyplot state)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.patches import Rectangle
-
-    fig = Figure(figsize=(2.3 * len(panels), 2.7), dpi=100)
-    FigureCanvasAgg(fig)
-    for n, p in enumerate(panels):
-        H, W = p.frame.shape[:2]
-        ax = fig.add_subplot(1, len(panels), n + 1)
-        ax.imshow(p.frame, extent=(0, W, H, 0), interpolation="nearest")
-        if p.heat is not None:
-            ax.imshow(p.heat, extent=(0, W, H, 0), cmap="jet", alpha=0.5, vmin=0, vmax=1, interpolation="bilinear")
-        if p.boxes is not None:
-            flags = p.sounding if p.sounding is not None else np.ones(len(p.boxes), bool)
-            for (x0, y0, x1, y1), snd in zip(p.boxes, flags):
-                ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, lw=1.5,
-                                       edgecolor="lime" if snd else "red"))
-        ax.set_title(p.title, fontsize=7)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    if title:
-        fig.suptitle(title, fontsize=8)
-    fig.tight_layout()
-    with atomic_file(path) as tmp:
-        fig.savefig(tmp, format="png")
 
 
 # ---------------------------------------------------------------------------------------
@@ -337,7 +88,7 @@ def _analyse_rows(models: dict, reader: _ShardReader, rows: pd.DataFrame, tau: f
         kept.update({j: frames[j - i] for j in keep if i <= j < i + bs})
         for m, net in models.items():
             parts[m].append(analyse_arrays(net, frames, mels, tau, bs, device))
-    return {m: Analysis(*(np.concatenate(x) for x in zip(*v))) for m, v in parts.items()}, kept, size
+    return {m: concat(v) for m, v in parts.items()}, kept, size
 
 
 def _clean(x):
@@ -507,13 +258,9 @@ def _write_overlays(folder: Path, rows: pd.DataFrame, frames: dict, heats: dict,
             h = prior if m == "center_prior" else heats[(m, i)]
             panels.append(Panel(f"{m}: cIoU {ciou(h, g, thr):.2f}, {'hit' if pointing_hit(h, g) else 'miss'}",
                                 frames[i], h, boxes, sounding))
-        draw_panels(folder / f"{_safe(r.video)}_seg{int(r.segment)}.png", panels,
+        draw_panels(folder / f"{safe_name(r.video)}_seg{int(r.segment)}.png", panels,
                     title=f"{r.video} t={r.frame_time_s:.1f} s: {int(sounding.sum())} sounding (green), "
                           f"{int((~sounding).sum())} silent (red)")
-
-
-def _safe(name: str) -> str:
-    return name.replace("/", "__").replace("\\", "__")
 
 
 # ---------------------------------------------------------------------------------------
@@ -554,7 +301,7 @@ def localize_videos(paths: Iterable[str | Path], model_path: str | Path, params:
                             device)
         heats = upsample(an.coarse, clip.frames.shape[1:3])
         seg = d["segment_seconds"]
-        draw_panels(out_dir / f"{_safe(name)}.png",
+        draw_panels(out_dir / f"{safe_name(name)}.png",
                     [Panel(f"{i * seg:g}-{(i + 1) * seg:g} s", clip.frames[i], h) for i, h in zip(pick, heats)],
                     title=name)
         done += 1
