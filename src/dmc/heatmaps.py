@@ -44,12 +44,16 @@ class Analysis(NamedTuple):
     shares_a: (B, k) hard shares of the audio vectors per cluster (:func:`dmc.multisource.hard_shares`)
     shares_v: (B, k) same for the visual vectors
     agreement: (B, k) cos(c_j^a, c_j^v)
+    centers_a: (B, k, d) audio centers c_j^a
+    centers_v: (B, k, d) visual centers c_j^v
     """
 
     coarse: np.ndarray
     shares_a: np.ndarray
     shares_v: np.ndarray
     agreement: np.ndarray
+    centers_a: np.ndarray
+    centers_v: np.ndarray
 
 
 @torch.no_grad()
@@ -66,7 +70,8 @@ def analyse_batch(model, frames: torch.Tensor, logmel: torch.Tensor, temperature
     near = (-distances(uhat_v.float(), ca)).clamp_min(0)     # <û_ij^v, c_j^a/||c_j^a||>_+  (B, p_v, k)
     heat = (near * weight[:, None, :]).sum(-1).reshape(-1, h, w)
     return Analysis(heat.cpu().numpy(), hard_shares(aud.assign.float().cpu().numpy()),
-                    hard_shares(vis.assign.float().cpu().numpy()), agree.cpu().numpy())
+                    hard_shares(vis.assign.float().cpu().numpy()), agree.cpu().numpy(), ca.cpu().numpy(),
+                    cv.cpu().numpy())
 
 
 def normalize_maps(maps: np.ndarray) -> np.ndarray:

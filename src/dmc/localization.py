@@ -97,47 +97,125 @@ def _clean(x):
     return round(float(x), 4) if isinstance(x, (float, np.floating)) else x
 
 
-def run_benchmark(params: dict, decoded_dir: str | Path, model_path: str | Path, gt_dir: str | Path,
+def correspondence_accuracy(an: Analysis, videos, seed: int) -> float:
+    """Held-out audiovisual correspondence: share of pairs with S(own audio, frame) > S(audio of
+    another video, frame), one negative per pair drawn as in training (:func:`dmc.loss.mismatch_indices`,
+    seeded by ``seed``); nan with fewer than two videos."""
+    from .loss import mismatch_indices, similarity
+
+    ids = torch.as_tensor(pd.factorize(pd.Series(list(videos)))[0])
+    if len(set(ids.tolist())) < 2:
+        return float("nan")
+    neg = mismatch_indices(ids, generator=torch.Generator().manual_seed(seed + 7))
+    ca, cv = torch.from_numpy(an.centers_a), torch.from_numpy(an.centers_v)
+    return float((similarity(ca, cv) > similarity(ca[neg], cv)).float().mean())
+
+
+def run_benchmark(params: dict, decoded_dir: str | Path, model_path: str | Path, gt_dir: str | Path | None,
                   out_dir: str | Path, metrics_path: str | Path, device: str | torch.device = "cpu",
                   log=print) -> dict:
-    """Score DMC and the baselines on the held-out videos; write metrics, table, overlays.
+    """DMC and the baselines on the held-out videos; write metrics, table, overlays.
 
+    With ground truth (``gt_dir``, the synthetic corpus): localization and multi-source scores.
+    Without (a real corpus, ``gt_dir`` None): heat-map overlays and the held-out correspondence;
+    the box and count metrics are written as null (not applicable).
     Returns the flat metrics written to ``metrics_path``.
     """
     from .training import load_model
 
     lp = params["localize"]
-    cuts = lp["multisource_cuts"]
-    if cuts is not None and (len(cuts) != lp["max_sources"] - 1 or list(cuts) != sorted(cuts)):
-        from .params import ParamsError
-
-        raise ParamsError(f"params.yaml: localize.multisource_cuts: needs localize.max_sources - 1 = "
-                          f"{lp['max_sources'] - 1} increasing numbers, got {cuts}")
     decoded_dir, out_dir = Path(decoded_dir), Path(out_dir)
-    gt = GroundTruth(gt_dir, (params["synth"]["width"], params["synth"]["height"]))
+    gt = None
+    if gt_dir:
+        cuts = lp["multisource_cuts"]
+        if cuts is not None and (len(cuts) != lp["max_sources"] - 1 or list(cuts) != sorted(cuts)):
+            from .params import ParamsError
+
+            raise ParamsError(f"params.yaml: localize.multisource_cuts: needs localize.max_sources - 1 = "
+                              f"{lp['max_sources'] - 1} increasing numbers, got {cuts}")
+        gt = GroundTruth(gt_dir, (params["synth"]["width"], params["synth"]["height"]))
     train_rows, val_rows = _load_split(decoded_dir, params["train"]["val_fraction"])
     train_rows = train_rows.reset_index(drop=True)
     val_rows = val_rows.reset_index(drop=True)
     if not len(val_rows):
         raise ValueError(f"{decoded_dir}: no held-out video (train.val_fraction = {params['train']['val_fraction']})")
-    known = val_rows.video.isin(gt.clips.index)
-    if not known.any():
-        raise ValueError(f"{gt_dir}: none of the {val_rows.video.nunique()} held-out videos has ground truth")
-    val_rows = val_rows[known].reset_index(drop=True)
-    train_rows = train_rows[train_rows.video.isin(gt.clips.index)].reset_index(drop=True)
+    if gt is not None:
+        known = val_rows.video.isin(gt.clips.index)
+        if not known.any():
+            raise ValueError(f"{gt_dir}: none of the {val_rows.video.nunique()} held-out videos has ground truth")
+        val_rows = val_rows[known].reset_index(drop=True)
+        train_rows = train_rows[train_rows.video.isin(gt.clips.index)].reset_index(drop=True)
 
     models = {"dmc": load_model(model_path)[0], "random_init": random_init_model(params)}
     tau, bs = lp["agreement_temperature"], lp["batch_size"]
     reader = _ShardReader(decoded_dir)
     shown = _overlay_rows(val_rows, lp["clips_for_overlays"])
     analyses, shown_frames, size = _analyse_rows(models, reader, val_rows, tau, bs, device, shown)
-
-    # -- localization --------------------------------------------------------------------
-    thr = lp["ciou_threshold"]
-    masks = [gt.mask(r.video, r.frame_time_s, size) for r in val_rows.itertuples()]
+    corr = {m: correspondence_accuracy(analyses[m], val_rows.video, params["seed"]) for m in models}
     prior = center_prior(size, lp["center_sigma"])
+    shown_heats = {(m, j): upsample(analyses[m].coarse[j:j + 1], size)[0] for m in models for j in shown}
+    val_videos = sorted(val_rows.video.unique())
+
+    if gt is None:
+        flat = _not_applicable()
+        details = {}
+    else:
+        flat, details, tables = _scores(params, gt, models, reader, analyses, train_rows, val_rows, size, prior,
+                                        device)
+    flat.update({f"correspondence.{m}.acc": _clean(corr[m]) for m in models})
+    flat["correspondence.n_pairs"] = int(len(val_rows))
+    with atomic_file(metrics_path) as tmp:
+        tmp.write_text(json.dumps(flat, indent=2) + "\n")
+
+    with atomic_dir(out_dir) as tmp:
+        rows = [{"method": m, **{f: flat[f"localization.{m}.{f}"] for f in LOC_FIELDS},
+                 "multisource_acc": flat.get(f"multisource.{m}.acc"),
+                 "correspondence_acc": flat.get(f"correspondence.{m}.acc")} for m in LOC_METHODS]
+        rows.append({"method": "majority", "multisource_acc": flat["multisource.majority.acc"]})
+        table = pd.DataFrame(rows)
+        table.to_csv(tmp / "table.csv", index=False)
+        confusions = details.get("confusion", {})
+        (tmp / "table.md").write_text(_markdown(table, {m: np.array(c) for m, c in confusions.items()}, flat, lp,
+                                                len(val_videos), gt is not None))
+        if gt is not None:
+            for name, frame in tables.items():
+                frame.to_csv(tmp / name, index=False)
+        (tmp / "details.json").write_text(json.dumps({
+            "held_out_videos": len(val_videos), "held_out_pairs": len(val_rows), "frame_size": list(size),
+            "ground_truth": str(gt_dir) if gt is not None else None,
+            **({"box_metrics": "not applicable: no ground truth (params data.ground_truth is null)"}
+               if gt is None else {}),
+            **details}, indent=2) + "\n")
+        _write_overlays(tmp / "overlays", val_rows, shown_frames, shown_heats, prior, gt, lp["ciou_threshold"])
+    msg = f"localize: {len(val_videos)} held-out videos, {len(val_rows)} pairs: correspondence " + ", ".join(
+        f"{m} {corr[m]:.3f}" for m in models)
+    if gt is not None:
+        msg += "; " + "; ".join(f"{m} pointing {flat[f'localization.{m}.pointing']:.3f} auc "
+                                f"{flat[f'localization.{m}.auc']:.3f}" for m in LOC_METHODS)
+        msg += "; multi-source acc " + ", ".join(f"{m} {flat[f'multisource.{m}.acc']:.3f}" for m in MS_METHODS)
+    else:
+        msg += "; no ground truth: box and count metrics not applicable"
+    log(msg)
+    return flat
+
+
+def _not_applicable() -> dict:
+    """The box and count metrics of a corpus without ground truth: null, no pairs scored."""
+    flat = {f"localization.{m}.{f}": None for m in LOC_METHODS for f in LOC_FIELDS}
+    flat.update({f"multisource.{m}.acc": None for m in MS_METHODS})
+    flat["localization.n_pairs"] = 0
+    flat["multisource.n_clips"] = 0
+    return flat
+
+
+def _scores(params, gt, models, reader, analyses, train_rows, val_rows, size, prior, device):
+    """Localization and multi-source scores against the ground truth: (flat metrics, details,
+    {file name: per-pair / per-clip table})."""
+    lp = params["localize"]
+    bs, thr = lp["batch_size"], lp["ciou_threshold"]
+    masks = [gt.mask(r.video, r.frame_time_s, size) for r in val_rows.itertuples()]
     per_pair = {"video": val_rows.video, "segment": val_rows.segment, "frame_time_s": val_rows.frame_time_s}
-    loc, shown_heats = {}, {}
+    loc = {}
     for method in LOC_METHODS:
         ious, hits = [], []
         for i in range(0, len(val_rows), bs):
@@ -145,7 +223,6 @@ def run_benchmark(params: dict, decoded_dir: str | Path, model_path: str | Path,
                 heats = np.broadcast_to(prior, (min(bs, len(val_rows) - i), *size))
             else:
                 heats = upsample(analyses[method].coarse[i:i + bs], size)
-                shown_heats.update({(method, j): heats[j - i] for j in shown if i <= j < i + bs})
             for h, g in zip(heats, masks[i:i + bs]):
                 ious.append(ciou(h, g, thr))
                 hits.append(pointing_hit(h, g))
@@ -161,7 +238,7 @@ def run_benchmark(params: dict, decoded_dir: str | Path, model_path: str | Path,
     y_train = np.array([gt.n_sources(v) for v in y_train_videos], dtype=int)
     train_an = {}
     if len(train_rows) and lp["multisource_cuts"] is None:
-        train_an = _analyse_rows(models, reader, train_rows, tau, bs, device)[0]
+        train_an = _analyse_rows(models, reader, train_rows, lp["agreement_temperature"], bs, device)[0]
     mres, cuts_used = {}, {}
     for method in ("dmc", "random_init"):
         s_val = ms.clip_scores(ms.source_score(analyses[method].shares_a, analyses[method].shares_v), val_rows.video)
@@ -173,60 +250,49 @@ def run_benchmark(params: dict, decoded_dir: str | Path, model_path: str | Path,
             cuts = ms.fit_cuts(s_tr.reindex(y_train_videos).to_numpy(), y_train, K)
         else:                                            # no training video with ground truth
             cuts = [float("inf")] * (K - 1)
-        pred = ms.predict_counts(s_val.reindex(val_videos).to_numpy(), cuts, K)
-        mres[method] = pred
+        mres[method] = ms.predict_counts(s_val.reindex(val_videos).to_numpy(), cuts, K)
         cuts_used[method] = [_clean(c) for c in cuts]
     majority = ms.majority_count(y_train) if len(y_train) else 1
     mres["majority"] = np.full(len(val_videos), majority)
-    ms_metrics = {m: {"acc": ms.accuracy(y_val, p)} for m, p in mres.items()}
+    ms_acc = {m: ms.accuracy(y_val, p) for m, p in mres.items()}
     confusions = {m: ms.confusion(y_val, p, K) for m, p in mres.items()}
 
-    # -- outputs ---------------------------------------------------------------------------
     flat = {f"localization.{m}.{f}": _clean(loc[m][f]) for m in LOC_METHODS for f in LOC_FIELDS}
-    flat.update({f"multisource.{m}.acc": _clean(ms_metrics[m]["acc"]) for m in MS_METHODS})
+    flat.update({f"multisource.{m}.acc": _clean(ms_acc[m]) for m in MS_METHODS})
     flat["localization.n_pairs"] = int(sum(g.any() for g in masks))
     flat["multisource.n_clips"] = int(len(val_videos))
-    with atomic_file(metrics_path) as tmp:
-        tmp.write_text(json.dumps(flat, indent=2) + "\n")
-
-    with atomic_dir(out_dir) as tmp:
-        table = pd.DataFrame([{"method": m, **{f: _clean(loc[m][f]) for f in LOC_FIELDS},
-                               "multisource_acc": _clean(ms_metrics[m]["acc"]) if m in ms_metrics else None}
-                              for m in LOC_METHODS] +
-                             [{"method": "majority", "multisource_acc": _clean(ms_metrics["majority"]["acc"])}])
-        table.to_csv(tmp / "table.csv", index=False)
-        (tmp / "table.md").write_text(_markdown(table, confusions, flat, lp, K))
-        pd.DataFrame(per_pair).to_csv(tmp / "pairs.csv", index=False)
-        rows = [{"method": m, "actual": a + 1, "predicted": p + 1, "count": int(c[a, p])}
-                for m, c in confusions.items() for a in range(K) for p in range(K)]
-        pd.DataFrame(rows).to_csv(tmp / "multisource_confusion.csv", index=False)
-        clips = pd.DataFrame({"video": val_videos, "n_sources": y_val,
-                              **{f"pred_{m}": p for m, p in mres.items()}})
-        clips.to_csv(tmp / "multisource_clips.csv", index=False)
-        (tmp / "details.json").write_text(json.dumps({
-            "held_out_videos": len(val_videos), "held_out_pairs": len(val_rows), "frame_size": list(size),
-            "ciou_threshold": thr, "success_thresholds": SUCCESS_THRESHOLDS.round(2).tolist(),
-            "multisource_cuts": cuts_used, "majority_count": majority,
-            "confusion": {m: c.tolist() for m, c in confusions.items()}}, indent=2) + "\n")
-        _write_overlays(tmp / "overlays", val_rows, shown_frames, shown_heats, prior, gt, thr)
-    log(f"localize: {len(val_videos)} held-out videos, {len(val_rows)} pairs: " + "; ".join(
-        f"{m} pointing {loc[m]['pointing']:.3f} auc {loc[m]['auc']:.3f}" for m in LOC_METHODS)
-        + "; multi-source acc " + ", ".join(f"{m} {ms_metrics[m]['acc']:.3f}" for m in MS_METHODS))
-    return flat
+    details = {"ciou_threshold": thr, "success_thresholds": SUCCESS_THRESHOLDS.round(2).tolist(),
+               "multisource_cuts": cuts_used, "majority_count": majority,
+               "confusion": {m: c.tolist() for m, c in confusions.items()}}
+    rows = [{"method": m, "actual": a + 1, "predicted": p + 1, "count": int(c[a, p])}
+            for m, c in confusions.items() for a in range(K) for p in range(K)]
+    tables = {"pairs.csv": pd.DataFrame(per_pair), "multisource_confusion.csv": pd.DataFrame(rows),
+              "multisource_clips.csv": pd.DataFrame({"video": val_videos, "n_sources": y_val,
+                                                     **{f"pred_{m}": p for m, p in mres.items()}})}
+    return flat, details, tables
 
 
-def _markdown(table: pd.DataFrame, confusions: dict, flat: dict, lp: dict, K: int) -> str:
+def _markdown(table: pd.DataFrame, confusions: dict, flat: dict, lp: dict, n_clips: int, scored: bool) -> str:
     def fmt(x):
         return "" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.3f}"
 
-    lines = ["# Sound localization and multi-source detection (held-out videos)", "",
-             f"{flat['localization.n_pairs']} (frame, audio segment) pairs, {flat['multisource.n_clips']} clips; "
-             f"cIoU at heat >= {lp['ciou_threshold']}.", "",
-             "| method | cIoU@0.5 | AUC | mean cIoU | pointing | multi-source acc |", "|---|---|---|---|---|---|"]
+    lines = ["# Sound localization and multi-source detection (held-out videos)", ""]
+    if scored:
+        lines += [f"{flat['localization.n_pairs']} (frame, audio segment) pairs, {flat['multisource.n_clips']} "
+                  f"clips; cIoU at heat >= {lp['ciou_threshold']}.", ""]
+    else:
+        lines += [f"{flat['correspondence.n_pairs']} (frame, audio segment) pairs, {n_clips} clips. No ground "
+                  "truth (params data.ground_truth is null): box and count metrics are not applicable; the "
+                  "overlays show where each method looks.", ""]
+    lines += ["| method | cIoU@0.5 | AUC | mean cIoU | pointing | multi-source acc | held-out correspondence |",
+              "|---|---|---|---|---|---|---|"]
     for r in table.itertuples():
-        lines.append(f"| {r.method} | " + " | ".join(fmt(getattr(r, f)) for f in (*LOC_FIELDS, "multisource_acc"))
-                     + " |")
-    lines += ["", "Multi-source confusion (rows: actual count, columns: predicted)", ""]
+        lines.append(f"| {r.method} | " + " | ".join(
+            fmt(getattr(r, f)) if scored or f == "correspondence_acc" else "n/a"
+            for f in (*LOC_FIELDS, "multisource_acc", "correspondence_acc")) + " |")
+    if confusions:
+        lines += ["", "Multi-source confusion (rows: actual count, columns: predicted)", ""]
+    K = lp["max_sources"]
     for m, c in confusions.items():
         lines += [f"**{m}**", "", "| actual \\ predicted | " + " | ".join(str(k + 1) for k in range(K)) + " |",
                   "|---" * (K + 1) + "|"]
@@ -245,22 +311,25 @@ def _overlay_rows(rows: pd.DataFrame, n_clips: int) -> list[int]:
 
 
 def _write_overlays(folder: Path, rows: pd.DataFrame, frames: dict, heats: dict, prior: np.ndarray,
-                    gt: GroundTruth, thr: float) -> None:
-    """One PNG per pair in ``frames`` ({row number: frame}): the frame, then each method's map."""
+                    gt: GroundTruth | None, thr: float) -> None:
+    """One PNG per pair in ``frames`` ({row number: frame}): the frame, then each method's map;
+    with ground truth, the boxes (sounding green, silent red) and each map's cIoU and pointing."""
     folder.mkdir(parents=True, exist_ok=True)
     for i in sorted(frames):
         r = rows.iloc[i]
         size = frames[i].shape[:2]
-        boxes, sounding = gt.scaled(r.video, r.frame_time_s, size)
-        g = box_mask(boxes[sounding], size)
+        boxes = sounding = None
+        title = f"{r.video} t={r.frame_time_s:.1f} s"
+        if gt is not None:
+            boxes, sounding = gt.scaled(r.video, r.frame_time_s, size)
+            g = box_mask(boxes[sounding], size)
+            title += f": {int(sounding.sum())} sounding (green), {int((~sounding).sum())} silent (red)"
         panels = [Panel("frame", frames[i], None, boxes, sounding)]
         for m in LOC_METHODS:
             h = prior if m == "center_prior" else heats[(m, i)]
-            panels.append(Panel(f"{m}: cIoU {ciou(h, g, thr):.2f}, {'hit' if pointing_hit(h, g) else 'miss'}",
-                                frames[i], h, boxes, sounding))
-        draw_panels(folder / f"{safe_name(r.video)}_seg{int(r.segment)}.png", panels,
-                    title=f"{r.video} t={r.frame_time_s:.1f} s: {int(sounding.sum())} sounding (green), "
-                          f"{int((~sounding).sum())} silent (red)")
+            label = m if gt is None else f"{m}: cIoU {ciou(h, g, thr):.2f}, {'hit' if pointing_hit(h, g) else 'miss'}"
+            panels.append(Panel(label, frames[i], h, boxes, sounding))
+        draw_panels(folder / f"{safe_name(r.video)}_seg{int(r.segment)}.png", panels, title=title)
 
 
 # ---------------------------------------------------------------------------------------

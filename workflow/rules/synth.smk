@@ -9,8 +9,7 @@ rule synth_videos:
         videos=directory("data/synth/videos"),
         ground_truth=directory("data/synth/ground_truth"),
     params:
-        synth=config["synth"],
-        seed=config["seed"],
+        step=graph.params_of("synth", config),
     resources:
         mem_mb=2000,
     shell:
@@ -25,8 +24,7 @@ rule synth_evalset:
     wildcard_constraints:
         evalset="esc50|dcase",
     params:
-        synth=config["synth"],
-        seed=config["seed"],
+        step=graph.params_of("synth", config),
     resources:
         mem_mb=2000,
     shell:

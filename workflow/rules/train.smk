@@ -10,9 +10,7 @@ rule train:
         model=MODEL,
         log="results/train/log.csv",
     params:
-        seed=config["seed"],
-        model=config["model"],
-        train=config["train"],
+        step=graph.params_of("train", config),
     threads: 8  # capped at --cores by Snakemake
     resources:
         mem_mb=8000,
