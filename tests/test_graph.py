@@ -79,9 +79,9 @@ def recorded(tmp_path_factory):
         shutil.copy(ROOT / name, d / name)
     for name in ("workflow", "src"):
         shutil.copytree(ROOT / name, d / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
-    p = with_overrides(load_default_params(), synth__size="tiny", synth__videos=32, synth__video_seconds=4.0,
+    p = with_overrides(load_default_params(), synth__size="tiny", synth__videos=64, synth__video_seconds=4.0,
                        synth__esc50_classes=2, synth__dcase_seconds=5.0, decode__num_shards=2, train__epochs=1,
-                       train__batch_size=16, evaluate__C_grid=[1.0], localize__clips_for_overlays=1,
+                       train__batch_size=8, evaluate__C_grid=[1.0], localize__clips_for_overlays=1,
                        train__device="cpu", features__device="cpu", localize__device="cpu")
     write_params(d / "params.yaml", p)
     install_shim(d / "shim")
@@ -129,3 +129,10 @@ def test_each_stage_lists_exactly_the_params_keys_its_step_reads(recorded):
         assert not unlisted, f"step {s.name} reads {unlisted}, which graph.STEPS does not list for it"
         unread = sorted(k for k in (*s.params, *s.ignored) if not any(covers(r, [k]) for r in keys))
         assert not unread, f"step {s.name} lists {unread} but never reads them (needless reruns)"
+
+
+def test_shared_names_match_the_package():
+    from dmc.reporting import METHODS
+
+    assert tuple(METHODS) == graph.METHODS
+    assert set(graph.EVALSETS) <= set(load_default_params()["data"])

@@ -247,3 +247,36 @@ def test_localize_video_mode_and_a_video_without_audio(tmp_path, capsys):
               "--out", str(tmp_path / "none")])
     assert exc.value.code != 0 and "none of the 1 video(s) could be processed" in str(exc.value.code)
     assert "silent.mp4: skipped: no audio stream" in capsys.readouterr().err
+
+
+# -- a real corpus: no ground truth ----------------------------------------------------------------
+def test_correspondence_accuracy_by_hand():
+    k, d = 3, 4
+    cv = np.random.default_rng(0).normal(size=(6, k, d)).astype(np.float32)
+    videos = ["a", "a", "b", "b", "c", "c"]
+    blank = np.zeros((6, 1, 1), np.float32)
+    same = H.Analysis(blank, blank, blank, blank, centers_a=cv.copy(), centers_v=cv)
+    assert L.correspondence_accuracy(same, videos, seed=0) == 1.0     # own audio = the frame's centers
+    opposite = H.Analysis(blank, blank, blank, blank, centers_a=-cv, centers_v=cv)
+    assert L.correspondence_accuracy(opposite, videos, seed=0) == 0.0  # own audio the least similar
+    assert np.isnan(L.correspondence_accuracy(same, ["a"] * 6, seed=0))  # no other video to compare
+
+
+def test_localize_without_ground_truth_draws_overlays_and_correspondence(small_corpus, tmp_path, capsys):
+    p = with_overrides(load_default_params(), localize__device="cpu", localize__clips_for_overlays=2,
+                       data__ground_truth=None)
+    params = write_params(tmp_path / "params.yaml", p)
+    torch.manual_seed(0)
+    model = save_model(DMC.from_params(p["model"], p["train"]), p, tmp_path / "m.pt")
+    out, metrics = tmp_path / "loc", tmp_path / "loc.json"
+    assert main(["--params", str(params), "localize", "--decoded", str(small_corpus / "decoded"), "--model",
+                 str(model), "--out-dir", str(out), "--metrics", str(metrics)]) == 0
+    flat = json.loads(metrics.read_text())
+    assert all(flat[f"localization.{m}.{f}"] is None for m in L.LOC_METHODS for f in M.LOC_FIELDS)
+    assert all(flat[f"multisource.{m}.acc"] is None for m in L.MS_METHODS)
+    assert flat["localization.n_pairs"] == 0 and flat["correspondence.n_pairs"] > 0
+    assert 0 <= flat["correspondence.dmc.acc"] <= 1
+    assert {f.name for f in out.iterdir()} == {"table.md", "table.csv", "details.json", "overlays"}
+    assert len(list((out / "overlays").glob("*.png"))) == 2
+    assert "| dmc | n/a |" in (out / "table.md").read_text()
+    assert "not applicable" in capsys.readouterr().err

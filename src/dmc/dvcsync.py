@@ -104,7 +104,7 @@ def touch_command(clean: set[str], params: dict) -> list[str] | None:
         targets += [_subst(t, params, local) for local in inst.values() for t in step.targets]
     if not targets:
         return None
-    return ["snakemake", "--touch", "--cores", "1", "--quiet", "--allowed-rules", *rules, "--",
+    return [sys.executable, "-m", "snakemake", "--touch", "--cores", "1", "--quiet", "--allowed-rules", *rules, "--",
             *dict.fromkeys(targets)]
 
 
@@ -118,14 +118,20 @@ def agree(workflow, config: dict, root: str | Path = ".") -> None:
     before = fingerprint(root, config)
     if state.is_file() and json.loads(state.read_text()).get("fingerprint") == before:
         return
-    cmd = touch_command(clean_stages(root), config)
+    try:
+        clean = clean_stages(root)
+    except Exception as exc:   # e.g. DVC busy in another process: Snakemake decides alone this time
+        print(f"dmc: DVC status unavailable ({type(exc).__name__}: {exc}); Snakemake judges by its own "
+              "records this time", file=sys.stderr)
+        return
+    cmd = touch_command(clean, config)
     if cmd:
         proc = subprocess.run(cmd, cwd=root, env=dict(os.environ, **{OFF: "1"}), capture_output=True, text=True)
         if proc.returncode != 0:
             print(f"dmc: could not mark the steps DVC reports up to date for Snakemake ({' '.join(cmd)}):\n"
                   f"{proc.stderr[-2000:]}", file=sys.stderr)
             return
-        print(f"dmc: Snakemake now takes the outputs DVC reports up to date as current "
+        print(f"dmc: outputs DVC reports up to date are current for Snakemake too "
               f"({', '.join(cmd[cmd.index('--') + 1:])})", file=sys.stderr)
     state.parent.mkdir(exist_ok=True)
     state.write_text(json.dumps({"fingerprint": fingerprint(root, config)}) + "\n")
