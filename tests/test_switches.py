@@ -48,8 +48,8 @@ def real(tmp_path_factory):
     for name in ("workflow", "src", ".dvc"):
         shutil.copytree(ROOT / name, d / name, symlinks=True,
                         ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache", "config.local"))
-    p = with_overrides(load_default_params(), synth__size="tiny", synth__videos=64, synth__video_seconds=4.0,
-                       synth__esc50_classes=2, synth__dcase_seconds=5.0, decode__num_shards=2, train__epochs=1,
+    p = with_overrides(load_default_params(), synth__size="tiny", synth__videos=64, synth__video_seconds=4.0, synth__dcase_seconds=10.0,
+                       synth__esc50_classes=8, decode__num_shards=2, train__epochs=1,
                        train__batch_size=8, evaluate__C_grid=[1.0], localize__clips_for_overlays=2,
                        data__videos="corpus/videos", data__ground_truth=None)
     write_params(d / "params.yaml", p)

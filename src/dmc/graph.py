@@ -19,6 +19,7 @@ workers, checkpoint frequency) are listed under ``ignored`` and do not invalidat
 from __future__ import annotations
 
 import ast
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,7 +83,9 @@ STEPS: tuple[Step, ...] = (
          ignored=("train.device", "train.num_workers", "train.checkpoint_every")),
     Step("evalset", commands=("evalset",), rules=("evalset_logmel",),
          targets=(f"{EVALSET_DIR}/${{key}}/logmel.npy",), deps=("${item}",), outs=(Out(f"{EVALSET_DIR}/${{key}}"),),
-         params=("decode",), foreach={name: f"${{data.{name}}}" for name in EVALSETS},
+         params=("decode.sample_rate", "decode.n_mels", "decode.f_min", "decode.f_max", "decode.window_seconds",
+                 "decode.hop_seconds", "decode.log_offset"),
+         foreach={name: f"${{data.{name}}}" for name in EVALSETS},
          comment="one stage per evaluation set: data set name -> its folder in params.yaml"),
     Step("extract", commands=("extract",), rules=("extract", "extract_all"), targets=("extract_all",),
          deps=(MODEL, EVALSET_DIR), outs=(Out(FEATURES),),
@@ -98,7 +101,7 @@ STEPS: tuple[Step, ...] = (
          deps=(MODEL, DECODED),
          outs=(Out(LOCALIZATION_METRICS, "metrics", cache=False), Out(LOCALIZATION, cache=False)),
          params=("seed", "model", "train.clusters", "train.dim", "train.iterations", "train.temperature",
-                 "train.val_fraction", "decode", "synth.width", "synth.height", "data.ground_truth",
+                 "train.val_fraction", "synth.width", "synth.height", "data.ground_truth",
                  "localize.agreement_temperature", "localize.ciou_threshold", "localize.center_sigma",
                  "localize.max_sources", "localize.multisource_cuts", "localize.clips_for_overlays",
                  "localize.batch_size"),
@@ -228,8 +231,13 @@ def command_modules(command: str) -> set[str]:
 
 def code_deps(name: str) -> list[str]:
     """Source files of step ``name``, relative to the repository root, sorted."""
+    return list(_code_deps(name))
+
+
+@functools.lru_cache(maxsize=None)
+def _code_deps(name: str) -> tuple[str, ...]:
     mods = set().union(*(command_modules(c) for c in step(name).commands))
-    return sorted(_module_file(m).relative_to(ROOT).as_posix() for m in mods)
+    return tuple(sorted(_module_file(m).relative_to(ROOT).as_posix() for m in mods))
 
 
 # -- dvc.yaml ---------------------------------------------------------------------------------------
