@@ -96,6 +96,7 @@ def test_dvc_pull_from_a_local_remote(real, tmp_path):
     shutil.rmtree(d / ".dvc" / "cache")
     for name in ("data", "models"):
         shutil.rmtree(d / name)
+    sh("git checkout -- .", d)                                 # a fresh clone: git's files (.gitignore) back
     sh("dvc pull", d)
     assert_in_agreement(d)
 
