@@ -99,12 +99,14 @@ def step_of(command: str) -> graph.Step:
     return next(s for s in graph.STEPS if command in s.commands)
 
 
+@pytest.mark.slow
 def test_every_step_ran_and_localize_ran_without_ground_truth(recorded):
     assert {r["command"] for r in recorded} == {c for s in graph.STEPS for c in s.commands}
     localize = [r for r in recorded if r["command"] == "localize"]
     assert len(localize) == 2 and "synth.width" not in localize[1]["keys"] and "data.ground_truth" in localize[1]["keys"]
 
 
+@pytest.mark.slow
 def test_each_stage_lists_every_module_its_step_imports(recorded):
     stages = stages_on_disk()
     for r in recorded:
@@ -127,6 +129,7 @@ def leaves(params: dict, key: str) -> list[str]:
     return [leaf for k in value for leaf in leaves(params, f"{key}.{k}")]
 
 
+@pytest.mark.slow
 def test_each_stage_lists_exactly_the_params_keys_its_step_reads(recorded):
     p = load_default_params()
     read = {}
