@@ -10,9 +10,9 @@ BIN    := $(CURDIR)/$(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install demo test test-fast test-cluster cluster-deps sync seeds ablation bench-decode bench-decode-memory bench-evaluate lock clean
+.PHONY: install hooks demo test test-fast test-cluster cluster-deps sync seeds ablation bench-decode bench-decode-memory bench-evaluate lock clean
 
-install: $(STAMP)
+install: $(STAMP) hooks
 
 # requirements.lock pins every package (pip freeze of a working install), so two
 # installs get the same versions; pyproject.toml pins torch/torchaudio 2.11.0.
@@ -21,12 +21,17 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[test]'
 	touch $@
 
-# `snakemake --touch` after `dvc repro`: stages that DVC restored from its run-cache
-# (identical deps and params seen before) did not run Snakemake, whose records would
-# otherwise still describe the previous run.
+# git checkout of another committed result restores its data too: DVC's post-checkout hook
+# runs `dvc checkout` (only that hook: DVC's pre-push hook would need a remote). Snakemake then
+# follows DVC's record by itself (src/dmc/dvcsync.py), so nothing else is needed.
+HOOK := $(shell git rev-parse --git-path hooks 2>/dev/null)/post-checkout
+hooks:
+	@if git rev-parse --git-dir > /dev/null 2>&1 && { [ ! -e $(HOOK) ] || grep -q 'git-hook post-checkout' $(HOOK); }; then \
+	  mkdir -p $(dir $(HOOK)) && printf '#!/bin/sh\nexec "%s" git-hook post-checkout "$$@"\n' "$(BIN)/dvc" > $(HOOK) \
+	  && chmod +x $(HOOK); fi
+
 demo: install
 	dvc repro
-	snakemake --cores 1 --touch --quiet > /dev/null
 	@echo; echo "== decode summary (data/decoded/summary.json)"; cat data/decoded/summary.json
 	@echo; echo "== held-out audiovisual correspondence (results/train/log.csv)"; \
 	  head -1 results/train/log.csv; tail -1 results/train/log.csv
@@ -56,10 +61,10 @@ cluster-deps: install
 test-cluster: install
 	$(BIN)/python -m pytest -q -m cluster
 
-# After `dvc checkout` / `dvc pull` / `dvc exp apply`, files have fresh mtimes and other
-# params may be recorded in .snakemake/: mark what DVC restored as up to date for Snakemake.
+# Not needed any more (Snakemake follows DVC's record by itself, src/dmc/dvcsync.py); kept
+# for old habits: runs that same check now.
 sync: install
-	snakemake --cores 1 --touch --quiet
+	snakemake --cores 1 -n --quiet > /dev/null
 
 # Seeds and ablations as DVC experiments (grid: params.yaml `sweeps`): queue, run, and
 # aggregate `dvc exp show --json` into results/sweeps/{seeds,ablation}.{md,csv}. JOBS=N runs

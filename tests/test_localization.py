@@ -9,6 +9,9 @@ import pytest
 import torch
 
 from conftest import load_default_params, with_overrides, write_params
+from dmc import ground_truth as G
+from dmc import heatmaps as H
+from dmc import loc_metrics as M
 from dmc import localization as L
 from dmc import multisource as ms
 from dmc.cli import main
@@ -38,19 +41,20 @@ def test_heat_map_shape_range_and_batching():
     g = torch.Generator().manual_seed(0)
     frames = (torch.rand(5, 64, 64, 3, generator=g) * 255).to(torch.uint8).numpy()
     mels = torch.randn(5, 41, 64, generator=g).numpy()
-    an = L.analyse_arrays(model, frames, mels, batch_size=2)
+    an = H.analyse_arrays(model, frames, mels, batch_size=2)
     assert an.coarse.shape == (5, 8, 8) and an.shares_a.shape == an.shares_v.shape == (5, p["train"]["clusters"])
     np.testing.assert_allclose(an.shares_a.sum(1), 1.0)
-    heat = L.upsample(an.coarse, (64, 64))
+    heat = H.upsample(an.coarse, (64, 64))
     assert heat.shape == (5, 64, 64) and heat.dtype == np.float32
     assert heat.min() == 0.0 and heat.max() == 1.0
-    np.testing.assert_allclose(heat.min(axis=(1, 2)), 0) and np.testing.assert_allclose(heat.max(axis=(1, 2)), 1)
+    np.testing.assert_allclose(heat.min(axis=(1, 2)), 0)
+    np.testing.assert_allclose(heat.max(axis=(1, 2)), 1)
     # one batch or many: the same maps (eval mode, no batch coupling)
-    whole = L.analyse_arrays(model, frames, mels, batch_size=64)
+    whole = H.analyse_arrays(model, frames, mels, batch_size=64)
     np.testing.assert_allclose(whole.coarse, an.coarse, rtol=1e-4, atol=1e-6)
     # the heat map is the formula of the module docstring
     with torch.no_grad():
-        f = L.frames_to_tensor(frames[:1])
+        f = H.frames_to_tensor(frames[:1])
         out = model(f, torch.from_numpy(mels[:1])[:, None])
         uhat = model.clustering.project(model.encode_visual(f)[0])
         w = torch.softmax(torch.nn.functional.cosine_similarity(out["ca"], out["cv"], dim=-1), -1)
@@ -60,27 +64,28 @@ def test_heat_map_shape_range_and_batching():
 
 
 def test_normalize_and_center_prior():
-    assert (L.normalize_maps(np.full((2, 4, 4), 3.0)) == 0).all()
-    m = L.normalize_maps(np.arange(16.0).reshape(4, 4))
+    assert (H.normalize_maps(np.full((2, 4, 4), 3.0)) == 0).all()
+    m = H.normalize_maps(np.arange(16.0).reshape(4, 4))
     assert m[0, 0] == 0 and m[3, 3] == 1
-    prior = L.center_prior((64, 64), 0.25)
+    prior = H.center_prior((64, 64), 0.25)
     assert prior.shape == (64, 64) and prior.min() == 0 and prior.max() == 1
     assert np.unravel_index(np.argmax(prior), prior.shape) == (31, 31)   # 4 centre pixels tie: first
-    np.testing.assert_allclose(prior, prior.T) and np.testing.assert_allclose(prior, prior[::-1, ::-1])
+    np.testing.assert_allclose(prior, prior.T)
+    np.testing.assert_allclose(prior, prior[::-1, ::-1])
 
 
 # -- ground truth and metrics ----------------------------------------------------------------
 def test_box_scaling_and_masks():
     # a box of the 128x128 written frame in the 64x64 decoded frame: halved
-    np.testing.assert_allclose(L.scale_boxes([[34, 11, 67, 43]], (128, 128), (64, 64)), [[17, 5.5, 33.5, 21.5]])
+    np.testing.assert_allclose(G.scale_boxes([[34, 11, 67, 43]], (128, 128), (64, 64)), [[17, 5.5, 33.5, 21.5]])
     # non-square source, linear per axis (no cropping)
-    np.testing.assert_allclose(L.scale_boxes([[0, 0, 160, 90]], (160, 90), (64, 64)), [[0, 0, 64, 64]])
+    np.testing.assert_allclose(G.scale_boxes([[0, 0, 160, 90]], (160, 90), (64, 64)), [[0, 0, 64, 64]])
     # pixels whose centre lies inside: x 17..32 (centres 17.5..32.5 < 33.5), y 5..20
-    m = L.box_mask([[17, 5.5, 33.5, 21.5]], (64, 64))
+    m = G.box_mask([[17, 5.5, 33.5, 21.5]], (64, 64))
     ys, xs = np.nonzero(m)
     assert (xs.min(), xs.max(), ys.min(), ys.max()) == (17, 32, 5, 20) and m.sum() == 16 * 16
     # integer boxes: exactly the pixels [x0, x1) x [y0, y1); union of two
-    m = L.box_mask([[0, 0, 2, 3], [1, 1, 4, 2]], (5, 5))
+    m = G.box_mask([[0, 0, 2, 3], [1, 1, 4, 2]], (5, 5))
     assert m.sum() == 6 + 2 and m[2, 1] and not m[3, 0] and m[1, 3]
 
 
@@ -90,10 +95,11 @@ def test_ground_truth_takes_the_nearest_frame(tmp_path):
     pd.DataFrame(rows, columns=["video", "frame", "time_s", "object_id", "class", "sounding", "x0", "y0", "x1",
                                 "y1"]).to_csv(tmp_path / "boxes.csv", index=False)
     pd.DataFrame([{"video": "v.mp4", "n_sources": 1}]).to_csv(tmp_path / "clips.csv", index=False)
-    gt = L.GroundTruth(tmp_path, (128, 128))
+    gt = G.GroundTruth(tmp_path, (128, 128))
     assert list(gt.at("v.mp4", 0.96).frame) == [10, 10] and list(gt.at("v.mp4", 1.04).frame) == [10, 10]
     boxes, sounding = gt.scaled("v.mp4", 1.0, (64, 64))
-    np.testing.assert_allclose(boxes, [[10, 10, 20, 20], [30, 30, 45, 45]]) and list(sounding) == [True, False]
+    np.testing.assert_allclose(boxes, [[10, 10, 20, 20], [30, 30, 45, 45]])
+    assert list(sounding) == [True, False]
     mask = gt.mask("v.mp4", 1.0, (64, 64))            # the sounding object only
     assert mask.sum() == 100 and mask[10:20, 10:20].all()
     assert gt.n_sources("v.mp4") == 1 and gt.n_sources("other.mp4") is None and len(gt.at("other.mp4", 0)) == 0
@@ -101,28 +107,28 @@ def test_ground_truth_takes_the_nearest_frame(tmp_path):
 
 def test_ciou_pointing_and_auc_by_hand():
     shape = (64, 64)
-    gt = L.box_mask([[8, 8, 24, 24]], shape)                     # 16 x 16 = 256 pixels
-    assert L.ciou(box_map(shape, (8, 8, 24, 24)), gt) == 1.0     # exactly the box
-    assert L.ciou(box_map(shape, (8, 8, 16, 24)), gt) == 0.5     # the left half: 128 / 256
-    assert L.ciou(box_map(shape, (8, 8, 24, 24), (40, 40, 56, 56)), gt) == 0.5   # box + as much outside
-    assert L.ciou(box_map(shape, (40, 40, 56, 56)), gt) == 0.0
+    gt = G.box_mask([[8, 8, 24, 24]], shape)                     # 16 x 16 = 256 pixels
+    assert M.ciou(box_map(shape, (8, 8, 24, 24)), gt) == 1.0     # exactly the box
+    assert M.ciou(box_map(shape, (8, 8, 16, 24)), gt) == 0.5     # the left half: 128 / 256
+    assert M.ciou(box_map(shape, (8, 8, 24, 24), (40, 40, 56, 56)), gt) == 0.5   # box + as much outside
+    assert M.ciou(box_map(shape, (40, 40, 56, 56)), gt) == 0.0
     # threshold: values below it are not predicted
     h = box_map(shape, (8, 8, 24, 24)) * 0.4 + box_map(shape, (8, 8, 16, 24)) * 0.6
-    assert L.ciou(h, gt, 0.5) == 0.5 and L.ciou(h, gt, 0.3) == 1.0
-    assert np.isnan(L.ciou(h, np.zeros(shape, bool)))
+    assert M.ciou(h, gt, 0.5) == 0.5 and M.ciou(h, gt, 0.3) == 1.0
+    assert np.isnan(M.ciou(h, np.zeros(shape, bool)))
     # pointing game: the argmax pixel
     h = np.zeros(shape)
     h[10, 20] = 1
-    assert L.pointing_hit(h, gt)
+    assert M.pointing_hit(h, gt)
     h[10, 20], h[30, 5] = 0, 1
-    assert not L.pointing_hit(h, gt)
+    assert not M.pointing_hit(h, gt)
     # success curve and AUC: IoUs {1, 0} -> 1 at t = 0, 0.5 at t = 0.05 .. 1
-    np.testing.assert_allclose(L.success_curve([1.0, 0.0]), [1.0] + [0.5] * 20)
-    assert L.auc([1.0, 0.0]) == pytest.approx(0.05 * (1 + 0.5) / 2 + 19 * 0.05 * 0.5)   # 0.5125
-    assert L.auc([1.0, 1.0]) == pytest.approx(1.0)
-    assert L.auc([0.0]) == pytest.approx(0.025)                # success 1 at t = 0 (IoU >= 0), trapezoid
-    assert L.auc([0.5]) == pytest.approx(0.5 + 0.025)           # steps at t <= 0.5: 10 full + half
-    s = L.summarize([1.0, 0.5, 0.2, float("nan")], [True, False, True, True])
+    np.testing.assert_allclose(M.success_curve([1.0, 0.0]), [1.0] + [0.5] * 20)
+    assert M.auc([1.0, 0.0]) == pytest.approx(0.05 * (1 + 0.5) / 2 + 19 * 0.05 * 0.5)   # 0.5125
+    assert M.auc([1.0, 1.0]) == pytest.approx(1.0)
+    assert M.auc([0.0]) == pytest.approx(0.025)                # success 1 at t = 0 (IoU >= 0), trapezoid
+    assert M.auc([0.5]) == pytest.approx(0.5 + 0.025)           # steps at t <= 0.5: 10 full + half
+    s = M.summarize([1.0, 0.5, 0.2, float("nan")], [True, False, True, True])
     assert s["ciou50"] == pytest.approx(2 / 3) and s["ciou_mean"] == pytest.approx(1.7 / 3)
     assert s["pointing"] == pytest.approx(2 / 3)                # the pair without ground truth is dropped
 
@@ -177,13 +183,13 @@ def test_trained_model_localizes_better_than_random_init(small_corpus, trained):
     p, model_path = trained
     index = pd.read_csv(small_corpus / "decoded" / "index.csv")
     frames, mels = L._arrays_of(small_corpus / "decoded", index)
-    gt = L.GroundTruth(small_corpus / "ground_truth", (p["synth"]["width"], p["synth"]["height"]))
+    gt = G.GroundTruth(small_corpus / "ground_truth", (p["synth"]["width"], p["synth"]["height"]))
     masks = [gt.mask(r.video, r.frame_time_s, frames.shape[1:3]) for r in index.itertuples()]
     scores = {}
     for name, model in (("dmc", load_model(model_path)[0]), ("random_init", L.random_init_model(p))):
-        heat = L.upsample(L.analyse_arrays(model, frames, mels).coarse, frames.shape[1:3])
-        scores[name] = L.summarize([L.ciou(h, g) for h, g in zip(heat, masks)],
-                                   [L.pointing_hit(h, g) for h, g in zip(heat, masks)])
+        heat = H.upsample(H.analyse_arrays(model, frames, mels).coarse, frames.shape[1:3])
+        scores[name] = M.summarize([M.ciou(h, g) for h, g in zip(heat, masks)],
+                                   [M.pointing_hit(h, g) for h, g in zip(heat, masks)])
     chance = float(np.mean([g.mean() for g in masks]))             # pointing of a uniformly random pixel
     assert scores["dmc"]["pointing"] >= scores["random_init"]["pointing"] + 0.15, scores
     assert scores["dmc"]["pointing"] >= chance + 0.1, (scores, chance)
@@ -200,7 +206,7 @@ def test_localize_pipeline_mode_writes_metrics_table_overlays(small_corpus, trai
                  "--metrics", str(metrics)]) == 0
     flat = json.loads(metrics.read_text())
     for m in L.LOC_METHODS:
-        for f in L.LOC_FIELDS:
+        for f in M.LOC_FIELDS:
             assert 0 <= flat[f"localization.{m}.{f}"] <= 1, (m, f)
     for m in L.MS_METHODS:
         assert 0 <= flat[f"multisource.{m}.acc"] <= 1
@@ -243,3 +249,36 @@ def test_localize_video_mode_and_a_video_without_audio(tmp_path, capsys):
               "--out", str(tmp_path / "none")])
     assert exc.value.code != 0 and "none of the 1 video(s) could be processed" in str(exc.value.code)
     assert "silent.mp4: skipped: no audio stream" in capsys.readouterr().err
+
+
+# -- a real corpus: no ground truth ----------------------------------------------------------------
+def test_correspondence_accuracy_by_hand():
+    k, d = 3, 4
+    cv = np.random.default_rng(0).normal(size=(6, k, d)).astype(np.float32)
+    videos = ["a", "a", "b", "b", "c", "c"]
+    blank = np.zeros((6, 1, 1), np.float32)
+    same = H.Analysis(blank, blank, blank, blank, centers_a=cv.copy(), centers_v=cv)
+    assert L.correspondence_accuracy(same, videos, seed=0) == 1.0     # own audio = the frame's centers
+    opposite = H.Analysis(blank, blank, blank, blank, centers_a=-cv, centers_v=cv)
+    assert L.correspondence_accuracy(opposite, videos, seed=0) == 0.0  # own audio the least similar
+    assert np.isnan(L.correspondence_accuracy(same, ["a"] * 6, seed=0))  # no other video to compare
+
+
+def test_localize_without_ground_truth_draws_overlays_and_correspondence(small_corpus, tmp_path, capsys):
+    p = with_overrides(load_default_params(), localize__device="cpu", localize__clips_for_overlays=2,
+                       data__ground_truth=None)
+    params = write_params(tmp_path / "params.yaml", p)
+    torch.manual_seed(0)
+    model = save_model(DMC.from_params(p["model"], p["train"]), p, tmp_path / "m.pt")
+    out, metrics = tmp_path / "loc", tmp_path / "loc.json"
+    assert main(["--params", str(params), "localize", "--decoded", str(small_corpus / "decoded"), "--model",
+                 str(model), "--out-dir", str(out), "--metrics", str(metrics)]) == 0
+    flat = json.loads(metrics.read_text())
+    assert all(flat[f"localization.{m}.{f}"] is None for m in L.LOC_METHODS for f in M.LOC_FIELDS)
+    assert all(flat[f"multisource.{m}.acc"] is None for m in L.MS_METHODS)
+    assert flat["localization.n_pairs"] == 0 and flat["correspondence.n_pairs"] > 0
+    assert 0 <= flat["correspondence.dmc.acc"] <= 1
+    assert {f.name for f in out.iterdir()} == {"table.md", "table.csv", "details.json", "overlays"}
+    assert len(list((out / "overlays").glob("*.png"))) == 2
+    assert "| dmc | n/a |" in (out / "table.md").read_text()
+    assert "not applicable" in capsys.readouterr().err

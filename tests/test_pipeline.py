@@ -1,5 +1,6 @@
-"""The Snakemake + DVC spine: the DAG resolves, dvc.yaml agrees with the rules, and the whole
-pipeline runs end to end on a tiny corpus, twice (the second time doing nothing)."""
+"""The Snakemake + DVC spine: the DAG resolves, dvc.yaml (generated from src/dmc/graph.py, see
+tests/test_graph.py) agrees with the rules, and the whole pipeline runs end to end on a tiny
+corpus, twice (the second time doing nothing)."""
 
 import json
 import os
@@ -79,11 +80,12 @@ def project(tmp_path_factory):
 @pytest.mark.slow
 def test_end_to_end_dvc_repro_twice_and_an_experiment(project):
     out = sh("dvc repro", project)
-    for stage in ("synth", "decode", "train", "evalset@esc50", "evalset@dcase", "extract", "evaluate"):
+    for stage in ("synth", "decode", "train", "evalset@esc50", "evalset@dcase", "extract", "evaluate", "localize"):
         assert f"Running stage '{stage}'" in out
     for f in ("data/decoded/index.csv", "models/dmc.pt", "results/train/log.csv", "results/metrics.json",
               "results/tables/summary.md", "results/tables/esc50_folds.csv", "results/tables/dcase_scenes.md",
-              "results/figures/esc50_dmc_confusion.png", "results/plots/dcase_dmc_confusion.csv"):
+              "results/figures/esc50_dmc_confusion.png", "results/plots/dcase_dmc_confusion.csv",
+              "results/localization_metrics.json", "results/localization/table.md"):
         assert (project / f).is_file(), f
     metrics = json.loads((project / "results/metrics.json").read_text())
     assert 0 <= metrics["esc50.dmc.acc_mean"] <= 1 and "dcase.random_init.scene_acc_mean" in metrics

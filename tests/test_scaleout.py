@@ -116,7 +116,7 @@ def test_slurm_profile_dry_run_lists_jobs_and_resources():
 
 def tree_hashes(root: Path) -> dict[str, str]:
     return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and p.name != ".gitignore"}
+            for p in sorted(root.rglob("*")) if p.is_file() and p.name not in (".gitignore", ".snakemake_timestamp")}
 
 
 @pytest.mark.slow
@@ -150,6 +150,6 @@ def test_dvc_push_and_pull_from_a_local_remote_restores_identical_outputs(tmp_pa
     sh("dvc pull synth decode", d)
     assert tree_hashes(d / "data") == before
     assert "up to date" in sh("dvc status synth decode", d)
-    # README: after `dvc pull`, `snakemake --touch` (make sync) makes Snakemake agree
-    sh("snakemake --cores 1 --touch decode", d)
+    # Snakemake agrees with no sync command (src/dmc/dvcsync.py; Snakemake's directory markers,
+    # .snakemake_timestamp, are in .dvcignore: not data, so not compared above)
     assert "Nothing to be done" in sh("snakemake -n --cores 1 decode", d)

@@ -4,9 +4,9 @@ The rule
 --------
 For one (frame, audio segment) pair DMC gives soft assignments s_ij of the p_a audio and
 p_v visual conv-map vectors to the k clusters.  With the reference temperature (z = 1 on
-proximities in [-1, 1]) the soft assignments are nearly uniform (measured on the
-embedded default: the audio assignment mass sum_i s_ij / p_a lies in 0.10 +- 0.01 for
-every cluster and clip), so a floor on the soft mass separates nothing.  Their *hard*
+proximities in [-1, 1]) the soft assignments are nearly uniform (the audio assignment
+mass sum_i s_ij / p_a stays close to 1/k for every cluster and clip), so a floor on the
+soft mass separates nothing.  Their *hard*
 version still does: the cluster each vector is closest to, argmax_j s_ij.
 
 1. Hard shares: pi_j = (1 / p) * #{i : argmax_l s_il = j}, per modality (pi^a, pi^v).
@@ -24,7 +24,7 @@ version still does: the cluster each vector is closest to, argmax_j s_ij.
 The counting rule of the task sketch (cluster pairs j with cos(c_j^a, c_j^v) above a
 threshold and audio mass above a floor) was measured too: with masses all near 1/k it
 reduces to counting agreeing clusters, which does not follow the number of sources
-(held-out accuracy 0.42, below the score above; see README).
+(measured below the score above; see README).
 
 Baselines use the same code: the untrained network (its cut points fitted the same way)
 and a constant predictor of the most common count among the training videos.

@@ -1,26 +1,23 @@
 # Validate params.yaml before any job runs (one-line error naming the key); the schema is
 # workflow/schemas/params.schema.yaml, the same one `dmc check-params` uses.
-from pathlib import Path
-
+# Paths, the code inputs of each step and the params keys each step depends on come from the
+# pipeline table in src/dmc/graph.py, the same table dvc.yaml is generated from.
+from dmc import graph
 from dmc.params import validate_params
 
 validate_params(config, source="params.yaml")
 
-# Source files of each step: inputs of its rules, so that changing the code reruns the
-# step in Snakemake just as the matching `deps:` do in dvc.yaml.
-CODE = {
-    "synth": sorted(str(p) for p in Path("src/dmc/synth").glob("*.py")),
-    "decode": ["src/dmc/decoding.py", "src/dmc/logmel.py", "src/dmc/shards.py"],
-    "train": [f"src/dmc/{m}.py" for m in ("data", "training", "model", "subnets", "clustering", "loss")],
-    "evalset": ["src/dmc/features.py", "src/dmc/datasets.py", "src/dmc/logmel.py"],
-    "extract": ["src/dmc/features.py", "src/dmc/model.py", "src/dmc/subnets.py"],
-    "evaluate": ["src/dmc/evaluation.py", "src/dmc/reporting.py"],
-    "localize": [f"src/dmc/{m}.py" for m in ("localization", "multisource", "model", "subnets", "clustering", "data")],
-}
+CODE = {s.name: graph.code_deps(s.name) for s in graph.STEPS}  # computed import closures
 SHARDS = [f"{i:05d}" for i in range(config["decode"]["num_shards"])]
-DECODED = "data/decoded"
-MODEL = "models/dmc.pt"
-EVALSETS = "data/evalsets"
-FEATURES = "data/features"
-DATASETS = ["esc50", "dcase"]
-METHODS = ["dmc", "random_init", "logmel_stats"]
+DECODED = graph.DECODED
+MODEL = graph.MODEL
+EVALSETS = graph.EVALSET_DIR
+FEATURES = graph.FEATURES
+DATASETS = list(graph.EVALSETS)
+METHODS = list(graph.METHODS)
+
+# Steps DVC reports up to date (after dvc checkout / pull / exp apply, git checkout) are
+# current for Snakemake too: no `snakemake --touch` to remember (src/dmc/dvcsync.py).
+from dmc import dvcsync
+
+dvcsync.agree(workflow, config)

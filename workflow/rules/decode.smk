@@ -11,8 +11,7 @@ rule decode_shard:
     wildcard_constraints:
         shard=r"\d{5}",
     params:
-        decode=config["decode"],
-        videos=config["data"]["videos"],
+        step=graph.params_of("decode", config),
     resources:
         mem_mb=4000,
     shell:
@@ -27,7 +26,7 @@ rule decode_index:
         report=f"{DECODED}/report.csv",
         summary=f"{DECODED}/summary.json",
     params:
-        decode=config["decode"],
+        step=graph.params_of("decode", config),
     shell:
         "dmc decode-index {input:q} --out-dir {DECODED}"
 

@@ -13,6 +13,6 @@ rule evaluate:
         figures=report(directory("results/figures"), patterns=["{name}.png"], category="Figures"),
         plots=directory("results/plots"),
     params:
-        evaluate=config["evaluate"],
+        step=graph.params_of("evaluate", config),
     shell:
         "dmc evaluate --evalsets {EVALSETS} --features {FEATURES} --out-dir results"

@@ -12,8 +12,7 @@ rule evalset_logmel:
     wildcard_constraints:
         dataset="|".join(DATASETS),
     params:
-        decode=config["decode"],
-        data=lambda w: config["data"][w.dataset],
+        step=graph.params_of("evalset", config),
     shell:
         "dmc evalset {wildcards.dataset} --root {input.data:q} --out-dir {EVALSETS}/{wildcards.dataset}"
 
@@ -29,10 +28,7 @@ rule extract:
         dataset="|".join(DATASETS),
         method="|".join(METHODS),
     params:
-        features=config["features"],
-        seed=config["seed"],
-        model=config["model"],
-        train=config["train"],
+        step=graph.params_of("extract", config),
     resources:
         gpu=lambda w: 1 if w.method != "logmel_stats" and config["train"]["device"] != "cpu" else 0,
     shell:

@@ -1,37 +1,26 @@
-# Sound localization and multi-source detection on the held-out videos, scored on the
-# synthetic corpus's ground truth (boxes of the sounding objects, number of sources), with
-# the untrained network and a centre prior / majority count as baselines. Defined only when
-# data.ground_truth is set: real corpora have no boxes (`dmc localize --video` still draws
-# heat maps of any video by hand).
+# Sound localization on the held-out videos. With data.ground_truth (the synthetic corpus's
+# boxes and source counts): localization and multi-source scores of DMC against the untrained
+# network and a centre prior / majority count. With a real corpus (ground_truth null): heat-map
+# overlays and the held-out audiovisual correspondence; box metrics are marked not applicable.
 
-LOCALIZE_TARGETS = []
 
-if config["data"]["ground_truth"]:
-
-    rule localize:
-        input:
-            model=MODEL,
-            index=f"{DECODED}/index.csv",
-            ground_truth=config["data"]["ground_truth"],
-            code=CODE["localize"],
-        output:
-            metrics=report("results/localization_metrics.json", category="Localization"),
-            results=report(
-                directory("results/localization"),
-                patterns=["{name}.md", "overlays/{name}.png"],
-                category="Localization",
-            ),
-        params:
-            seed=config["seed"],
-            model=config["model"],
-            train=config["train"],
-            frame=[config["synth"]["width"], config["synth"]["height"]],
-            ground_truth=config["data"]["ground_truth"],
-            localize=config["localize"],
-        resources:
-            gpu=1 if config["localize"]["device"] != "cpu" else 0,
-        shell:
-            "dmc localize --decoded {DECODED} --model {input.model:q} --ground-truth {input.ground_truth:q} "
-            "--out-dir {output.results:q} --metrics {output.metrics:q}"
-
-    LOCALIZE_TARGETS = rules.localize.output
+rule localize:
+    input:
+        model=MODEL,
+        index=f"{DECODED}/index.csv",
+        ground_truth=config["data"]["ground_truth"] or [],
+        code=CODE["localize"],
+    output:
+        metrics=report(graph.LOCALIZATION_METRICS, category="Localization"),
+        results=report(
+            directory(graph.LOCALIZATION),
+            patterns=["{name}.md", "overlays/{name}.png"],
+            category="Localization",
+        ),
+    params:
+        step=graph.params_of("localize", config),
+    resources:
+        gpu=1 if config["localize"]["device"] != "cpu" else 0,
+    shell:
+        "dmc localize --decoded {DECODED} --model {input.model:q} "
+        "--out-dir {output.results:q} --metrics {output.metrics:q}"

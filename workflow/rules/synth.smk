@@ -9,8 +9,7 @@ rule synth_videos:
         videos=directory("data/synth/videos"),
         ground_truth=directory("data/synth/ground_truth"),
     params:
-        synth=config["synth"],
-        seed=config["seed"],
+        step=graph.params_of("synth", config),
     resources:
         mem_mb=2000,
     shell:
@@ -23,10 +22,9 @@ rule synth_evalset:
     output:
         directory("data/synth/{evalset}"),
     wildcard_constraints:
-        evalset="esc50|dcase",
+        evalset="|".join(DATASETS),
     params:
-        synth=config["synth"],
-        seed=config["seed"],
+        step=graph.params_of("synth", config),
     resources:
         mem_mb=2000,
     shell:
@@ -36,4 +34,4 @@ rule synth_evalset:
 rule synth:
     input:
         rules.synth_videos.output,
-        expand("data/synth/{evalset}", evalset=["esc50", "dcase"]),
+        expand("data/synth/{evalset}", evalset=DATASETS),

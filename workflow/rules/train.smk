@@ -9,13 +9,12 @@ rule train:
     output:
         model=MODEL,
         log="results/train/log.csv",
+        metrics=graph.TRAIN_METRICS,
     params:
-        seed=config["seed"],
-        model=config["model"],
-        train=config["train"],
+        step=graph.params_of("train", config),
     threads: 8  # capped at --cores by Snakemake
     resources:
         mem_mb=8000,
         gpu=1 if config["train"]["device"] != "cpu" else 0,
     shell:
-        "dmc train --decoded {DECODED} --out {output.model:q} --train-log {output.log:q}"
+        "dmc train --decoded {DECODED} --out {output.model:q} --train-log {output.log:q} --metrics {output.metrics:q}"
