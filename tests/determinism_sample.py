@@ -58,7 +58,13 @@ def main(out: Path, workers: int, torch_threads: int) -> dict[str, str]:
             evalsets._write_dcase_recording((str(dcase / rel), evalsets.SCENES[si], si, len(lines), 2, 6.0, 44100))
             lines.append(f"{rel}\t{evalsets.SCENES[si]}\n")
         (dcase / f"{split}.txt").write_text("".join(lines))
-    for name in ("esc50", "dcase"):
+    esc10 = out / "esc10" / "001 - Flute"                        # the ESC-10 release layout (OGG Opus)
+    esc10.mkdir(parents=True)
+    from dmc.synth.esc10 import write_ogg
+    for fold in (1, 2):
+        clip = evalsets._esc50_clip(0, 5.0, 44100, np.random.default_rng([1, 0, fold]))
+        write_ogg(esc10 / f"{fold}-{200 + fold}-A.ogg", clip, 44100)
+    for name in ("esc50", "esc10", "dcase"):
         logmel, _ = evalset_logmel(name, out / name, decode)
         np.save(out / f"{name}_logmel.npy", logmel)
     return digests(out)

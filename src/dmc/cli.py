@@ -113,7 +113,7 @@ def _evaluate(args, p):
     from .reporting import write_results
 
     grid = p["evaluate"]["C_grid"]
-    results = {d: {} for d in DATASETS if p["data"].get(d)}   # a data set set to null is skipped
+    results = {d: {} for d in DATASETS}
     for dataset in results:
         clips = pd.read_csv(Path(args.evalsets) / dataset / "clips.csv", keep_default_na=False)
         for method in METHODS:
