@@ -1,4 +1,5 @@
 import copy
+import hashlib
 import sys
 from pathlib import Path
 
@@ -77,3 +78,10 @@ def trained_model(tmp_path_factory):
     decode_corpus(d / "corpus", p["synth"]["videos"], seed=p["seed"])
     Trainer(p, d / "corpus" / "decoded", d / "dmc.pt", d / "log.csv", d / "ck").fit()
     return d / "dmc.pt"
+
+
+def tree_hashes(root: Path) -> dict[str, str]:
+    """SHA-256 of every data file under ``root`` (git's and Snakemake's marker files are not data:
+    .snakemake_timestamp is in .dvcignore, so DVC neither stores nor restores it)."""
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and p.name not in (".gitignore", ".snakemake_timestamp")}

@@ -27,7 +27,7 @@ import yaml
 
 from cluster_services import (CPU_PARTITION, GPU_PARTITION, SLURM_CPUS, SLURM_MEM_MB, SlurmCluster, SSHServer,
                               children, free_port, kill_tree, wait_until)
-from conftest import ROOT, decode_corpus, load_default_params, with_overrides, write_params
+from conftest import ROOT, decode_corpus, load_default_params, tree_hashes, with_overrides, write_params
 
 pytestmark = pytest.mark.cluster
 
@@ -62,9 +62,6 @@ def make_project(d: Path, **overrides) -> Path:
     return d
 
 
-def tree_hashes(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and p.name != ".gitignore"}
 
 
 def same_model(a: Path, b: Path) -> None:

@@ -1,7 +1,6 @@
 """Scale-out: the Snakemake profiles (local and SLURM) resolve the DAG with the resources each
 job needs, and DVC pushes the pipeline's outputs to a remote and pulls them back identical."""
 
-import hashlib
 import importlib.util
 import os
 import re
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, load_default_params, with_overrides, write_params
+from conftest import ROOT, load_default_params, tree_hashes, with_overrides, write_params
 
 BIN = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin"
 ENV = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}", DVC_NO_ANALYTICS="1")
@@ -114,9 +113,6 @@ def test_slurm_profile_dry_run_lists_jobs_and_resources():
 
 # -- DVC remote: push, wipe the cache and the outputs, pull, identical files ----------------------
 
-def tree_hashes(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and p.name not in (".gitignore", ".snakemake_timestamp")}
 
 
 @pytest.mark.slow
