@@ -39,7 +39,7 @@ from sklearn.model_selection import LeaveOneGroupOut, StratifiedGroupKFold
 from .errors import EvaluationError
 from .svm import fit_ovr
 
-C_GRID = (0.0001, 0.001, 0.01, 0.1, 1.0)
+C_GRID = (0.0001, 0.001, 0.01, 0.1, 1.0, 10.0)
 C_BOUNDS = (1e-6, 1e3)   # the grid is never extended beyond these
 SVM_TOL = 1e-4           # ||grad|| <= SVM_TOL * ||grad at 0|| for every SVM (dmc.svm)
 
