@@ -6,7 +6,8 @@ from types import SimpleNamespace
 
 from dmc import dvcsync, graph
 
-ALL = {"synth", "decode", "train", "evalset@esc50", "evalset@dcase", "extract", "evaluate", "localize"}
+ALL = {s.name for s in graph.STEPS if not s.foreach} | {f"{s.name}@{k}" for s in graph.STEPS if s.foreach
+                                                      for k in s.foreach}
 
 
 def parts(cmd):
