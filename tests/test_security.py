@@ -101,8 +101,16 @@ def test_checkpoint_with_an_arbitrary_object_is_refused(tmp_path):
 
 
 def smk_constants() -> dict[str, str]:
+    """String constants of common.smk: literals, or names taken from dmc.graph (its paths)."""
+    from dmc import graph
+
     text = (ROOT / "workflow" / "rules" / "common.smk").read_text()
-    return dict(re.findall(r'^([A-Z_]+) = "([^"]*)"$', text, flags=re.M))
+    out = dict(re.findall(r'^([A-Z_]+) = "([^"]*)"$', text, flags=re.M))
+    for name, attr in re.findall(r"^([A-Z_]+) = graph\.([A-Z_]+)$", text, flags=re.M):
+        value = getattr(graph, attr)
+        if isinstance(value, str):
+            out[name] = value
+    return out
 
 
 def test_shell_commands_quote_every_file_name():
