@@ -98,7 +98,7 @@ def run(argv: list[str], record: str) -> int:
 
     seen: set[str] = set()
     load = cli.load_params
-    cli.load_params = lambda path: Recording(load(path), "", seen)
+    cli.load_params = lambda path, **kw: Recording(load(path, **kw), "", seen)
     save = torch.save
     torch.save = lambda obj, f, *a, **k: save(_plain(obj), f, *a, **k)   # files stay plain dicts
     code = 1
