@@ -81,7 +81,8 @@ def project(tmp_path_factory):
 @pytest.mark.slow
 def test_end_to_end_dvc_repro_twice_and_an_experiment(project):
     out = sh("dvc repro", project)
-    for stage in ("synth", "decode", "train", "evalset@esc50", "evalset@dcase", "extract", "evaluate", "localize"):
+    for stage in ("synth", "decode", "train", "evalset@esc50", "evalset@esc10", "evalset@dcase", "extract", "evaluate",
+                  "localize"):
         assert f"Running stage '{stage}'" in out
     for f in ("data/decoded/index.csv", "models/dmc.pt", "results/train/log.csv", "results/metrics.json",
               "results/tables/summary.md", "results/tables/esc50_folds.csv", "results/tables/dcase_scenes.md",
@@ -90,6 +91,8 @@ def test_end_to_end_dvc_repro_twice_and_an_experiment(project):
         assert (project / f).is_file(), f
     metrics = json.loads((project / "results/metrics.json").read_text())
     assert 0 <= metrics["esc50.dmc.acc_mean"] <= 1 and "dcase.random_init.scene_acc_mean" in metrics
+    # the ESC-10 release layout (OGG clips in 'NNN - Class/' folders) went through the same stages
+    assert 0 <= metrics["esc10.dmc.acc_mean"] <= 1 and metrics["esc10.dmc.n_folds"] == 5
 
     again = sh("dvc repro", project)
     assert "Running stage" not in again and "up to date" in again

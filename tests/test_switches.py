@@ -64,7 +64,8 @@ def test_dvc_repro_on_a_real_corpus_runs_to_the_end(real):
     d = real
     assert len(list((d / "corpus" / "videos").iterdir())) > 0
     out = sh("dvc repro", d)                                   # exit 0 (sh checks)
-    for stage in ("synth", "decode", "train", "evalset@esc50", "evalset@dcase", "extract", "evaluate", "localize"):
+    for stage in ("synth", "decode", "train", "evalset@esc50", "evalset@esc10", "evalset@dcase", "extract", "evaluate",
+                  "localize"):
         assert f"Running stage '{stage}'" in out
     m = json.loads((d / "results/localization_metrics.json").read_text())
     assert 0 <= m["correspondence.dmc.acc"] <= 1 and 0 <= m["correspondence.random_init.acc"] <= 1
