@@ -67,7 +67,7 @@ sync: install
 	snakemake --cores 1 -n --quiet > /dev/null
 
 # Seeds and ablations as DVC experiments (grid: params.yaml `sweeps`): queue, run, and
-# aggregate `dvc exp show --json` into results/sweeps/{seeds,ablation}.{md,csv}. JOBS=N runs
+# aggregate `dvc exp show --json` into results/tables/{seeds,ablation}.{md,csv}. JOBS=N runs
 # N experiments at once.
 JOBS ?= 1
 seeds: install

@@ -75,7 +75,7 @@ def trained_model(tmp_path_factory):
 
     d = tmp_path_factory.mktemp("trained")
     p = with_overrides(load_default_params(), train__checkpoint_every=0, train__device="cpu")
-    decode_corpus(d / "corpus", p["synth"]["videos"], seed=p["seed"])
+    decode_corpus(d / "corpus", p["synth"]["videos"], seed=p["synth"]["seed"])
     Trainer(p, d / "corpus" / "decoded", d / "dmc.pt", d / "log.csv", d / "ck").fit()
     return d / "dmc.pt"
 

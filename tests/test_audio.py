@@ -123,3 +123,17 @@ def test_evalset_logmel_equals_previous_path(tmp_path):
         with torch.no_grad():
             ref = frontend(torch.from_numpy(wave_[None])).numpy()[0]
         assert np.array_equal(logmel[i], ref), name
+
+
+@pytest.mark.parametrize("orig,new", [(44100, 16000), (48000, 16000), (22050, 16000), (8000, 16000), (32000, 16000)])
+def test_resampler_equals_torchaudio(orig, new):
+    """SincResample (one matrix product) gives torchaudio.functional.resample's result in float64,
+    rounded to float32: equal but for values whose float64 sums differ in the last bits."""
+    import torchaudio
+
+    x = np.random.default_rng(orig).uniform(-1, 1, (3, orig // 2 + 17)).astype(np.float32)
+    ref = torchaudio.functional.resample(torch.from_numpy(x).double(), orig, new).float().numpy()
+    ours = resample(x, orig, new)
+    assert ours.shape == ref.shape
+    assert np.mean(ours == ref) > 0.9999
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-6)

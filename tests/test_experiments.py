@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from dmc.experiments import (SweepError, aggregate, collect, configs, match_config, plan, queue_command,
-                             run_command)
+                             run_command, sweep_seeds)
 from dmc.params import ParamsError, validate_params
 
 DATA = Path(__file__).parent / "data"
@@ -23,13 +23,19 @@ def test_plan_is_the_default_then_one_key_at_a_time(params):
     validate_params(params, sweeps=True)     # the committed grid is valid
     runs = plan(params, "ablation")
     grid = params["sweeps"]["ablation"]
-    seeds = params["sweeps"]["seeds"]
-    # each key contributes its values except the default's own, each under every seed
+    seeds = sweep_seeds(params, "ablation")
+    # each key contributes its values except the default's own, each under every ablation seed
     extra = sum(len([v for v in vals if v != _get(params, k)]) for k, vals in grid.items())
     assert len(runs) == (1 + extra) * len(seeds)
     assert [r.config for r in runs[:len(seeds)]] == ["default"] * len(seeds)
     assert all(len(r.overrides) <= 1 for r in runs)
-    assert plan(params, "seeds") == runs[:len(seeds)]
+    assert [r.seed for r in plan(params, "seeds")] == params["sweeps"]["seeds"]
+    # runs already finished are not planned again; without ablation_seeds the ablation uses seeds
+    done = {("default", s) for s in seeds}
+    assert plan(params, "ablation", done) == runs[len(seeds):]
+    p = copy.deepcopy(params)
+    p["sweeps"].pop("ablation_seeds", None)
+    assert sweep_seeds(p, "ablation") == p["sweeps"]["seeds"]
     p = copy.deepcopy(params)
     p["train"]["temperature"] = 1.0
     labels = [label for label, _ in configs(p, "ablation")]
@@ -209,9 +215,9 @@ def test_two_tiny_experiments_end_to_end(params, tmp_path):
     run("git", "add", "-A")
     run("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny project")
     run(sys.executable, "-m", "dmc.cli", "sweep", "seeds")
-    table = pd.read_csv(tmp_path / "results/sweeps/seeds.csv")
+    table = pd.read_csv(tmp_path / "results/tables/seeds.csv")
     assert list(table.config) == ["default"] and table.n[0] == 2
     assert table["esc50.dmc.acc_mean.mean"][0] == pytest.approx(0.806, abs=1e-4)
     assert table["esc50.dmc.acc_mean.std"][0] == pytest.approx(math.sqrt(2) * 0.005, abs=1e-4)   # csv: 4 decimals
     assert table["esc50.dmc-random_init.acc_mean.mean"][0] == pytest.approx(0.096, abs=1e-4)
-    assert "| `default` | 2 (0 1) | 0.806 ± 0.007 |" in (tmp_path / "results/sweeps/seeds.md").read_text()
+    assert "| `default` | 2 (0 1) | 0.806 ± 0.007 |" in (tmp_path / "results/tables/seeds.md").read_text()

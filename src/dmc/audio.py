@@ -11,7 +11,8 @@
   video containers) with PyAV. PyAV opens a file with a small probe (``probesize`` 32 KiB, no
   stream analysis): by default FFmpeg decodes up to 5 s of audio just to guess stream
   parameters that the decoded frames carry anyway.
-* :func:`resample` is torchaudio's sinc resampler with its kernel built once per rate pair
+* :func:`resample` is torchaudio's sinc resampler (:class:`SincResample`: the same kernel, one
+  matrix product instead of a strided conv1d), its kernel built once per rate pair
   (:func:`torch_resampler`, in float64 so the bytes do not depend on the CPU), applied to a
   batch of waveforms at once.
 * Decoding runs FFmpeg's portable C code (:func:`dmc.avcpu.ffmpeg_portable`): its SIMD float
@@ -145,19 +146,37 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     return audio, int(collector.rate)
 
 
-class _Float64Resample(torchaudio.transforms.Resample):
-    """Resample in float64, return float32: the convolution's kernels (MKL, oneDNN) sum in an
-    order that depends on the CPU and threads; in float64 that stays below float32's last bit."""
+class SincResample(torch.nn.Module):
+    """torchaudio's sinc resampler (``torchaudio.functional.resample`` with its defaults: Hann
+    window, 6 zero crossings, rolloff 0.99) in float64, returning float32.
+
+    torchaudio applies its (phases, taps) kernel as a strided ``conv1d``; here the padded input
+    is framed as a strided view and multiplied by the kernel as one matrix product, the same
+    sums without conv1d's float64 im2col copies (about twice as fast; tests/test_audio.py checks
+    it against torchaudio). float64 keeps the bytes independent of the CPU's kernels: their
+    summation order moves a float64 result far below float32's last bit
+    (tests/test_determinism.py)."""
+
+    def __init__(self, orig: int, new: int):
+        super().__init__()
+        ref = torchaudio.transforms.Resample(orig, new, dtype=torch.float64)
+        self.orig, self.new, self.width = ref.orig_freq // ref.gcd, ref.new_freq // ref.gcd, ref.width
+        self.kernel_t = ref.kernel[:, 0, :].T.contiguous()     # (taps, phases)
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        return super().forward(waveform.double()).float()
+        shape = waveform.shape
+        x = waveform.reshape(-1, shape[-1]).double()
+        length = x.shape[-1]
+        x = torch.nn.functional.pad(x, (self.width, self.width + self.orig))
+        out = x.unfold(-1, self.kernel_t.shape[0], self.orig) @ self.kernel_t    # (B, frames, phases)
+        target = -(-self.new * length // self.orig)           # ceil, as torchaudio
+        return out.reshape(x.shape[0], -1)[:, :target].float().reshape(*shape[:-1], target)
 
 
 @lru_cache(maxsize=16)
-def torch_resampler(orig: int, new: int) -> torchaudio.transforms.Resample:
-    """torchaudio's sinc kernel (as torchaudio.functional.resample), built once per rate pair,
-    applied in float64 (CPU-independent bytes, see tests/test_determinism.py)."""
-    return _Float64Resample(orig, new, dtype=torch.float64)
+def torch_resampler(orig: int, new: int) -> SincResample:
+    """The resampler of one rate pair, its kernel built once (see :class:`SincResample`)."""
+    return SincResample(orig, new)
 
 
 def resample(waves: np.ndarray, orig: int, new: int) -> np.ndarray:

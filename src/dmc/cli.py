@@ -19,7 +19,7 @@ def _synth(args, p):
     from . import synth
 
     s = {**p["synth"], **synth.scaled_counts(p["synth"])}
-    seed = p["seed"]
+    seed = p["synth"]["seed"]   # the corpus's own seed: `seed` (training) sweeps keep the data fixed
     if args.what == "videos":
         df = synth.generate_videos(args.out, args.ground_truth, n_videos=s["videos"], seconds=s["video_seconds"],
                                    width=s["width"], height=s["height"], fps=s["fps"], audio_rate=s["audio_rate"],
@@ -276,15 +276,15 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=_localize)
 
     c = sub.add_parser("sweep", help="seeds / ablation grid (params sweeps) as DVC experiments: queue, run, "
-                                     "aggregate `dvc exp show --json` into results/sweeps/<sweep>.md|csv")
+                                     "aggregate `dvc exp show --json` into results/tables/<sweep>.md|csv")
     c.add_argument("sweep", choices=["seeds", "ablation"])
     c.add_argument("--queue", action="store_true", help="queue the runs (dvc exp run --queue -S ...)")
     c.add_argument("--run", action="store_true", help="run the queue and wait (dvc exp run --run-all)")
     c.add_argument("--aggregate", action="store_true", help="write the tables from dvc exp show --json")
     c.add_argument("--jobs", type=int, default=1, help="experiments run at once (default 1)")
     c.add_argument("--show-json", help="aggregate this saved `dvc exp show --json` output instead")
-    c.add_argument("--out-dir", default="results/sweeps",
-                   help="tables folder (not results/tables: `dvc repro` of evaluate replaces that folder)")
+    c.add_argument("--out-dir", default="results/tables",
+                   help="tables folder (default: beside the evaluation's tables; DVC tracks those by file)")
     c.set_defaults(func=_sweep)
     return ap
 

@@ -192,14 +192,15 @@ def _fold_protocol(X: np.ndarray, y: np.ndarray, folds: np.ndarray, C_grid: Sequ
         return acc / len(plan["inner"][f])
 
     searched = _search(fit_inner, score, grid, len(outer))
+    # final fits ("all folds but f" for every f), batched along one path: every fold's grid values
+    # up to the largest chosen C (fold f's model is the one at its own C)
+    path = sorted({c for g, C, _, _ in searched for c in g if c <= max(C for _, C, _, _ in searched)})
+    final = fit_ovr(X, y_idx, np.stack([folds != f for f in outer]), path, len(classes), tol=tol)
     y_pred = np.full(len(y), None, dtype=object)
     acc, n_test, fold_C = [], [], []
-    for (g, C, _, _), f in zip(searched, outer):
+    for u, ((g, C, _, _), f) in enumerate(zip(searched, outer)):
         rows = folds == f
-        # final fit ("all folds but f") along this fold's own C path up to its C
-        path = [c for c in g if c <= C]
-        final = fit_ovr(X, y_idx, (folds != f)[None], path, len(classes), tol=tol)
-        pred = np.asarray(classes, dtype=object)[final.decision(X[rows], 0, len(path) - 1).argmax(1)]
+        pred = np.asarray(classes, dtype=object)[final.decision(X[rows], u, path.index(C)).argmax(1)]
         y_pred[rows] = pred
         acc.append(float(np.mean(pred == y[rows])))
         n_test.append(int(rows.sum()))

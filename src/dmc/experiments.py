@@ -87,10 +87,18 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
-def plan(params: dict, sweep: str) -> list[Run]:
-    """Every run of the sweep: each configuration under each seed of ``sweeps.seeds``."""
-    return [Run(label, int(seed), dict(over)) for label, over in configs(params, sweep)
-            for seed in params["sweeps"]["seeds"]]
+def sweep_seeds(params: dict, sweep: str) -> list[int]:
+    """The seeds of a sweep: ``sweeps.seeds``; for the ablation ``sweeps.ablation_seeds`` if set."""
+    s = params["sweeps"]
+    return [int(x) for x in (s.get("ablation_seeds") or s["seeds"] if sweep == "ablation" else s["seeds"])]
+
+
+def plan(params: dict, sweep: str, done: set | None = None) -> list[Run]:
+    """Every run of the sweep: each configuration under each of its seeds, but those in ``done``
+    ((config, seed) pairs already finished, e.g. the default's runs of the seeds sweep)."""
+    done = done or set()
+    return [Run(label, seed, dict(over)) for label, over in configs(params, sweep)
+            for seed in sweep_seeds(params, sweep) if (label, seed) not in done]
 
 
 def queue_command(run: Run) -> list[str]:
@@ -196,9 +204,9 @@ def match_config(exp_params: dict, base_params: dict, params: dict, sweep: str) 
 
 def collect(show: list[dict], params: dict, sweep: str, params_file: str = "params.yaml") -> pd.DataFrame:
     """One row per run of the sweep: config, seed, rev, name and its metrics (newest run of a
-    (config, seed) only; seeds outside ``sweeps.seeds`` are ignored)."""
+    (config, seed) only; seeds outside ``sweeps.seeds`` and ``sweeps.ablation_seeds`` are ignored)."""
     base_params, exps = experiment_rows(show, params_file)
-    seeds = set(params["sweeps"]["seeds"])
+    seeds = set(sweep_seeds(params, sweep)) | set(params["sweeps"]["seeds"])   # the default row: every seed run
     rows = []
     for e in exps:
         config = match_config(e["params"], base_params, params, sweep)
@@ -291,11 +299,12 @@ def aggregate(show: list[dict], params: dict, sweep: str, out_dir: str | Path) -
 def run_sweep(params: dict, sweep: str, *, queue: bool, run: bool, aggregate_to: str | Path | None,
               jobs: int = 1, show_json: str | Path | None = None, cwd: str | Path = ".", log=print) -> None:
     """The steps of ``dmc sweep``: queue the runs, run the queue, aggregate the results."""
-    if queue:
-        runs = plan(params, sweep)
+    if queue:   # runs already finished (same params, same baseline commit) are not queued again
+        finished = collect(json.loads(sh(show_command(), cwd, log)), params, sweep)
+        runs = plan(params, sweep, set(zip(finished.config, finished.seed)))
         for r in runs:
             sh(queue_command(r), cwd, log)
-        log(f"sweep {sweep}: {len(runs)} experiments queued")
+        log(f"sweep {sweep}: {len(runs)} experiments queued ({len(finished)} already finished)")
     if run:
         sh(run_command(jobs), cwd, log)
     if aggregate_to is not None:

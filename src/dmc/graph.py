@@ -37,6 +37,9 @@ TRAIN_LOG = "results/train/log.csv"
 TRAIN_METRICS = "results/train/metrics.json"   # val and test correspondence of the final model
 EVALSET_DIR = "data/evalsets"
 FEATURES = "data/features"
+# the tables `dmc evaluate` writes: files, not the folder, so that results/tables can also hold
+# the sweep tables (dmc sweep), which `dvc repro` must not remove
+EVALUATE_TABLES = tuple(f"{name}.{ext}" for name in ("summary", "esc50_folds", "dcase_scenes") for ext in ("csv", "md"))
 LOCALIZATION = "results/localization"
 LOCALIZATION_METRICS = "results/localization_metrics.json"
 
@@ -70,7 +73,7 @@ STEPS: tuple[Step, ...] = (
     Step("synth", commands=("synth",), rules=("synth_videos", "synth_evalset", "synth"), targets=("synth",),
          deps=(), outs=(Out("data/synth/videos"), Out("data/synth/ground_truth"),
                         *(Out(f"data/synth/{name}") for name in EVALSETS)),
-         params=("seed", "synth"),
+         params=("synth",),
          comment="the embedded default corpus; unused when params.yaml points data.* elsewhere"),
     Step("decode", commands=("decode", "decode-index"), rules=("decode_shard", "decode_index", "decode"),
          targets=("decode",), deps=("${data.videos}",), outs=(Out(DECODED),),
@@ -95,7 +98,8 @@ STEPS: tuple[Step, ...] = (
          ignored=("features.device",)),
     Step("evaluate", commands=("evaluate",), rules=("evaluate",), targets=("evaluate",),
          deps=(FEATURES, *(f"{EVALSET_DIR}/{name}/clips.csv" for name in EVALSETS)),
-         outs=(Out("results/metrics.json", "metrics", cache=False), Out("results/tables", cache=False),
+         outs=(Out("results/metrics.json", "metrics", cache=False),
+               *(Out(f"results/tables/{t}", cache=False) for t in EVALUATE_TABLES),
                Out("results/figures", cache=False), Out("results/plots", "plots", cache=False)),
          params=("evaluate",)),
     Step("localize", commands=("localize",), rules=("localize",), targets=("localize",),

@@ -9,7 +9,7 @@ rule evaluate:
         code=CODE["evaluate"],
     output:
         metrics=report("results/metrics.json", category="Metrics"),
-        tables=report(directory("results/tables"), patterns=["{name}.md"], category="Tables"),
+        tables=report(expand("results/tables/{table}", table=graph.EVALUATE_TABLES), category="Tables"),
         figures=report(directory("results/figures"), patterns=["{name}.png"], category="Figures"),
         plots=directory("results/plots"),
     params:
