@@ -14,8 +14,9 @@ audio centers: "the visual components matched by the audio").  The coarse (h, w)
 upsampled bilinearly (``align_corners=False``) to the frame size and min-max normalised
 to [0, 1] (a constant map becomes all zeros).  tau = ``localize.agreement_temperature``.
 
-Why this form: on the held-out videos of the embedded default it was the most specific of
-the candidates measured (figures in the README, "Sound localization"); the
+Why this form: it was the most specific of the candidates measured on the held-out videos
+of an earlier two-way split (before the train / val / test split of dmc.data.split_of; those
+videos overlap today's test split, so this choice is not yet re-made on val alone); the
 visual-assignment forms of the task sketch, sum_j w_j s_ij^v and sum_j w_j s_ij^v
 (-d_ij^v)_+, are weaker because with the reference temperature (z = 1) the soft
 assignments s_ij^v are nearly uniform over the clusters, so they carry little of the

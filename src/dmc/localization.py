@@ -189,7 +189,7 @@ def run_benchmark(params: dict, decoded_dir: str | Path, model_path: str | Path,
                if gt is None else {}),
             **details}, indent=2) + "\n")
         _write_overlays(tmp / "overlays", val_rows, shown_frames, shown_heats, prior, gt, lp["ciou_threshold"])
-    msg = f"localize: {len(val_videos)} held-out videos, {len(val_rows)} pairs: correspondence " + ", ".join(
+    msg = f"localize: {len(val_videos)} test-split videos, {len(val_rows)} pairs: correspondence " + ", ".join(
         f"{m} {corr[m]:.3f}" for m in models)
     if gt is not None:
         msg += "; " + "; ".join(f"{m} pointing {flat[f'localization.{m}.pointing']:.3f} auc "
@@ -278,7 +278,7 @@ def _markdown(table: pd.DataFrame, confusions: dict, flat: dict, lp: dict, n_cli
     def fmt(x):
         return "" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.3f}"
 
-    lines = ["# Sound localization and multi-source detection (held-out videos)", ""]
+    lines = ["# Sound localization and multi-source detection (test split: videos no choice read)", ""]
     if scored:
         lines += [f"{flat['localization.n_pairs']} (frame, audio segment) pairs, {flat['multisource.n_clips']} "
                   f"clips; cIoU at heat >= {lp['ciou_threshold']}.", ""]
