@@ -1,8 +1,18 @@
 # dmc-pipeline: Snakemake entry point. Wiring only: every rule calls the `dmc` CLI.
 # Parameters: params.yaml (the same file DVC reads). Rules: workflow/rules/*.smk.
+import os
+import sys
+
 from snakemake.utils import min_version
 
 min_version("8.0")
+
+# This checkout's own package, for the Snakefile and for every `dmc` command of the rules, even
+# when the installed one (pip install -e) points at another checkout: `dvc exp run` runs queued
+# experiments in copies of the repository, each of which must run the code it was queued with.
+SRC = os.path.join(workflow.basedir, "src")
+sys.path.insert(0, SRC)
+os.environ["PYTHONPATH"] = os.pathsep.join([SRC] + [p for p in [os.environ.get("PYTHONPATH")] if p])
 
 
 configfile: "params.yaml"

@@ -227,3 +227,29 @@ def test_scaled_counts():
     with pytest.raises(ValueError):
         scaled_counts({**base, "size": "huge"})
     assert synth.generate_videos is generate_videos
+
+
+def test_no_objects_control_hides_the_sounding_objects_only(videos, tmp_path):
+    """control=no_objects: the same clips (same audio, same silent distractors) with the sounding
+    objects left out of the frames and of the boxes."""
+    root, clips = videos
+    ctl = generate_videos(tmp_path / "videos", tmp_path / "gt", **{**VIDEO_KW, "control": "no_objects"})
+    pd.testing.assert_frame_equal(clips, ctl)
+    boxes = pd.read_csv(root / "gt" / "boxes.csv")
+    boxes_ctl = pd.read_csv(tmp_path / "gt" / "boxes.csv")
+    assert boxes.sounding.sum() > 0 and boxes_ctl.sounding.sum() == 0
+    pd.testing.assert_frame_equal(boxes[boxes.sounding == 0].reset_index(drop=True), boxes_ctl)
+    name = clips.video[0]
+
+    def decoded(folder):
+        with av.open(str(folder / name)) as c:
+            audio = np.concatenate([f.to_ndarray().reshape(-1) for f in c.decode(c.streams.audio[0])])
+        with av.open(str(folder / name)) as c:
+            frame = next(c.decode(c.streams.video[0])).to_ndarray(format="rgb24")
+        return audio, frame
+
+    (a, f), (a_ctl, f_ctl) = decoded(root / "videos"), decoded(tmp_path / "videos")
+    np.testing.assert_array_equal(a, a_ctl)            # the sounds are still there
+    assert np.abs(f.astype(int) - f_ctl.astype(int)).max() > 50   # the objects are not
+    with pytest.raises(ValueError, match="control"):
+        generate_videos(tmp_path / "v2", tmp_path / "g2", **{**VIDEO_KW, "control": "nothing"})

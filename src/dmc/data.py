@@ -78,14 +78,6 @@ class ShardDataset(Dataset):
         index = pd.read_csv(Path(decoded_dir) / "index.csv", keep_default_na=False)
         return cls(decoded_dir, index[index.video.map(lambda v: split_of(v, params)) == split])
 
-    @classmethod
-    def split(cls, decoded_dir: str | Path, val_fraction: float) -> tuple["ShardDataset", "ShardDataset"]:
-        """Two-way (not validation, validation), kept for callers not yet on :func:`split_of`:
-        the second part is exactly the ``val`` split; the first mixes ``train`` and ``test``."""
-        index = pd.read_csv(Path(decoded_dir) / "index.csv", keep_default_na=False)
-        held = index.video.map(lambda v: is_held_out(v, val_fraction))
-        return cls(decoded_dir, index[~held]), cls(decoded_dir, index[held])
-
     def _arrays(self, shard: str):
         if shard not in self._maps:
             self._maps[shard] = shard_arrays(self.root / shard)

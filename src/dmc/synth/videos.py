@@ -70,6 +70,9 @@ def _place(n: int, width: int, height: int, rng: np.random.Generator) -> list[tu
     return placed
 
 
+CONTROLS = ("none", "no_objects")
+
+
 def plan_clip(rng: np.random.Generator, width: int, height: int, max_sources: int,
               max_distractors: int) -> list[dict]:
     """Choose the objects of one clip: class, sounding flag, position, radius, motion state."""
@@ -156,7 +159,7 @@ def _encode(path: Path, container: str, frames, audio: np.ndarray, sr: int, fps:
 def _make_clip(args: tuple) -> tuple[dict, list[tuple]]:
     """Render and write clip ``index`` into ``folder``; returns (clip row, box rows)."""
     (folder, index, container, seed, seconds, width, height, fps, audio_rate,
-     max_sources, max_distractors) = args
+     max_sources, max_distractors, control) = args
     rng = np.random.default_rng([seed, index])
     ext, _, _, _, forced_rate = CONTAINERS[container]
     sr = forced_rate or audio_rate
@@ -173,6 +176,8 @@ def _make_clip(args: tuple) -> tuple[dict, list[tuple]]:
             t = k / fps
             img = background.frame(t)
             for o in objs:
+                if control == "no_objects" and o["sounding"]:
+                    continue                  # the control: sounding objects heard, never seen
                 box = draw_object(img, o["cls"], o["center"], o["size"], t, o["state"])
                 boxes.append((name, k, round(t, 6), o["id"], CLASS_NAMES[o["cls"]], int(o["sounding"]), *box))
             yield img
@@ -198,7 +203,7 @@ def _containers(n: int, share: float, rng: np.random.Generator) -> list[str]:
 def generate_videos(out_dir, ground_truth_dir, n_videos: int = 96, seconds: float = 8.0,
                     width: int = 128, height: int = 128, fps: int = 10, audio_rate: int = 44100,
                     other_containers: float = 0.1, max_sources: int = 3, max_distractors: int = 2,
-                    seed: int = 0, workers: int | None = None) -> pd.DataFrame:
+                    seed: int = 0, workers: int | None = None, control: str = "none") -> pd.DataFrame:
     """Write ``n_videos`` clips into ``out_dir`` and their ground truth into ``ground_truth_dir``.
 
     Clips are ``seconds`` long, ``width`` x ``height`` at ``fps``, audio at ``audio_rate``
@@ -208,7 +213,14 @@ def generate_videos(out_dir, ground_truth_dir, n_videos: int = 96, seconds: floa
     holds nothing but the videos. ``workers`` processes encode clips in parallel (default:
     up to 2, the CPU count); the bytes written do not depend on it. Returns the
     ``clips.csv`` table (columns ``CLIP_COLUMNS``).
+
+    ``control="no_objects"``: the shortcut control. Every clip is made as usual (same audio,
+    background, silent distractors) but its sounding objects are not drawn (nor boxed), so
+    nothing in the frames tells which sound goes with them: a model trained on it must
+    score chance-level audiovisual correspondence, or the generator has a shortcut.
     """
+    if control not in CONTROLS:
+        raise ValueError(f"control must be one of {CONTROLS}, got {control!r}")
     if n_videos < 1:
         raise ValueError("n_videos must be >= 1")
     if width % 2 or height % 2:
@@ -216,7 +228,7 @@ def generate_videos(out_dir, ground_truth_dir, n_videos: int = 96, seconds: floa
     kinds = _containers(n_videos, other_containers, np.random.default_rng([seed, 1 << 30]))
     with atomic_dir(out_dir) as vtmp, atomic_dir(ground_truth_dir) as gtmp:
         jobs = [(str(vtmp), i, kinds[i], seed, seconds, width, height, int(fps), int(audio_rate),
-                 max_sources, max_distractors) for i in range(n_videos)]
+                 max_sources, max_distractors, control) for i in range(n_videos)]
         results = parallel_map(_make_clip, jobs, workers)
         clips = pd.DataFrame([r for r, _ in results], columns=CLIP_COLUMNS)
         boxes = pd.DataFrame([b for _, bs in results for b in bs], columns=BOX_COLUMNS)
