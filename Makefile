@@ -10,7 +10,7 @@ BIN    := $(CURDIR)/$(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install hooks demo test test-fast test-cluster cluster-deps sync seeds ablation bench-decode bench-decode-memory bench-evaluate lock clean
+.PHONY: install hooks demo test test-fast test-cluster cluster-deps sync seeds ablation control bench-decode bench-decode-memory bench-evaluate lock clean
 
 install: $(STAMP) hooks
 
@@ -75,6 +75,10 @@ seeds: install
 
 ablation: install
 	dmc sweep ablation --queue --run --aggregate --jobs $(JOBS)
+
+# The shortcut control (params.yaml sweeps.control: sounding objects not drawn) beside the default
+control: install
+	dmc sweep control --queue --run --aggregate --jobs $(JOBS)
 
 bench-decode: install
 	$(BIN)/python benchmarks/decode.py

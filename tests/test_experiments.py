@@ -221,3 +221,21 @@ def test_two_tiny_experiments_end_to_end(params, tmp_path):
     assert table["esc50.dmc.acc_mean.std"][0] == pytest.approx(math.sqrt(2) * 0.005, abs=1e-4)   # csv: 4 decimals
     assert table["esc50.dmc-random_init.acc_mean.mean"][0] == pytest.approx(0.096, abs=1e-4)
     assert "| `default` | 2 (0 1) | 0.806 ± 0.007 |" in (tmp_path / "results/tables/seeds.md").read_text()
+
+
+def test_control_sweep_plans_and_matches_several_keys(params):
+    """`dmc sweep control`: the default and sweeps.control (several keys at once) under every seed;
+    an experiment is the control only when it changes exactly those keys to those values."""
+    validate_params(params, sweeps=True)
+    control = params["sweeps"]["control"]
+    assert len(control) >= 2
+    runs = plan(params, "control")
+    seeds = sweep_seeds(params, "control")
+    assert [r.config for r in runs] == ["default"] * len(seeds) + ["control"] * len(seeds)
+    assert all(r.overrides == control for r in runs[len(seeds):])
+    assert queue_command(runs[-1])[-4:] == ["-S", "synth.control=\"no_objects\"", "-S", "data.ground_truth=null"]
+    base = {"seed": 0, "synth.control": "none", "data.ground_truth": "data/synth/ground_truth", "train.epochs": 15}
+    assert match_config({**base, **control, "seed": 1}, base, params, "control") == "control"
+    assert match_config({**base, "synth.control": "no_objects"}, base, params, "control") is None
+    assert match_config({**base, **control, "train.epochs": 30}, base, params, "control") is None
+    assert match_config({**base, "seed": 2}, base, params, "control") == "default"

@@ -36,7 +36,8 @@ from .atomic import atomic_file
 from .errors import DmcError
 from .params import get_dotted
 
-SWEEPS = ("seeds", "ablation")
+SWEEPS = ("seeds", "ablation", "control")
+CONTROL = "control"
 DEFAULT = "default"
 IGNORED_KEYS = ("seed", "sweeps")   # never part of a configuration
 DMC, BASELINE = ".dmc.", ".random_init."
@@ -72,6 +73,8 @@ def configs(params: dict, sweep: str) -> list[tuple[str, dict]]:
     if "sweeps" not in params:
         raise SweepError("params.yaml has no `sweeps` section")
     out = [(DEFAULT, {})]
+    if sweep == CONTROL:     # the shortcut control: several keys at once (sweeps.control)
+        return out + [(CONTROL, dict(params["sweeps"].get("control") or {}))]
     if sweep == "ablation":
         for key, values in params["sweeps"]["ablation"].items():
             default = get_dotted(params, key)
@@ -88,9 +91,10 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def sweep_seeds(params: dict, sweep: str) -> list[int]:
-    """The seeds of a sweep: ``sweeps.seeds``; for the ablation ``sweeps.ablation_seeds`` if set."""
+    """The seeds of a sweep: ``sweeps.seeds``; for the ablation and the control
+    ``sweeps.ablation_seeds`` if set."""
     s = params["sweeps"]
-    return [int(x) for x in (s.get("ablation_seeds") or s["seeds"] if sweep == "ablation" else s["seeds"])]
+    return [int(x) for x in (s.get("ablation_seeds") or s["seeds"] if sweep != "seeds" else s["seeds"])]
 
 
 def plan(params: dict, sweep: str, done: set | None = None) -> list[Run]:
@@ -194,6 +198,10 @@ def match_config(exp_params: dict, base_params: dict, params: dict, sweep: str) 
     changed = sorted(k for k in keys if not _same(exp_params.get(k), base_params.get(k)))
     if not changed:
         return DEFAULT
+    if sweep == CONTROL:
+        control = params["sweeps"].get("control") or {}
+        same = set(changed) == set(control) and all(_same(exp_params.get(k), v) for k, v in control.items())
+        return CONTROL if same else None
     if len(changed) != 1:
         return None
     key = changed[0]
