@@ -189,7 +189,7 @@ def run(dataset, root, p, skip_old):
         if "old" in summary:
             o = summary["old"]
             print(f"previous: accuracy {o['acc_mean']:.4f}, folds {np.round(o['fold_acc'], 4).tolist()}, C {o['fold_C']};"
-                  f" ConvergenceWarnings: {o['convergence_warnings']}")
+                  f" final fits stopped at the iteration cap: {o['final_fits_at_cap']}")
     else:
         print(f"new:      accuracy {new['acc']:.4f}, mean scene accuracy {new['scene_acc_mean']:.4f}, C {new['C']}")
         if "old" in summary:

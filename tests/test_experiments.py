@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from dmc.experiments import (SweepError, aggregate, collect, configs, match_config, plan, queue_command,
+from dmc.experiments import (PENDING, SweepError, aggregate, collect, configs, match_config, plan, queue_command,
                              run_command, sweep_seeds)
 from dmc.params import ParamsError, validate_params
 
@@ -49,7 +49,9 @@ def _get(p, dotted):
 
 
 def test_queue_command_sets_the_seed_and_one_key(params):
-    run = [r for r in plan(params, "ablation") if r.config == "decode.frame_size=32"][1]
+    p = copy.deepcopy(params)
+    p["sweeps"]["ablation"] = {"decode.frame_size": [32, 64]}
+    run = [r for r in plan(p, "ablation") if r.config == "decode.frame_size=32"][1]
     assert queue_command(run) == ["dvc", "exp", "run", "--queue", "-S", f"seed={run.seed}",
                                   "-S", "decode.frame_size=32"]
     assert run_command(2) == ["dvc", "exp", "run", "--run-all", "--jobs", "2"]
@@ -113,8 +115,9 @@ def m(dmc, rnd, extra=None):
 def test_aggregate_hand_computed(params, tmp_path):
     p = copy.deepcopy(params)
     p["train"]["temperature"] = 1.0
-    p["sweeps"]["ablation"]["train.temperature"] = [1.0, 10.0, 30.0]
+    p["sweeps"]["ablation"] = {"train.temperature": [1.0, 10.0, 30.0]}
     p["sweeps"]["seeds"] = [0, 1, 2]
+    p["sweeps"].pop("ablation_seeds", None)
     p["sweeps"]["metrics"] = ["esc50.dmc.acc_mean", "esc50.random_init.acc_mean", "localization.dmc.auc"]
     exps = [
         exp("r0", variant(p, 0), m(0.80, 0.70), "2026-01-01T01:00:00"),
@@ -131,6 +134,14 @@ def test_aggregate_hand_computed(params, tmp_path):
     doc = json.loads(json.dumps(show_doc(p, exps)))
     runs = collect(doc, p, "ablation")
     assert sorted(runs.rev) == ["r0", "r1", "r2", "t0", "t1"]
+    # what `dmc sweep --queue` does not queue again: finished, queued or running (not failed)
+    known = collect(doc, p, "ablation", states=PENDING)
+    assert set(zip(known.config, known.seed)) == {("default", 0), ("default", 1), ("default", 2),
+                                                  ("train.temperature=10.0", 0), ("train.temperature=10.0", 1),
+                                                  ("train.temperature=30.0", 1)}
+    todo = plan(p, "ablation", set(zip(known.config, known.seed)))
+    assert [(r.config, r.seed) for r in todo] == [("train.temperature=10.0", 2), ("train.temperature=30.0", 0),
+                                                  ("train.temperature=30.0", 2)]
 
     table = aggregate(doc, p, "ablation", tmp_path).set_index("config")
     assert list(table.index) == ["default", "train.temperature=10.0"]

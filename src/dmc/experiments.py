@@ -39,7 +39,8 @@ from .params import get_dotted
 SWEEPS = ("seeds", "ablation", "control")
 CONTROL = "control"
 DEFAULT = "default"
-IGNORED_KEYS = ("seed", "sweeps")   # never part of a configuration
+IGNORED_KEYS = ("seed", "sweeps")
+PENDING = ("success", "queued", "running")     # states of an experiment that is not to be queued again   # never part of a configuration
 DMC, BASELINE = ".dmc.", ".random_init."
 
 
@@ -118,8 +119,8 @@ def run_command(jobs: int = 1) -> list[str]:
     return ["dvc", "exp", "run", "--run-all", "--jobs", str(jobs)]
 
 
-def show_command() -> list[str]:
-    return ["dvc", "exp", "show", "--json", "--hide-queued", "--hide-workspace"]
+def show_command(queued: bool = False) -> list[str]:
+    return ["dvc", "exp", "show", "--json", "--hide-workspace"] + ([] if queued else ["--hide-queued"])
 
 
 def sh(cmd: list[str], cwd: str | Path = ".", log=print) -> str:
@@ -159,7 +160,8 @@ def _file_data(files: dict | None, only: str | None = None) -> dict[str, Any]:
     return out
 
 
-def experiment_rows(show: list[dict], params_file: str = "params.yaml") -> tuple[dict, list[dict]]:
+def experiment_rows(show: list[dict], params_file: str = "params.yaml",
+                    states: tuple[str, ...] = ("success",)) -> tuple[dict, list[dict]]:
     """(baseline params, one dict per finished experiment) from ``dvc exp show --json``.
 
     Each experiment dict has ``rev``, ``name``, ``timestamp``, ``params`` (flat, dotted) and
@@ -175,7 +177,7 @@ def experiment_rows(show: list[dict], params_file: str = "params.yaml") -> tuple
     rows = []
     for rng in base.get("experiments") or []:
         state = (rng.get("executor") or {}).get("state", "success")
-        if state != "success":
+        if state not in states:
             continue
         for exp in rng.get("revs") or []:
             data = exp.get("data")
@@ -210,10 +212,11 @@ def match_config(exp_params: dict, base_params: dict, params: dict, sweep: str) 
     return _label(key, value) if any(_same(value, v) for v in grid) else None
 
 
-def collect(show: list[dict], params: dict, sweep: str, params_file: str = "params.yaml") -> pd.DataFrame:
+def collect(show: list[dict], params: dict, sweep: str, params_file: str = "params.yaml",
+            states: tuple[str, ...] = ("success",)) -> pd.DataFrame:
     """One row per run of the sweep: config, seed, rev, name and its metrics (newest run of a
     (config, seed) only; seeds outside ``sweeps.seeds`` and ``sweeps.ablation_seeds`` are ignored)."""
-    base_params, exps = experiment_rows(show, params_file)
+    base_params, exps = experiment_rows(show, params_file, states)
     seeds = set(sweep_seeds(params, sweep)) | set(params["sweeps"]["seeds"])   # the default row: every seed run
     rows = []
     for e in exps:
@@ -307,12 +310,12 @@ def aggregate(show: list[dict], params: dict, sweep: str, out_dir: str | Path) -
 def run_sweep(params: dict, sweep: str, *, queue: bool, run: bool, aggregate_to: str | Path | None,
               jobs: int = 1, show_json: str | Path | None = None, cwd: str | Path = ".", log=print) -> None:
     """The steps of ``dmc sweep``: queue the runs, run the queue, aggregate the results."""
-    if queue:   # runs already finished (same params, same baseline commit) are not queued again
-        finished = collect(json.loads(sh(show_command(), cwd, log)), params, sweep)
-        runs = plan(params, sweep, set(zip(finished.config, finished.seed)))
+    if queue:   # runs already finished, queued or running (same params, same baseline) are not queued again
+        known = collect(json.loads(sh(show_command(queued=True), cwd, log)), params, sweep, states=PENDING)
+        runs = plan(params, sweep, set(zip(known.config, known.seed)))
         for r in runs:
             sh(queue_command(r), cwd, log)
-        log(f"sweep {sweep}: {len(runs)} experiments queued ({len(finished)} already finished)")
+        log(f"sweep {sweep}: {len(runs)} experiments queued ({len(known)} finished, queued or running)")
     if run:
         sh(run_command(jobs), cwd, log)
     if aggregate_to is not None:
