@@ -39,8 +39,8 @@ from .params import get_dotted
 SWEEPS = ("seeds", "ablation", "control")
 CONTROL = "control"
 DEFAULT = "default"
-IGNORED_KEYS = ("seed", "sweeps")
-PENDING = ("success", "queued", "running")     # states of an experiment that is not to be queued again   # never part of a configuration
+IGNORED_KEYS = ("seed", "sweeps")   # never part of a configuration
+PENDING = ("success", "queued", "running")     # states of an experiment that is not to be queued again
 DMC, BASELINE = ".dmc.", ".random_init."
 
 
@@ -95,7 +95,8 @@ def sweep_seeds(params: dict, sweep: str) -> list[int]:
     """The seeds of a sweep: ``sweeps.seeds``; for the ablation and the control
     ``sweeps.ablation_seeds`` if set."""
     s = params["sweeps"]
-    return [int(x) for x in (s.get("ablation_seeds") or s["seeds"] if sweep != "seeds" else s["seeds"])]
+    seeds = s["seeds"] if sweep == "seeds" else (s.get("ablation_seeds") or s["seeds"])
+    return [int(x) for x in seeds]
 
 
 def plan(params: dict, sweep: str, done: set | None = None) -> list[Run]:
