@@ -76,7 +76,7 @@ def old_evalset_logmel(dataset, root, decode):
         from dmc.evaluation import subclip_starts
         for p in read_dcase(root)["path"]:
             w = old_load_audio(p, sr)
-            for start in subclip_starts(len(w) / sr, 60, 5.0):
+            for start in subclip_starts(len(w) / sr, 60, 5.0, decode["hop_seconds"]):
                 s = int(round(start * sr))
                 waves.append(fit(w[s:s + n]))
     mels = []

@@ -7,7 +7,9 @@ import torch
 
 from conftest import load_default_params, with_overrides
 from dmc.evaluation import evaluate_esc50
-from dmc.features import block_outputs, evalset_logmel, method_features, pool
+from dmc.evaluation import subclip_starts
+from dmc.features import block_outputs, evalset_logmel, method_features, pool, subclip_logmel
+from dmc.logmel import LogMel
 from dmc.hear import get_scene_embeddings, get_timestamp_embeddings, load_model
 from dmc.model import DMC
 from dmc.synth import generate_dcase, generate_esc50
@@ -25,6 +27,22 @@ def test_block_outputs_and_pooling_shapes(params):
     fmap = torch.arange(2 * 3 * 2 * 2, dtype=torch.float32).reshape(2, 3, 2, 2)
     assert torch.equal(pool(fmap, "mean"), fmap.mean(dim=(2, 3)))
     assert torch.equal(pool(fmap, "meanmax")[:, 3:], fmap.amax(dim=(2, 3)))
+
+
+@pytest.mark.parametrize("seconds, step", [(30.0, 0.05), (9.0, 0.05), (5.6, 0.05), (30.0, None), (4.0, 0.05)])
+def test_subclip_logmel_equals_each_subclip_alone(params, seconds, step):
+    """Sub-clip log-mels from one STFT of the recording are the bytes the frontend gives each
+    sub-clip alone: on the hop grid (shared frames), off it and for a short recording (each alone)."""
+    frontend = LogMel.from_params(params["decode"])
+    sr, n = frontend.sample_rate, 5 * frontend.sample_rate
+    wave = np.random.default_rng(3).normal(size=int(seconds * sr)).astype(np.float32)
+    starts = [int(round(t * sr)) for t in subclip_starts(seconds, 60, 5.0, step)]
+    got = subclip_logmel(frontend, wave, starts, n)
+    with torch.no_grad():
+        alone = [frontend(torch.from_numpy(np.pad(wave[s:s + n], (0, max(0, n - len(wave[s:s + n])))))).numpy()
+                 for s in starts]
+    assert got.shape == (len(starts), frontend.num_frames(n), 64)
+    np.testing.assert_array_equal(got, np.stack(alone))
 
 
 @pytest.mark.slow

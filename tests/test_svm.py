@@ -10,6 +10,9 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
+import torch
+
+from dmc import svm
 from dmc.svm import fit_ovr, objective, scaler
 
 
@@ -61,6 +64,39 @@ def test_batched_sets_and_C_equal_separate_fits():
         for c, C in enumerate(Cs):
             alone = fit_ovr(X[masks[s]], y[masks[s]], np.ones((1, masks[s].sum()), bool), [C], 4, tol=1e-9)
             np.testing.assert_allclose(fit.W[s, c].numpy(), alone.W[0, 0].numpy(), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("method", ["woodbury", "hessian", "cg"])
+def test_every_newton_direction_reaches_the_same_minimum(method):
+    """Forced to one kind of Newton direction for every step (Woodbury, kept Hessian, CG), the
+    solver reaches the minimum that the automatic choice reaches, on 2 sets x 3 C values."""
+    X, y = toy(n=160)
+    masks = np.stack([np.arange(160) % 2 == 0, np.arange(160) >= 40])
+    auto = fit_ovr(X, y, masks, [0.01, 1.0, 10.0], 4, tol=1e-9)
+    forced = fit_ovr(X, y, masks, [0.01, 1.0, 10.0], 4, tol=1e-9, method=method)
+    np.testing.assert_allclose(forced.W.numpy(), auto.W.numpy(), rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="method"):
+        fit_ovr(X, y, masks, [1.0], 4, method="newton")
+
+
+def test_kept_hessians_equal_their_active_rows():
+    """The Hessian path's X_A^T X_A, updated by the rows that enter and leave A, equals the
+    product over the active rows computed from scratch, step after step."""
+    X, y = toy(n=90)
+    Xt = torch.as_tensor(X)
+    mask = torch.as_tensor(np.stack([np.arange(90) < 60, np.arange(90) >= 30]))
+    mean, std = scaler(Xt, mask)
+    rows = svm._SetRows(Xt, mask, mean, std)
+    set_of = torch.tensor([0, 0, 1])
+    kept = svm._Hessians(rows, 3, set_of, chunk_bytes=4096)   # small chunks: several per update
+    rng = np.random.default_rng(0)
+    pid = torch.arange(3)
+    for step in range(4):
+        active = torch.as_tensor(rng.random((90, 3)) < 0.5) & mask[set_of].T
+        kept._update(pid, active.double())
+        for p in range(3):
+            xs = rows.xs[int(set_of[p])][rows.local[int(set_of[p])][active[:, p]]]
+            np.testing.assert_allclose(kept.G[p].numpy(), (xs.T @ xs).numpy(), rtol=1e-10, atol=1e-9)
 
 
 def test_rows_outside_a_set_change_nothing():

@@ -7,9 +7,9 @@ features standardised with the training rows only, solved to a stated tolerance 
 test row never influences the scaler, the weights or ``C``.
 
 All the fits of one protocol are batched (:func:`dmc.svm.fit_ovr`): for ESC-50 the training sets
-are every "all folds but f and g" (the inner cross-validation of outer folds f and g share it)
-and every "all folds but f" (the final fit of outer fold f), each for every C of the grid and
-every class. C for outer fold f is the one with the best mean accuracy on the folds g != f,
+of the C search are every "all folds but f and g" (the inner cross-validation of outer folds f
+and g share it), each for every C of the grid and every class; the final fits ("all folds but
+f") are batched per chosen C, each warm-started from the mean of its inner fits at that C. C for outer fold f is the one with the best mean accuracy on the folds g != f,
 each predicted by the set that leaves out f and g; ties go to the smallest C. When fold f's best
 C is at an end of its grid and strictly better than its neighbour, fold f's grid is extended by
 one step of its own log spacing at that end (within ``C_BOUNDS``, each new value warm-started
@@ -34,6 +34,7 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 from sklearn.model_selection import LeaveOneGroupOut, StratifiedGroupKFold
 
 from .errors import EvaluationError
@@ -104,7 +105,8 @@ class _PathCache:
 def _search(fit_inner, score_fn, grid: list[float], n_outer: int):
     """C search of each outer unit (ESC fold, DCASE split) on its own grid: score the grid's
     values on the unit's inner sets, extend the unit's grid while its best C sits at an edge.
-    Returns per unit: (grid searched, chosen C, edge on the configured grid, edge at the end)."""
+    Returns per unit: (grid searched, chosen C, edge on the configured grid, edge at the end), and
+    the fits of the inner sets (a :class:`_PathCache`, None without a search)."""
     cache = _PathCache(fit_inner) if len(grid) > 1 else None
     out = []
     for u in range(n_outer):
@@ -119,7 +121,17 @@ def _search(fit_inner, score_fn, grid: list[float], n_outer: int):
                 out.append((g, g[i], first, edge is not None))
                 break
             g = grown
-    return out
+    return out, cache
+
+
+def _inner_start(cache: _PathCache | None, C: float, sets: list[list[int]]):
+    """Warm start of final fits at ``C``: for each final fit, the mean of its inner sets' fits at
+    ``C`` ``(len(sets), K, D + 1)``; None without a search. The minimiser does not depend on the
+    start (the objective is strictly convex and solved to the tolerance); a start near it saves
+    most of the Newton steps of a path from 0."""
+    if cache is None:
+        return None
+    return torch.stack([cache.W[C][idx].mean(0) for idx in sets])
 
 
 def _accuracy(decision: np.ndarray, y_idx: np.ndarray) -> float:
@@ -191,16 +203,22 @@ def _fold_protocol(X: np.ndarray, y: np.ndarray, folds: np.ndarray, C_grid: Sequ
             acc += [_accuracy(cache.decision(X[rows], s, C), y_idx[rows]) for C in Cs]
         return acc / len(plan["inner"][f])
 
-    searched = _search(fit_inner, score, grid, len(outer))
-    # final fits ("all folds but f" for every f), batched along one path: every fold's grid values
-    # up to the largest chosen C (fold f's model is the one at its own C)
-    path = sorted({c for g, C, _, _ in searched for c in g if c <= max(C for _, C, _, _ in searched)})
-    final = fit_ovr(X, y_idx, np.stack([folds != f for f in outer]), path, len(classes), tol=tol)
+    searched, cache = _search(fit_inner, score, grid, len(outer))
+    # final fits ("all folds but f" for every f): one batch per chosen C, each fold warm-started
+    # from its own inner fits at that C
     y_pred = np.full(len(y), None, dtype=object)
     acc, n_test, fold_C = [], [], []
+    decisions = {}
+    for C in sorted({C for _, C, _, _ in searched}):
+        units = [u for u, (_, c, _, _) in enumerate(searched) if c == C]
+        inner_sets = [[set_of_pair[tuple(sorted((outer[u], g)))] for g in plan["inner"][outer[u]]] for u in units]
+        final = fit_ovr(X, y_idx, np.stack([folds != outer[u] for u in units]), [C], len(classes), tol=tol,
+                        start=_inner_start(cache, C, inner_sets))
+        for j, u in enumerate(units):
+            decisions[u] = final.decision(X[folds == outer[u]], j, 0)
     for u, ((g, C, _, _), f) in enumerate(zip(searched, outer)):
         rows = folds == f
-        pred = np.asarray(classes, dtype=object)[final.decision(X[rows], u, path.index(C)).argmax(1)]
+        pred = np.asarray(classes, dtype=object)[decisions[u].argmax(1)]
         y_pred[rows] = pred
         acc.append(float(np.mean(pred == y[rows])))
         n_test.append(int(rows.sum()))
@@ -263,7 +281,7 @@ def evaluate_esc50(features: np.ndarray, meta: pd.DataFrame,
     return result
 
 
-def subclip_starts(duration_s: float, n: int = 60, length_s: float = 5.0) -> np.ndarray:
+def subclip_starts(duration_s: float, n: int = 60, length_s: float = 5.0, step_s: float | None = None) -> np.ndarray:
     """Start times (s) of the DCASE sub-clips of one recording.
 
     SoundNet / L3 protocol, as the DMC supplement states: "60 subclips of 5s long are
@@ -271,12 +289,23 @@ def subclip_starts(duration_s: float, n: int = 60, length_s: float = 5.0) -> np.
     ``duration_s - length_s`` inclusive, so the sub-clips overlap and cover the whole
     recording: for 30 s, ``linspace(0, 25, 60)``, a step of 25/59 s. A recording no longer
     than ``length_s`` gives a single sub-clip at 0 (the caller pads it).
+
+    ``step_s`` (the feature pipeline passes the log-mel hop, 0.05 s) rounds each start to a
+    multiple of it, never past ``duration_s - length_s`` (a choice the paper leaves open): the
+    sub-clips' spectrogram frames then fall on the recording's own frame grid, and
+    :func:`dmc.features.subclip_logmel` computes them from one STFT of the recording.
     """
     if n < 1 or length_s <= 0 or not np.isfinite(duration_s) or duration_s < 0:
         raise ValueError(f"bad sub-clip request: duration {duration_s}, n {n}, length {length_s}")
+    if step_s is not None and not step_s > 0:
+        raise ValueError(f"bad sub-clip step {step_s}")
     if duration_s <= length_s or n == 1:
         return np.zeros(1)
-    return np.linspace(0.0, duration_s - length_s, n)
+    starts = np.linspace(0.0, duration_s - length_s, n)
+    if step_s is None:
+        return starts
+    last = np.floor((duration_s - length_s) / step_s + 1e-9)
+    return np.minimum(np.round(starts / step_s), last) * step_s
 
 
 def aggregate_decisions(decision: np.ndarray, recording_ids: np.ndarray,
@@ -363,10 +392,10 @@ def evaluate_dcase(features: np.ndarray, recording_ids: Sequence, table: pd.Data
         return np.mean([[_accuracy(cache.decision(Xtr[va], i, C), ytr[va]) for C in Cs]
                         for i, (_, va) in enumerate(inner)], axis=0)
 
-    [(searched, C, edge_cfg, _)] = _search(fit_inner, score, grid, 1)
-    path = [c for c in searched if c <= C]
-    final = fit_ovr(Xtr, ytr, np.ones((1, len(Xtr)), bool), path, len(classes), tol=tol)
-    decision = final.decision(X[test], 0, len(path) - 1)
+    [(searched, C, edge_cfg, _)], cache = _search(fit_inner, score, grid, 1)
+    final = fit_ovr(Xtr, ytr, np.ones((1, len(Xtr)), bool), [C], len(classes), tol=tol,
+                    start=_inner_start(cache, C, [list(range(len(inner)))]))
+    decision = final.decision(X[test], 0, 0)
     ids, y_pred = aggregate_decisions(decision, rec[test], classes)
     y_true = tab.loc[ids, label_col].astype(str).to_numpy()
     y_pred_a = np.asarray(y_pred, dtype=object)

@@ -10,10 +10,18 @@ only and a constant 1 appended (liblinear's bias feature, regularised like the w
 is convex and once differentiable; its generalised Hessian is ``I + 2C X_A^T X_A`` over the
 active rows A = {i : y_i w.x_i < 1} (Keerthi & DeCoste 2005; liblinear's primal solver uses the
 same). Each Newton step solves ``H d = -g``, then takes the exact minimiser of f along d (f is a
-piecewise quadratic in the step length). While at most ``WOODBURY_ROWS`` rows are active (the usual
-case: one-vs-rest problems have few rows inside the margin) the step is exact, by the Woodbury
-identity on an m x m system gathered from the set's precomputed Gram matrix; with more active rows
-(small C, first iterations) it is preconditioned conjugate gradients. A problem stops when
+piecewise quadratic in the step length). The step is exact, from the smaller of two linear
+systems, when that one has at most ``EXACT_ROWS`` rows:
+
+* m active rows, m <= D + 1 (the usual case for ESC-like sets: one-vs-rest problems have few rows
+  inside the margin): the Woodbury identity, an m x m system gathered from the set's
+  precomputed Gram matrix;
+* m > D + 1 (many rows inside the margin: small C, first iterations, sets of near-duplicate rows
+  such as the DCASE sub-clips of one recording): the Hessian itself, (D + 1) x (D + 1), whose
+  ``X_A^T X_A`` is kept per problem and updated by the rows that enter or leave A at each step
+  (starting from the whole set's ``X^T X``), so a step costs what changed, not m;
+
+otherwise (both systems larger) the step is preconditioned conjugate gradients. A problem stops when
 ``||g|| <= tol * ||g(0)||`` (the stopping rule of liblinear's primal solver, with a tighter
 default tolerance).
 
@@ -32,9 +40,13 @@ import numpy as np
 import torch
 
 DTYPE = torch.float64
-# Newton directions are exact (Woodbury) for problems with at most this many active rows, by
-# preconditioned CG otherwise
-WOODBURY_ROWS = 384
+# Newton directions are exact when the smaller of the Woodbury (m x m) and Hessian
+# ((D + 1) x (D + 1)) systems has at most this many rows; preconditioned CG otherwise
+EXACT_ROWS = 384
+METHODS = ("auto", "woodbury", "hessian", "cg")
+# a problem whose CG solve needed more Hessian products than this takes the Hessian path from then
+# on (along the whole C path) whenever it has more than D + 1 active rows
+CG_SLOW = 15
 # The Woodbury systems are factorised in float32 (half the memory traffic of float64, twice the
 # speed); a direction only needs to descend, since the exact line search and the float64 gradient
 # decide convergence. A system float32 cannot factorise is redone in float64.
@@ -114,17 +126,20 @@ class _Batch:
 
 def _pcg(batch: _Batch, active: torch.Tensor, g: torch.Tensor, precond, rtol: torch.Tensor,
          max_iter: int) -> torch.Tensor:
-    """Solve H d = -g for every problem by preconditioned CG to relative residual ``rtol``."""
+    """Solve H d = -g for every problem by preconditioned CG to relative residual ``rtol``.
+    Returns d and the number of Hessian products each problem needed."""
     d = torch.zeros_like(g)
     r = -g
     z = precond(r)
     p = z.clone()
     rz = (r * z).sum(1)
     stop = r.norm(dim=1) * rtol
+    used = torch.zeros(g.shape[0], dtype=torch.long, device=g.device)
     for _ in range(max_iter):
         live = r.norm(dim=1) > stop
         if not live.any():
             break
+        used += live
         Hp = batch.hess_vec(p, active)
         alpha = torch.where(live, rz / (p * Hp).sum(1).clamp_min(1e-300), torch.zeros_like(rz))
         d += alpha[:, None] * p
@@ -134,7 +149,7 @@ def _pcg(batch: _Batch, active: torch.Tensor, g: torch.Tensor, precond, rtol: to
         beta = torch.where(live, rz_new / rz.clamp_min(1e-300), torch.zeros_like(rz))
         p = z + beta[:, None] * p
         rz = rz_new
-    return d
+    return d, used
 
 
 def _line_search(batch: _Batch, W, d, Z, Zd) -> torch.Tensor:
@@ -154,19 +169,40 @@ def _line_search(batch: _Batch, W, d, Z, Zd) -> torch.Tensor:
     return t
 
 
-def set_spectra(X: torch.Tensor, mask: torch.Tensor, mean: torch.Tensor, std: torch.Tensor):
-    """Eigendecomposition of each set's Gram matrix of standardised, bias-augmented rows."""
-    out = []
-    for s in range(mask.shape[0]):
-        xs = _standardised(X[mask[s]], mean[s], std[s])
-        out.append(torch.linalg.eigh(xs.T @ xs))
-    return out
-
-
 def _standardised(rows: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """(..., D) raw rows -> (..., D + 1) standardised rows with the bias feature 1 appended."""
     xs = (rows - mean) / std
     return torch.cat([xs, torch.ones_like(xs[..., :1])], dim=-1)
+
+
+class _SetRows:
+    """Each training set's standardised, bias-augmented rows ``X~_s``, computed once per fit, and what
+    the Newton directions need from them: ``local`` (S, N) row -> index in its set (-1 outside),
+    ``cov[s] = X~_s^T X~_s`` ((D + 1)^2: the Hessian path's start, the CG preconditioner's spectrum)
+    and, when they fit in ``budget_bytes``, the Gram matrices ``gram[s] = X~_s X~_s^T`` (float32,
+    n_s^2) that the Woodbury systems are gathered from (else None: no Woodbury)."""
+
+    def __init__(self, X: torch.Tensor, mask: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
+                 budget_bytes: float = 2e9):
+        self.local = torch.full(mask.shape, -1, dtype=torch.long, device=X.device)
+        self.rows, self.xs, self.cov = [], [], []
+        for s in range(mask.shape[0]):
+            rows = torch.nonzero(mask[s]).flatten()
+            self.local[s, rows] = torch.arange(len(rows), device=X.device)
+            xs = _standardised(X[rows], mean[s], std[s])
+            self.rows.append(rows)
+            self.xs.append(xs)
+            self.cov.append(xs.T @ xs)
+        sizes = mask.sum(1).double()
+        fits = float((sizes * sizes).sum()) * torch.finfo(KDTYPE).bits / 8 <= budget_bytes
+        self.gram = [(xs @ xs.T).to(KDTYPE) for xs in self.xs] if fits else None
+        self._spectra = None
+
+    def spectra(self):
+        """Eigendecomposition of each ``cov[s]`` (for the CG preconditioner), computed once."""
+        if self._spectra is None:
+            self._spectra = [torch.linalg.eigh(c) for c in self.cov]
+        return self._spectra
 
 
 def _preconditioner(batch: _Batch, spectra, active: torch.Tensor):
@@ -190,27 +226,7 @@ def _preconditioner(batch: _Batch, spectra, active: torch.Tensor):
     return apply
 
 
-class _Kernels:
-    """Per-set Gram matrices of the standardised, bias-augmented rows, ``G_s = X~_s X~_s^T`` over the
-    rows of set s only (computed once per fit): the Woodbury systems below gather their m x m
-    blocks instead of multiplying m x (D + 1) rows for every problem and every Newton step."""
-
-    def __init__(self, X: torch.Tensor, mask: torch.Tensor, mean: torch.Tensor, std: torch.Tensor):
-        self.local = torch.full(mask.shape, -1, dtype=torch.long, device=X.device)   # (S, N) row -> index in its set
-        self.gram = []
-        for s in range(mask.shape[0]):
-            rows = torch.nonzero(mask[s]).flatten()
-            self.local[s, rows] = torch.arange(len(rows), device=X.device)
-            xs = _standardised(X[rows], mean[s], std[s])
-            self.gram.append((xs @ xs.T).to(KDTYPE))
-
-    @staticmethod
-    def fits(mask: torch.Tensor, budget_bytes: float = 2e9) -> bool:
-        sizes = mask.sum(1).double()
-        return float((sizes * sizes).sum()) * 8 <= budget_bytes
-
-
-def _woodbury(batch: _Batch, kernels: _Kernels, active: torch.Tensor, g: torch.Tensor,
+def _woodbury(batch: _Batch, setrows: _SetRows, active: torch.Tensor, g: torch.Tensor,
               bucket: int = 64) -> torch.Tensor:
     """Newton direction ``d = -(I + 2C X_A^T X_A)^{-1} g`` for problems with few active rows,
     by the Woodbury identity: ``d = -(g - X_A^T (I/(2C) + X_A X_A^T)^{-1} X_A g)``, an m x m system
@@ -232,8 +248,8 @@ def _woodbury(batch: _Batch, kernels: _Kernels, active: torch.Tensor, g: torch.T
         K = torch.empty(len(idx), m, m, dtype=KDTYPE, device=g.device)
         for s in torch.unique(sets).tolist():
             which = torch.nonzero(sets == s).flatten()
-            loc = kernels.local[s][order[which]]              # (b, m) positions in set s
-            K[which] = kernels.gram[s][loc[:, :, None], loc[:, None, :]]
+            loc = setrows.local[s][order[which]]              # (b, m) positions in set s
+            K[which] = setrows.gram[s][loc[:, :, None], loc[:, None, :]]
         pad = ~(valid[:, :, None] & valid[:, None, :])
         K.masked_fill_(pad, 0.0)
         diag = torch.where(valid, (1 / (2 * batch.C[idx]))[:, None], torch.ones_like(K[:, :, 0]))
@@ -250,43 +266,131 @@ def _woodbury(batch: _Batch, kernels: _Kernels, active: torch.Tensor, g: torch.T
     return -(g - batch.xt(R))
 
 
+class _Hessians:
+    """``X_A^T X_A`` of each problem that takes the Hessian path, kept from step to step: ``G[p]`` is
+    ``X~_s^T X~_s`` over the rows of ``basis[:, p]``; a step adds the rows that entered the active
+    set and subtracts those that left, so its cost is the number of changed rows times (D + 1)^2.
+    A problem's first Hessian step starts from its whole set (``cov[s]``, every row) and removes
+    the inactive rows."""
+
+    def __init__(self, sets: _SetRows, n_problems: int, set_of: torch.Tensor, chunk_bytes: float = 2e8):
+        d1 = sets.cov[0].shape[0]
+        self.sets, self.set_of, self.chunk_bytes = sets, set_of, chunk_bytes
+        self.G = torch.empty(n_problems, d1, d1, dtype=DTYPE, device=set_of.device)
+        self.basis = torch.zeros(sets.local.shape[1], n_problems, dtype=torch.int8, device=set_of.device)
+        self.started = torch.zeros(n_problems, dtype=torch.bool, device=set_of.device)
+        self.slow_cg = torch.zeros(n_problems, dtype=torch.bool, device=set_of.device)   # see _route
+
+    @staticmethod
+    def fits(n_problems: int, d1: int, budget_bytes: float = 2e9) -> bool:
+        return n_problems * d1 * d1 * 8 <= budget_bytes
+
+    def _update(self, pid: torch.Tensor, active: torch.Tensor) -> None:
+        """Bring ``G[pid]`` to the active rows ``active`` (N, len(pid))."""
+        fresh = ~self.started[pid]
+        for j in torch.nonzero(fresh).flatten().tolist():
+            s, p = int(self.set_of[pid[j]]), int(pid[j])
+            self.G[p] = self.sets.cov[s]
+            self.basis[self.sets.rows[s], p] = 1
+        self.started[pid] = True
+        delta = active.to(torch.int8) - self.basis[:, pid]                    # (N, b): +1 entered, -1 left
+        sets = self.set_of[pid]
+        for s in torch.unique(sets).tolist():
+            which = torch.nonzero(sets == s).flatten()
+            local = delta[self.sets.rows[s]][:, which].T                     # (b, n_s)
+            counts = (local != 0).sum(1)
+            d1 = self.G.shape[1]
+            step = max(1, int(self.chunk_bytes // (8 * d1 * max(1, int(counts.max())))))
+            for lo in range(0, len(which), step):
+                part = which[lo:lo + step]
+                c = int(counts[lo:lo + step].max())
+                if c == 0:
+                    continue
+                order = torch.argsort((local[lo:lo + step] != 0).to(torch.int8), dim=1, descending=True,
+                                      stable=True)[:, :c]                    # (b, c) changed rows first
+                sign = torch.gather(local[lo:lo + step], 1, order).to(DTYPE)  # +1, -1 or 0 (padding)
+                rows = self.sets.xs[s][order]                                # (b, c, D + 1)
+                self.G[pid[part]] += torch.bmm((rows * sign[:, :, None]).transpose(1, 2), rows)
+        self.basis[:, pid] = active.to(torch.int8)
+
+    def direction(self, batch: _Batch, pid: torch.Tensor, active: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        """Exact Newton direction ``d = -(I + 2C X_A^T X_A)^{-1} g`` of problems ``pid``."""
+        self._update(pid, active)
+        H = 2 * batch.C[:, None, None] * self.G[pid]
+        H.diagonal(dim1=1, dim2=2).add_(1.0)
+        L, info = torch.linalg.cholesky_ex(H.to(KDTYPE))          # float32, as the Woodbury systems
+        d = torch.cholesky_solve(g.to(KDTYPE)[:, :, None], L)[:, :, 0].to(g.dtype)
+        bad = info != 0
+        if bad.any():
+            d[bad] = torch.cholesky_solve(g[bad][:, :, None], torch.linalg.cholesky(H[bad]))[:, :, 0]
+        return -d
+
+
 def fit_ovr(X: np.ndarray, labels: np.ndarray, masks: np.ndarray, Cs, n_classes: int,
             tol: float = 1e-6, max_newton: int = 100, max_cg: int = 200,
-            device: str | torch.device = "cpu", start: torch.Tensor | None = None) -> FitResult:
+            device: str | torch.device = "cpu", start: torch.Tensor | None = None,
+            method: str = "auto") -> FitResult:
     """Fit one-vs-rest squared-hinge SVMs for every (training set, C, class).
 
     ``X`` (N, D) raw features, ``labels`` (N,) class indices 0..n_classes-1, ``masks`` (S, N)
     bool rows of each training set (its scaler is fitted on them only), ``Cs`` the C values.
     The C values are solved in increasing order, each warm-started from the previous one's
     solution (the regularisation path); ``start`` ``(S, K, D + 1)`` warm-starts the first one
-    (e.g. the solution at a neighbouring C). Raises ``ArithmeticError`` if a problem has not met
-    ``tol`` after ``max_newton`` Newton iterations (never returns an unconverged fit).
+    (e.g. the solution at a neighbouring C). ``method`` picks the Newton directions: ``auto``
+    (see the module docstring), or ``woodbury``, ``hessian`` or ``cg`` for every step (tests and
+    benchmarks). Raises ``ArithmeticError`` if a problem has not met ``tol`` after
+    ``max_newton`` Newton iterations (never returns an unconverged fit).
     """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     X = torch.as_tensor(np.asarray(X), dtype=DTYPE, device=device)
     labels_t = torch.as_tensor(np.asarray(labels), device=device)
     mask = torch.as_tensor(np.asarray(masks, dtype=bool), device=device)
     Cs_t = torch.as_tensor(np.asarray(Cs, dtype=np.float64), dtype=DTYPE, device=device)
     S, K, D = mask.shape[0], int(n_classes), X.shape[1]
     mean, std = scaler(X, mask)
-    spectra = set_spectra(X, mask, mean, std)
-    kernels = _Kernels(X, mask, mean, std) if _Kernels.fits(mask) else None   # else CG only
+    sets = _SetRows(X, mask, mean, std)
     W = torch.zeros(S, len(Cs_t), K, D + 1, dtype=DTYPE, device=device)
     set_idx = torch.arange(S, device=device).repeat_interleave(K)
     class_idx = torch.arange(K, device=device).repeat(S)
+    # one Hessian store for the whole path: X_A^T X_A does not depend on C, and the active set at
+    # the end of one C is where the next one starts
+    use_hessian = method == "hessian" or (method == "auto" and D + 1 <= EXACT_ROWS)
+    hessians = _Hessians(sets, S * K, set_idx) if use_hessian and _Hessians.fits(S * K, D + 1) else None
     total_it, worst = 0, 0.0
     prev = None if start is None else start.reshape(S * K, D + 1).to(device=device, dtype=DTYPE)
     for c in torch.argsort(Cs_t).tolist():
         C_idx = torch.full_like(set_idx, c)
         batch = _Batch(X, mask, labels_t, Cs_t, mean, std, set_idx, C_idx, class_idx)
         w = prev.clone() if prev is not None else torch.zeros(S * K, D + 1, dtype=DTYPE, device=device)
-        w, it, ratio = _newton(batch, spectra, kernels, w, tol, max_newton, max_cg)
+        w, it, ratio = _newton(batch, sets, hessians, w, tol, max_newton, max_cg, method)
         W[:, c] = w.view(S, K, D + 1)
         prev = w
         total_it, worst = max(total_it, it), max(worst, ratio)
     return FitResult(W=W, mean=mean, scale=std, iterations=total_it, grad_ratio=worst)
 
 
-def _newton(batch: _Batch, spectra, kernels, W, tol, max_newton, max_cg):
+def _route(counts: torch.Tensor, slow_cg: torch.Tensor, d1: int, sets: _SetRows, hessians,
+           method: str) -> torch.Tensor:
+    """Direction method per problem: 0 Woodbury, 1 Hessian, 2 CG (see the module docstring).
+    ``slow_cg``: problems whose CG solves needed more than ``CG_SLOW`` products; with more than
+    D + 1 active rows they take the Hessian path (its factorisation costs about that many products)."""
+    woodbury_ok, hessian_ok = sets.gram is not None, hessians is not None
+    if method == "woodbury" and woodbury_ok:
+        return torch.zeros_like(counts)
+    if method == "hessian" and hessian_ok:
+        return torch.ones_like(counts)
+    route = torch.full_like(counts, 2)
+    if method != "auto":
+        return route
+    if woodbury_ok:
+        route[counts <= EXACT_ROWS] = 0
+    if hessian_ok:
+        route[(counts > d1) & slow_cg] = 1
+    return route
+
+
+def _newton(batch: _Batch, sets: _SetRows, hessians, W, tol, max_newton, max_cg, method="auto"):
     g0 = batch.gradient(torch.zeros_like(W), batch.xv(torch.zeros_like(W)))[0].norm(dim=1)
     live = torch.arange(W.shape[0], device=W.device)
     ratio = torch.zeros(W.shape[0], dtype=W.dtype, device=W.device)
@@ -302,16 +406,22 @@ def _newton(batch: _Batch, spectra, kernels, W, tol, max_newton, max_cg):
             return W, it - 1, float(ratio.max())
         live, b, w, Z, g, active, r = (live[todo], b.subset(todo), w[todo], Z[:, todo], g[todo],
                                        active[:, todo], r[todo])
-        small = active.sum(0) <= (WOODBURY_ROWS if kernels is not None else -1)
+        slow = hessians.slow_cg[live] if hessians is not None else torch.zeros_like(todo[todo])
+        route = _route(active.sum(0).long(), slow, W.shape[1], sets, hessians, method)
         d = torch.empty_like(g)
-        if small.any():
-            d[small] = _woodbury(b.subset(small), kernels, active[:, small], g[small])
-        if (~small).any():
-            big = ~small
-            bb = b.subset(big)
-            precond = _preconditioner(bb, spectra, active[:, big])
-            d[big] = _pcg(bb, active[:, big], g[big], precond, rtol=torch.clamp(r[big].sqrt(), max=0.1),
-                          max_iter=max_cg)
+        for how in torch.unique(route).tolist():
+            sel = route == how
+            if how == 0:
+                d[sel] = _woodbury(b.subset(sel), sets, active[:, sel], g[sel])
+            elif how == 1:
+                d[sel] = hessians.direction(b.subset(sel), live[sel], active[:, sel], g[sel])
+            else:
+                bb = b.subset(sel)
+                precond = _preconditioner(bb, sets.spectra(), active[:, sel])
+                d[sel], used = _pcg(bb, active[:, sel], g[sel], precond,
+                                    rtol=torch.clamp(r[sel].sqrt(), max=0.1), max_iter=max_cg)
+                if hessians is not None:
+                    hessians.slow_cg[live[sel][used > CG_SLOW]] = True
         t = _line_search(b, w, d, Z, b.xv(d))
         W[live] = w + t[:, None] * d
     b = batch.subset(live)
