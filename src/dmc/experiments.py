@@ -3,10 +3,10 @@
 The grid lives in params.yaml (``sweeps``), nowhere else:
 
 * ``seeds``: the default configuration (params.yaml as committed) under each seed.
-* ``ablation``: one key at a time away from the default (``train.temperature: [1, 10, 30]``
-  gives the configurations temperature=10 and temperature=30 besides the default), each under
-  every seed.  One-at-a-time rather than a full factorial: 6 keys x 3 values x 3 seeds is 39
-  runs, the factorial would be 2187.
+* ``ablation``: one key at a time away from the default (with the default 10,
+  ``train.temperature: [1, 10, 30]`` gives the configurations temperature=1 and temperature=30
+  besides the default), each under every seed of ``ablation_seeds``. One-at-a-time rather than
+  a full factorial: the runs grow with the sum of the values, not their product.
 
 :func:`plan` turns the grid into runs, :func:`queue_command` into ``dvc exp run --queue -S``
 command lines, and :func:`aggregate` reads the JSON of ``dvc exp show --json`` (dvc 3.x:

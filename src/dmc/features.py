@@ -22,6 +22,7 @@ the batch.
 from __future__ import annotations
 
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -80,31 +81,44 @@ def _fit(wave: np.ndarray, n: int) -> np.ndarray:
     return wave[:n] if len(wave) >= n else np.pad(wave, (0, n - len(wave)))
 
 
+def _read_mono(paths: list[str]) -> list[tuple[np.ndarray, int]]:
+    """Decode files to mono at their own rate (:func:`dmc.audio.read_audio`), in order."""
+    from .audio import AudioReadError, read_audio, to_mono
+
+    out = []
+    for path in paths:
+        try:
+            audio, rate = read_audio(path)
+        except AudioReadError as exc:
+            raise DatasetError(f"{path}: {exc}") from None
+        out.append((to_mono(audio), rate))
+    return out
+
+
 def resampled_audio(paths: list[str], sample_rate: int, desc: str, chunk: int = RESAMPLE_CHUNK):
     """Mono waveforms of ``paths`` at ``sample_rate``, in order: each file decoded once at its own
-    rate (:func:`dmc.audio.read_audio`), then the files of one chunk that share rate and length
-    resampled together in one batch (identical to resampling them one by one)."""
-    from .audio import AudioReadError, read_audio, resample, to_mono
+    rate, then the files of one chunk that share rate and length resampled together in one batch
+    (identical to resampling them one by one). The next chunk is read by a second thread while
+    this one is resampled (reading is mostly file I/O and numpy, which release the GIL)."""
+    from .audio import resample
 
     bar = _progress(range(len(paths)), len(paths), desc)
-    for i in range(0, len(paths), chunk):
-        native = []
-        for path in paths[i:i + chunk]:
-            try:
-                audio, rate = read_audio(path)
-            except AudioReadError as exc:
-                raise DatasetError(f"{path}: {exc}") from None
-            native.append((to_mono(audio), rate))
-            bar.update()
-        out: list[np.ndarray | None] = [None] * len(native)
-        groups: dict[tuple[int, int], list[int]] = {}
-        for j, (wave, rate) in enumerate(native):
-            groups.setdefault((rate, len(wave)), []).append(j)
-        for (rate, _), idx in groups.items():
-            batch = resample(np.stack([native[j][0] for j in idx]), rate, sample_rate)
-            for j, wave in zip(idx, batch):
-                out[j] = wave
-        yield from out
+    with ThreadPoolExecutor(1) as reader:
+        ahead = reader.submit(_read_mono, paths[:chunk])
+        for i in range(0, len(paths), chunk):
+            native = ahead.result()
+            if i + chunk < len(paths):
+                ahead = reader.submit(_read_mono, paths[i + chunk:i + 2 * chunk])
+            out: list[np.ndarray | None] = [None] * len(native)
+            groups: dict[tuple[int, int], list[int]] = {}
+            for j, (wave, rate) in enumerate(native):
+                groups.setdefault((rate, len(wave)), []).append(j)
+            for (rate, _), idx in groups.items():
+                batch = resample(np.stack([native[j][0] for j in idx]), rate, sample_rate)
+                for j, wave in zip(idx, batch):
+                    out[j] = wave
+            bar.update(len(native))
+            yield from out
     bar.close()
 
 

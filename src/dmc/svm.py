@@ -180,7 +180,8 @@ class _SetRows:
     the Newton directions need from them: ``local`` (S, N) row -> index in its set (-1 outside),
     ``cov[s] = X~_s^T X~_s`` ((D + 1)^2: the Hessian path's start, the CG preconditioner's spectrum)
     and, when they fit in ``budget_bytes``, the Gram matrices ``gram[s] = X~_s X~_s^T`` (float32,
-    n_s^2) that the Woodbury systems are gathered from (else None: no Woodbury)."""
+    (n_s + 1)^2 with a last row and column of zeros) that the Woodbury systems are gathered from
+    (else None: no Woodbury)."""
 
     def __init__(self, X: torch.Tensor, mask: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
                  budget_bytes: float = 2e9):
@@ -195,7 +196,8 @@ class _SetRows:
             self.cov.append(xs.T @ xs)
         sizes = mask.sum(1).double()
         fits = float((sizes * sizes).sum()) * torch.finfo(KDTYPE).bits / 8 <= budget_bytes
-        self.gram = [(xs @ xs.T).to(KDTYPE) for xs in self.xs] if fits else None
+        # Gram matrices with one more row and column of zeros, gathered by padding positions
+        self.gram = [torch.nn.functional.pad((xs @ xs.T).to(KDTYPE), (0, 1, 0, 1)) for xs in self.xs] if fits else None
         self._spectra = None
 
     def spectra(self):
@@ -241,17 +243,18 @@ def _woodbury(batch: _Batch, setrows: _SetRows, active: torch.Tensor, g: torch.T
         m = int(counts[idx].max())
         if m == 0:
             continue
-        act = active[:, idx].T                                # (B, N)
-        order = torch.argsort(act.to(torch.int8), dim=1, descending=True, stable=True)[:, :m]   # (B, m)
+        act = active[:, idx].T > 0                            # (B, N)
+        b_i, n_i = torch.nonzero(act, as_tuple=True)
+        order = torch.zeros(len(idx), m, dtype=torch.long, device=g.device)   # (B, m) j-th active row
+        order[b_i, (act.cumsum(1) - 1)[b_i, n_i]] = n_i
         valid = torch.arange(m, device=g.device)[None, :] < counts[idx][:, None]                # (B, m)
         sets = batch.set_of[idx]
         K = torch.empty(len(idx), m, m, dtype=KDTYPE, device=g.device)
         for s in torch.unique(sets).tolist():
             which = torch.nonzero(sets == s).flatten()
-            loc = setrows.local[s][order[which]]              # (b, m) positions in set s
+            pad_row = setrows.gram[s].shape[0] - 1            # the Gram's zero row: padding gathers 0
+            loc = torch.where(valid[which], setrows.local[s][order[which]], pad_row)   # (b, m)
             K[which] = setrows.gram[s][loc[:, :, None], loc[:, None, :]]
-        pad = ~(valid[:, :, None] & valid[:, None, :])
-        K.masked_fill_(pad, 0.0)
         diag = torch.where(valid, (1 / (2 * batch.C[idx]))[:, None], torch.ones_like(K[:, :, 0]))
         K.diagonal(dim1=1, dim2=2).add_(diag)
         rhs = torch.gather(Xg[:, idx].T, 1, order) * valid    # (B, m): X_A g
@@ -262,7 +265,8 @@ def _woodbury(batch: _Batch, setrows: _SetRows, active: torch.Tensor, g: torch.T
             K64 = K[bad].double()
             sol[bad] = torch.cholesky_solve(rhs[bad][:, :, None], torch.linalg.cholesky(K64))[:, :, 0]
         sol = sol * valid
-        R[:, idx] = torch.zeros(len(idx), R.shape[0], dtype=g.dtype, device=g.device).scatter_(1, order, sol).T
+        # padding points at row 0 with coefficient 0: added, not written over a real entry
+        R[:, idx] = torch.zeros(len(idx), R.shape[0], dtype=g.dtype, device=g.device).scatter_add_(1, order, sol).T
     return -(g - batch.xt(R))
 
 
