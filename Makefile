@@ -10,7 +10,7 @@ BIN    := $(CURDIR)/$(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install hooks demo test test-fast test-cluster cluster-deps sync seeds ablation control bench-decode bench-decode-memory bench-evaluate lock clean
+.PHONY: install hooks demo test test-fast test-cluster cluster-deps sync seeds ablation control heatmap-choice bench-decode bench-decode-memory bench-evaluate lock clean
 
 install: $(STAMP) hooks
 
@@ -75,6 +75,11 @@ seeds: install
 
 ablation: install
 	dmc sweep ablation --queue --run --aggregate --jobs $(JOBS)
+
+# The heat-map rule and agreement temperature scored on the val split with the seeds sweep's
+# models (results/tables/heatmap_choice.md): run after `make seeds`
+heatmap-choice: install
+	$(BIN)/python -m dmc.heatmap_choice
 
 # The shortcut control (params.yaml sweeps.control: sounding objects not drawn) beside the default
 control: install

@@ -63,6 +63,30 @@ def test_heat_map_shape_range_and_batching():
     np.testing.assert_allclose(an.coarse[:1], expected, rtol=1e-4, atol=1e-6)
 
 
+def test_heatmap_candidates_include_the_pipelines_rule():
+    """The val study (dmc.heatmap_choice) scores the pipeline's own map among its candidates:
+    its ``proximity`` candidate at tau equals analyse_batch's map at that agreement temperature;
+    ``assignment`` at tau = 0 is the plain mean over clusters of the visual assignments (1/k)."""
+    from dmc import heatmap_choice as C
+
+    p = load_default_params()
+    model = L.random_init_model(p).eval()
+    g = torch.Generator().manual_seed(1)
+    frames = H.frames_to_tensor((torch.rand(3, 64, 64, 3, generator=g) * 255).to(torch.uint8).numpy())
+    mels = torch.randn(3, 1, 41, 64, generator=g)
+    maps = C.candidate_maps(model, frames, mels, taus=(0.0, 1.0, 5.0))
+    assert set(maps) == {(r, t) for r in C.RULES for t in (0.0, 1.0, 5.0)}
+    for tau in (1.0, 5.0):
+        np.testing.assert_allclose(maps[("proximity", tau)], H.analyse_batch(model, frames, mels, tau).coarse,
+                                   rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(maps[("assignment", 0.0)], 1.0 / p["train"]["clusters"], rtol=1e-5)
+    box = np.zeros((3, 64, 64), bool)
+    box[:, 20:40, 20:40] = True
+    scores = C.score_model(model, ((frames + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy(),
+                           mels[:, 0].numpy(), list(box), 0.5)
+    assert set(scores) == {(r, t) for r in C.RULES for t in C.TAUS} and all(0 <= s["pointing"] <= 1 and 0 <= s["auc"] <= 1 for s in scores.values())
+
+
 def test_normalize_and_center_prior():
     assert (H.normalize_maps(np.full((2, 4, 4), 3.0)) == 0).all()
     m = H.normalize_maps(np.arange(16.0).reshape(4, 4))
@@ -194,6 +218,29 @@ def test_trained_model_localizes_better_than_random_init(small_corpus, trained):
     assert scores["dmc"]["pointing"] >= scores["random_init"]["pointing"] + 0.15, scores
     assert scores["dmc"]["pointing"] >= chance + 0.1, (scores, chance)
     assert scores["dmc"]["auc"] >= scores["random_init"]["auc"] + 0.01, scores
+
+
+@pytest.mark.slow
+def test_heatmap_choice_reads_only_the_val_split(small_corpus, trained, tmp_path):
+    """The heat-map study's table is the same whatever the test-split videos hold."""
+    import shutil
+
+    from dmc import heatmap_choice as C
+    from test_training import poison_test_split
+
+    p, model_path = trained
+    params = write_params(tmp_path / "params.yaml", p)
+    tables = {}
+    for name in ("clean", "poisoned"):
+        decoded = tmp_path / name
+        shutil.copytree(small_corpus / "decoded", decoded)
+        if name == "poisoned":
+            assert poison_test_split(decoded, p) > 0
+        C.main(["--params", str(params), "--models", str(model_path), "--decoded", str(decoded),
+                "--ground-truth", str(small_corpus / "ground_truth"), "--out", str(tmp_path / name / "choice")])
+        tables[name] = pd.read_csv(tmp_path / name / "choice.csv")
+    assert len(tables["clean"]) == len(C.RULES) * len(C.TAUS)
+    pd.testing.assert_frame_equal(tables["clean"], tables["poisoned"])
 
 
 @pytest.mark.slow

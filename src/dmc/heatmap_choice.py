@@ -1,0 +1,157 @@
+"""The heat-map rule and its agreement temperature, chosen on the validation split.
+
+``python -m dmc.heatmap_choice`` (``make heatmap-choice``; after ``make seeds``) scores each
+candidate heat map of :mod:`dmc.heatmaps` on the *val* videos (the split every choice reads;
+the test split, which the pipeline reports, is never touched here) for the trained model of
+every run of the seeds sweep, and writes ``results/tables/heatmap_choice.md|csv``: pointing
+and AUC of cIoU, mean ± sample std over the seeds, beside the centre prior. The choice is
+the candidate with the highest mean pointing (the issue's first localization target), ties
+broken by AUC.
+
+Candidates, with ``w_j = softmax_j(tau cos(c_j^a, c_j^v))`` (tau = ``agreement_temperature``):
+
+* ``proximity``: ``sum_j w_j (-d_ij^{v->a})_+``, the visual vectors' closeness to the *audio*
+  centers (:func:`dmc.heatmaps.analyse_batch`, the pipeline's rule);
+* ``assignment``: ``sum_j w_j s_ij^v``, the visual soft assignments;
+* ``assignment_proximity``: ``sum_j w_j s_ij^v (-d_ij^v)_+``, assignments times closeness to
+  the visual centers.
+
+The models come from ``results/tables/seeds_runs.csv`` (one DVC experiment per seed): each
+experiment's ``dvc.lock`` names its ``models/dmc.pt`` by MD5, read from the local DVC cache
+(``--models`` takes paths instead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+import yaml
+
+from .clustering import distances
+from .heatmaps import center_prior, frames_to_tensor, upsample
+from .loc_metrics import ciou, pointing_hit, summarize
+
+RULES = ("proximity", "assignment", "assignment_proximity")
+TAUS = (0.0, 1.0, 5.0, 20.0)
+
+
+@torch.no_grad()
+def candidate_maps(model, frames: torch.Tensor, logmel: torch.Tensor, taus=TAUS) -> dict:
+    """{(rule, tau): (B, h, w) coarse map} for a batch of pairs (frames in [-1, 1])."""
+    cl = model.clustering
+    uv, (h, w) = model.encode_visual(frames)
+    uhat_v = cl.project(uv)
+    vis = cl.cluster(uhat_v)
+    aud = cl(model.encode_audio(logmel))
+    ca, cv = aud.centers.float(), vis.centers.float()
+    agree = F.cosine_similarity(ca, cv, dim=-1, eps=1e-8)                      # (B, k)
+    per_cluster = {"proximity": (-distances(uhat_v.float(), ca)).clamp_min(0),  # (B, p, k)
+                   "assignment": vis.assign.float(),
+                   "assignment_proximity": vis.assign.float() * (-vis.dist.float()).clamp_min(0)}
+    out = {}
+    for tau in taus:
+        weight = torch.softmax(tau * agree, dim=-1)[:, None, :]
+        for rule, values in per_cluster.items():
+            out[(rule, tau)] = (values * weight).sum(-1).reshape(-1, h, w).numpy()
+    return out
+
+
+def score_model(model, frames: np.ndarray, logmel: np.ndarray, masks: list, threshold: float,
+                batch_size: int = 64) -> dict:
+    """{(rule, tau): {"pointing", "auc", ...}} of one model on the pairs."""
+    model = model.eval()
+    maps: dict = {}
+    for i in range(0, len(frames), batch_size):
+        f = frames_to_tensor(frames[i:i + batch_size])
+        m = torch.from_numpy(np.asarray(logmel[i:i + batch_size], dtype=np.float32))[:, None]
+        for key, coarse in candidate_maps(model, f, m).items():
+            maps.setdefault(key, []).append(coarse)
+    size = frames.shape[1:3]
+    out = {}
+    for key, parts in maps.items():
+        heats = upsample(np.concatenate(parts), size)
+        out[key] = summarize([ciou(h, g, threshold) for h, g in zip(heats, masks)],
+                             [pointing_hit(h, g) for h, g in zip(heats, masks)])
+    return out
+
+
+def models_of_seeds(runs_csv: str | Path, cache: str | Path = ".dvc/cache/files/md5") -> dict[int, Path]:
+    """{seed: path of that run's models/dmc.pt in the DVC cache} for the default rows of a sweep."""
+    runs = pd.read_csv(runs_csv)
+    runs = runs[runs.config == "default"]
+    out = {}
+    for r in runs.itertuples():
+        lock = yaml.safe_load(subprocess.run(["git", "show", f"{r.rev}:dvc.lock"], check=True,
+                                             capture_output=True, text=True).stdout)
+        md5 = next(o["md5"] for o in lock["stages"]["train"]["outs"] if o["path"] == "models/dmc.pt")
+        out[int(r.seed)] = Path(cache) / md5[:2] / md5[2:]
+    return out
+
+
+def main(argv=None) -> None:
+    from .data import ShardDataset
+    from .graph import DECODED
+    from .ground_truth import GroundTruth
+    from .localization import _ShardReader
+    from .params import load_params
+    from .training import load_model
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--runs", default="results/tables/seeds_runs.csv")
+    ap.add_argument("--models", nargs="*", help="model files instead of the seeds sweep's")
+    ap.add_argument("--out", default="results/tables/heatmap_choice")
+    ap.add_argument("--decoded", default=DECODED)
+    ap.add_argument("--ground-truth", help="default: params data.ground_truth")
+    args = ap.parse_args(argv)
+    params = load_params(args.params)
+    decoded = Path(args.decoded)
+    gt = GroundTruth(args.ground_truth or params["data"]["ground_truth"],
+                     (params["synth"]["width"], params["synth"]["height"]))
+    rows = ShardDataset.of_split(decoded, params, "val").index
+    rows = rows[rows.video.isin(gt.clips.index)].reset_index(drop=True)
+    frames, logmel = _ShardReader(decoded)(rows)
+    size = frames.shape[1:3]
+    masks = [gt.mask(r.video, r.frame_time_s, size) for r in rows.itertuples()]
+    keep = [i for i, m in enumerate(masks) if m.any()]
+    frames, logmel, masks = frames[keep], logmel[keep], [masks[i] for i in keep]
+    models = ({i: Path(p) for i, p in enumerate(args.models)} if args.models else models_of_seeds(args.runs))
+    thr = params["localize"]["ciou_threshold"]
+    records = []
+    for seed, path in sorted(models.items()):
+        for (rule, tau), s in score_model(load_model(path)[0], frames, logmel, masks, thr).items():
+            records.append({"rule": rule, "tau": tau, "seed": seed, "pointing": s["pointing"], "auc": s["auc"]})
+    prior = center_prior(size, params["localize"]["center_sigma"])
+    p = summarize([ciou(prior, g, thr) for g in masks], [pointing_hit(prior, g) for g in masks])
+    per_run = pd.DataFrame(records)
+    table = per_run.groupby(["rule", "tau"], sort=False).agg(
+        pointing=("pointing", "mean"), pointing_std=("pointing", "std"), auc=("auc", "mean"),
+        auc_std=("auc", "std"), n=("seed", "size")).reset_index()
+    best = table.sort_values(["pointing", "auc"], ascending=False).iloc[0]
+    current = ("proximity", params["localize"]["agreement_temperature"])
+    lines = [f"# Heat-map rule on the val split ({len(masks)} pairs of {rows.video.nunique()} videos; "
+             f"models of seeds {sorted(models)})", "",
+             "| rule | tau | pointing | AUC | n |", "|---|---|---|---|---|"]
+    for r in table.itertuples():
+        mark = " **(chosen)**" if (r.rule, r.tau) == (best.rule, best.tau) else ""
+        lines.append(f"| {r.rule}{mark} | {r.tau:g} | {r.pointing:.3f} ± {r.pointing_std:.3f} | "
+                     f"{r.auc:.3f} ± {r.auc_std:.3f} | {r.n} |")
+    lines += [f"| centre prior | | {p['pointing']:.3f} | {p['auc']:.3f} | |", "",
+              f"Chosen (highest mean pointing, ties by AUC): {best.rule}, tau = {best.tau:g}; "
+              f"the pipeline uses {current[0]}, tau = {current[1]:g}.", ""]
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out.with_suffix(".csv"), index=False)
+    per_run.to_csv(out.parent / f"{out.name}_runs.csv", index=False)
+    out.with_suffix(".md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
