@@ -299,6 +299,10 @@ def test_write_results_writes_everything(tmp_path, results):
                 "figures/esc50_logmel_stats_confusion.png", "figures/dcase_dmc_confusion.png"}
     files = {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()}
     assert files == expected == {str(p.relative_to(tmp_path)) for p in written}
+    # the evaluate step declares exactly the tables it writes (dmc.graph lists them one by one,
+    # so that `dvc repro` leaves the sweep tables beside them alone)
+    from dmc.graph import EVALUATE_TABLES
+    assert {f for f in files if f.startswith("tables/")} == {f"tables/{t}" for t in EVALUATE_TABLES}
     assert json.loads((tmp_path / "metrics.json").read_text()) == reporting.flatten_metrics(results)
     summary = pd.read_csv(tmp_path / "tables/summary.csv")
     published = summary[summary["source"] == reporting.PUBLISHED_LABEL].set_index("method")
