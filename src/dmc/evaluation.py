@@ -9,9 +9,10 @@ test row never influences the scaler, the weights or ``C``.
 All the fits of one protocol are batched (:func:`dmc.svm.fit_ovr`): for ESC-50 the training sets
 of the C search are every "all folds but f and g" (the inner cross-validation of outer folds f
 and g share it), each for every C of the grid and every class; the final fits ("all folds but
-f") are batched per chosen C, each warm-started from the mean of its inner fits at that C. C for outer fold f is the one with the best mean accuracy on the folds g != f,
-each predicted by the set that leaves out f and g; ties go to the smallest C. When fold f's best
-C is at an end of its grid and strictly better than its neighbour, fold f's grid is extended by
+f") are batched per chosen C, each warm-started from the mean of its inner fits at that C.
+C for outer fold f is the one with the best mean accuracy on the folds g != f, each predicted
+by the set that leaves out f and g; ties go to the smallest C. When fold f's best C is at an
+end of its grid and strictly better than its neighbour, fold f's grid is extended by
 one step of its own log spacing at that end (within ``C_BOUNDS``, each new value warm-started
 from the fit at that end) until the choice is inside the grid or at a bound; ``fold_C_edge`` in
 the results records which folds chose an edge of the configured grid. Each fold's search and

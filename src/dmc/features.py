@@ -122,6 +122,12 @@ def resampled_audio(paths: list[str], sample_rate: int, desc: str, chunk: int = 
     bar.close()
 
 
+def _logmel(frontend: LogMel, clips: list[np.ndarray]) -> np.ndarray:
+    """Log-mels of equally long waveforms, one frontend call."""
+    with torch.no_grad():
+        return frontend(torch.from_numpy(np.stack(clips))).numpy()
+
+
 def subclip_logmel(frontend: LogMel, wave: np.ndarray, starts: list[int], n: int) -> np.ndarray:
     """Log-mels ``(len(starts), frames, n_mels)`` of the sub-clips ``wave[s:s + n]``: the same bytes
     as ``frontend`` on each sub-clip, computed from one STFT of the whole recording.
@@ -139,16 +145,15 @@ def subclip_logmel(frontend: LogMel, wave: np.ndarray, starts: list[int], n: int
     tail = (n - half) // hop + 1                            # frames tail.. read the right padding
     shared = (n > 2 * half + hop and head < tail and len(wave) >= n
               and all(s % hop == 0 and 0 <= s <= len(wave) - n for s in starts))
-    with torch.no_grad():
-        if not shared:
-            clips = [_fit(wave[s:s + n], n) for s in starts]
-            return np.concatenate([frontend(torch.from_numpy(np.stack(clips[i:i + FRONTEND_CHUNK]))).numpy()
-                                   for i in range(0, len(clips), FRONTEND_CHUNK)])
-        whole = frontend(torch.from_numpy(np.ascontiguousarray(wave))).numpy()
-        head_len = (head - 1) * hop + half + 1              # frames 0..head-1 stay clear of its end
-        off = tail - head                                   # tail excerpt starts at frame `off`
-        heads = frontend(torch.from_numpy(np.stack([wave[s:s + head_len] for s in starts]))).numpy()
-        tails = frontend(torch.from_numpy(np.stack([wave[s + off * hop:s + n] for s in starts]))).numpy()
+    if not shared:
+        clips = [_fit(wave[s:s + n], n) for s in starts]
+        return np.concatenate([_logmel(frontend, clips[i:i + FRONTEND_CHUNK])
+                               for i in range(0, len(clips), FRONTEND_CHUNK)])
+    whole = _logmel(frontend, [wave])[0]
+    head_len = (head - 1) * hop + half + 1                  # frames 0..head-1 stay clear of its end
+    off = tail - head                                       # tail excerpt starts at frame `off`
+    heads = _logmel(frontend, [wave[s:s + head_len] for s in starts])
+    tails = _logmel(frontend, [wave[s + off * hop:s + n] for s in starts])
     out = np.empty((len(starts), frames, whole.shape[-1]), np.float32)
     for j, s in enumerate(starts):
         k = s // hop
@@ -177,12 +182,10 @@ def evalset_logmel(dataset: str, root: str | Path, decode: dict) -> tuple[np.nda
         for wave in resampled_audio(table.path.tolist(), sr, f"{dataset} audio"):
             pending.append(_fit(wave, n))
             if len(pending) == FRONTEND_CHUNK:
-                with torch.no_grad():
-                    mels.append(frontend(torch.from_numpy(np.stack(pending))).numpy())
-                pending.clear()
+                mels.append(_logmel(frontend, pending))
+                pending = []
         if pending:
-            with torch.no_grad():
-                mels.append(frontend(torch.from_numpy(np.stack(pending))).numpy())
+            mels.append(_logmel(frontend, pending))
         clips = table.drop(columns=["path"])
     return np.concatenate(mels).astype(np.float32), clips
 

@@ -10,18 +10,22 @@ only and a constant 1 appended (liblinear's bias feature, regularised like the w
 is convex and once differentiable; its generalised Hessian is ``I + 2C X_A^T X_A`` over the
 active rows A = {i : y_i w.x_i < 1} (Keerthi & DeCoste 2005; liblinear's primal solver uses the
 same). Each Newton step solves ``H d = -g``, then takes the exact minimiser of f along d (f is a
-piecewise quadratic in the step length). The step is exact, from the smaller of two linear
-systems, when that one has at most ``EXACT_ROWS`` rows:
+piecewise quadratic in the step length). The direction of a problem with m active rows:
 
-* m active rows, m <= D + 1 (the usual case for ESC-like sets: one-vs-rest problems have few rows
-  inside the margin): the Woodbury identity, an m x m system gathered from the set's
+* m <= ``EXACT_ROWS`` (the usual case for ESC-like sets: one-vs-rest problems have few rows
+  inside the margin): exact, by the Woodbury identity, an m x m system gathered from the set's
   precomputed Gram matrix;
-* m > D + 1 (many rows inside the margin: small C, first iterations, sets of near-duplicate rows
-  such as the DCASE sub-clips of one recording): the Hessian itself, (D + 1) x (D + 1), whose
-  ``X_A^T X_A`` is kept per problem and updated by the rows that enter or leave A at each step
-  (starting from the whole set's ``X^T X``), so a step costs what changed, not m;
+* m > D + 1 (even when m <= ``EXACT_ROWS``) for a problem whose conjugate-gradient solves have
+  been slow (more than ``CG_SLOW``
+  Hessian products; many rows inside the margin at large C, e.g. the near-duplicate DCASE
+  sub-clips of one recording), when D + 1 <= ``EXACT_ROWS``: exact, from the Hessian itself,
+  (D + 1) x (D + 1), whose ``X_A^T X_A`` is kept per problem along the whole C path and updated
+  by the rows that enter or leave A at each step (starting from the whole set's ``X^T X``), so a
+  step costs what changed, not m;
+* otherwise (many active rows at small C, where the Hessian is close to I): preconditioned
+  conjugate gradients.
 
-otherwise (both systems larger) the step is preconditioned conjugate gradients. A problem stops when
+A problem stops when
 ``||g|| <= tol * ||g(0)||`` (the stopping rule of liblinear's primal solver, with a tighter
 default tolerance).
 
@@ -40,8 +44,8 @@ import numpy as np
 import torch
 
 DTYPE = torch.float64
-# Newton directions are exact when the smaller of the Woodbury (m x m) and Hessian
-# ((D + 1) x (D + 1)) systems has at most this many rows; preconditioned CG otherwise
+# the largest exact system: Woodbury (m x m) for problems with at most this many active rows; the
+# kept Hessian ((D + 1) x (D + 1)) only when D + 1 is at most this
 EXACT_ROWS = 384
 METHODS = ("auto", "woodbury", "hessian", "cg")
 # a problem whose CG solve needed more Hessian products than this takes the Hessian path from then
@@ -228,6 +232,17 @@ def _preconditioner(batch: _Batch, spectra, active: torch.Tensor):
     return apply
 
 
+def _packed(mask: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Column indices of the True entries of each row of ``mask`` (B, N), in order and packed to
+    the left into (B, m) (m >= the largest count; padding points at column 0), and which of the
+    (B, m) entries are real."""
+    b_i, n_i = torch.nonzero(mask, as_tuple=True)
+    order = torch.zeros(mask.shape[0], m, dtype=torch.long, device=mask.device)
+    order[b_i, (mask.cumsum(1) - 1)[b_i, n_i]] = n_i
+    valid = torch.arange(m, device=mask.device)[None, :] < mask.sum(1)[:, None]
+    return order, valid
+
+
 def _woodbury(batch: _Batch, setrows: _SetRows, active: torch.Tensor, g: torch.Tensor,
               bucket: int = 64) -> torch.Tensor:
     """Newton direction ``d = -(I + 2C X_A^T X_A)^{-1} g`` for problems with few active rows,
@@ -243,11 +258,7 @@ def _woodbury(batch: _Batch, setrows: _SetRows, active: torch.Tensor, g: torch.T
         m = int(counts[idx].max())
         if m == 0:
             continue
-        act = active[:, idx].T > 0                            # (B, N)
-        b_i, n_i = torch.nonzero(act, as_tuple=True)
-        order = torch.zeros(len(idx), m, dtype=torch.long, device=g.device)   # (B, m) j-th active row
-        order[b_i, (act.cumsum(1) - 1)[b_i, n_i]] = n_i
-        valid = torch.arange(m, device=g.device)[None, :] < counts[idx][:, None]                # (B, m)
+        order, valid = _packed(active[:, idx].T > 0, m)      # (B, m): the j-th active row
         sets = batch.set_of[idx]
         K = torch.empty(len(idx), m, m, dtype=KDTYPE, device=g.device)
         for s in torch.unique(sets).tolist():
@@ -310,9 +321,8 @@ class _Hessians:
                 c = int(counts[lo:lo + step].max())
                 if c == 0:
                     continue
-                order = torch.argsort((local[lo:lo + step] != 0).to(torch.int8), dim=1, descending=True,
-                                      stable=True)[:, :c]                    # (b, c) changed rows first
-                sign = torch.gather(local[lo:lo + step], 1, order).to(DTYPE)  # +1, -1 or 0 (padding)
+                order, valid = _packed(local[lo:lo + step] != 0, c)           # (b, c) the changed rows
+                sign = torch.gather(local[lo:lo + step], 1, order).to(DTYPE) * valid   # +1, -1; 0 padding
                 rows = self.sets.xs[s][order]                                # (b, c, D + 1)
                 self.G[pid[part]] += torch.bmm((rows * sign[:, :, None]).transpose(1, 2), rows)
         self.basis[:, pid] = active.to(torch.int8)
@@ -410,7 +420,7 @@ def _newton(batch: _Batch, sets: _SetRows, hessians, W, tol, max_newton, max_cg,
             return W, it - 1, float(ratio.max())
         live, b, w, Z, g, active, r = (live[todo], b.subset(todo), w[todo], Z[:, todo], g[todo],
                                        active[:, todo], r[todo])
-        slow = hessians.slow_cg[live] if hessians is not None else torch.zeros_like(todo[todo])
+        slow = hessians.slow_cg[live] if hessians is not None else torch.zeros(len(live), dtype=torch.bool)
         route = _route(active.sum(0).long(), slow, W.shape[1], sets, hessians, method)
         d = torch.empty_like(g)
         for how in torch.unique(route).tolist():
