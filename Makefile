@@ -10,7 +10,7 @@ BIN    := $(CURDIR)/$(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install hooks demo test test-fast test-cluster cluster-deps sync seeds ablation control heatmap-choice bench-decode bench-decode-memory bench-evaluate lock clean
+.PHONY: install hooks demo test test-fast test-cluster cluster-deps sync seeds ablation control heatmap-choice count-choice bench-decode bench-decode-memory bench-evaluate lock clean
 
 install: $(STAMP) hooks
 
@@ -80,6 +80,11 @@ ablation: install
 # models (results/tables/heatmap_choice.md): run after `make seeds`
 heatmap-choice: install
 	$(BIN)/python -m dmc.heatmap_choice
+
+# The multi-source count rule scored on the val split (cut points fitted on the train split) with
+# the seeds sweep's models (results/tables/count_choice.md): run after `make seeds`
+count-choice: install
+	$(BIN)/python -m dmc.count_choice
 
 # The shortcut control (params.yaml sweeps.control: sounding objects not drawn) beside the default
 control: install

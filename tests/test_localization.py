@@ -243,6 +243,71 @@ def test_heatmap_choice_reads_only_the_val_split(small_corpus, trained, tmp_path
     pd.testing.assert_frame_equal(tables["clean"], tables["poisoned"])
 
 
+def test_count_candidates_by_hand():
+    """The count study (dmc.count_choice) scores the pipeline's own rule among its candidates,
+    fits cut points on the fit clips only, and scores the val clips against the majority count."""
+    from dmc import count_choice as CC
+    from dmc.heatmaps import Analysis
+
+    k = 4
+    one, two, four = np.eye(k)[0], np.array([.5, .5, 0, 0]), np.full(k, .25)
+    shares_a = np.stack([one, two, four, one])
+    shares_v = np.stack([one, one, four, two])
+    agreement = np.array([[.9, .6, .2, .1], [.9, .9, .9, .9], [.4, .4, .4, .4], [.85, .7, .7, .7]])
+    an = Analysis(np.zeros((4, 2, 2)), shares_a, shares_v, agreement, np.zeros((4, k, 1)), np.zeros((4, k, 1)))
+    s = CC.candidate_scores(an)
+    assert set(s) == set(CC.CANDIDATES)
+    np.testing.assert_allclose(s["effective_av"], ms.source_score(shares_a, shares_v))
+    np.testing.assert_allclose(s["effective_a"], [1, 2, 4, 1])
+    np.testing.assert_allclose(s["effective_v"], [1, 1, 4, 2])
+    # agreeing clusters that hold audio mass: pair 1 has 4 agreeing clusters but audio in 2 only
+    np.testing.assert_allclose(s["agreeing_0.5"], [1, 2, 0, 1])
+    np.testing.assert_allclose(s["agreeing_0.8"], [1, 2, 0, 1])
+    # two pairs per clip; fit clips a (1 source), b (2), val clips c (1), d (2)
+    fit = Analysis(*(np.concatenate([x, x]) for x in an))
+    videos = ["a", "a", "b", "b", "a", "a", "b", "b"]      # a: pairs 0, 1 (x2), b: pairs 2, 3 (x2)
+    acc = CC.score_rules(fit, videos, {"a": 1, "b": 2}, fit, [v.replace("a", "c").replace("b", "d") for v in videos],
+                         {"c": 1, "d": 2}, 3)
+    # effective_v: a scores 1, b scores 3 -> separable, val identical -> 1.0; majority (tie: 1) -> 0.5
+    assert acc["effective_v"] == 1.0 and acc["effective_av"] == 1.0 and acc["majority"] == 0.5
+    # agreeing_0.5: a scores 1.5, b 0.5: the only monotone cut that fits puts both in one count
+    assert acc["agreeing_0.5"] == 0.5
+    table = pd.DataFrame({"rule": ["effective_av", "effective_a", "majority"], "accuracy": [0.5, 0.5, 0.9]})
+    assert CC.choose(table) == "effective_av"                 # ties go to the pipeline's rule; majority is no rule
+    table.loc[1, "accuracy"] = 0.6
+    assert CC.choose(table) == "effective_a"
+
+
+@pytest.mark.slow
+def test_count_choice_reads_only_the_train_and_val_splits(small_corpus, trained, tmp_path):
+    """The count study's table is the same whatever the test-split videos hold (their frames,
+    log-mels and ground-truth counts)."""
+    import shutil
+
+    from dmc import count_choice as CC
+    from dmc.data import split_of
+    from test_training import poison_test_split
+
+    p, model_path = trained
+    params = write_params(tmp_path / "params.yaml", p)
+    tables = {}
+    for name in ("clean", "poisoned"):
+        decoded, gt = tmp_path / name / "decoded", tmp_path / name / "gt"
+        shutil.copytree(small_corpus / "decoded", decoded)
+        shutil.copytree(small_corpus / "ground_truth", gt)
+        if name == "poisoned":
+            assert poison_test_split(decoded, p) > 0
+            clips = pd.read_csv(gt / "clips.csv")
+            test = clips.video.map(lambda v: split_of(v, p)) == "test"
+            clips.loc[test, "n_sources"] = 3 - clips.loc[test, "n_sources"].clip(1, 2)
+            clips.to_csv(gt / "clips.csv", index=False)
+        CC.main(["--params", str(params), "--models", str(model_path), "--decoded", str(decoded),
+                 "--ground-truth", str(gt), "--out", str(tmp_path / name / "choice")])
+        tables[name] = pd.read_csv(tmp_path / name / "choice.csv")
+    assert set(tables["clean"].rule) == {*CC.CANDIDATES, "majority"}
+    pd.testing.assert_frame_equal(tables["clean"], tables["poisoned"])
+
+
 @pytest.mark.slow
 def test_localize_pipeline_mode_writes_metrics_table_overlays(small_corpus, trained, tmp_path, capsys):
     p, model_path = trained

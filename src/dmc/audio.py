@@ -92,7 +92,11 @@ def _scale(data: np.ndarray, scale: float, offset: int) -> np.ndarray:
 
 
 def to_mono(audio: np.ndarray) -> np.ndarray:
-    """Mean of the channels (FFmpeg's own downmix scales by 1/sqrt(2) per channel and can clip)."""
+    """Mean of the channels (FFmpeg's own downmix scales by 1/sqrt(2) per channel and can clip).
+    One channel is returned as it is (its mean, x / 1, is the same bytes; numpy's reduction over
+    an axis of length 1 costs as much as a copy of the whole clip)."""
+    if audio.shape[0] == 1:
+        return np.ascontiguousarray(audio[0], dtype=np.float32)
     return np.ascontiguousarray(audio.mean(axis=0), dtype=np.float32)
 
 

@@ -63,11 +63,15 @@ def pool(fmap: torch.Tensor, how: str, dims=(2, 3)) -> torch.Tensor:
 def embed_logmel(audio_net: torch.nn.Module, logmel: np.ndarray, layer: int, pooling: str,
                  batch_size: int = 64, device: str | torch.device = "cpu", desc: str = "extract") -> np.ndarray:
     """(N, T, n_mels) log-mel patches -> (N, D) pooled conv features."""
-    audio_net = audio_net.to(device).eval()
+    # channels-last (NHWC) activations: oneDNN's convolutions and max-pooling run without layout
+    # conversions, well ahead of NCHW on the CPU (benchmarks/evaluate.py); the sums are grouped
+    # differently, so features move in their last float32 bits
+    audio_net = audio_net.to(device, memory_format=torch.channels_last).eval()
     out = []
     steps = range(0, len(logmel), batch_size)
     for i in tqdm(steps, desc=desc, file=sys.stderr, mininterval=2, leave=False, disable=None):
-        x = torch.from_numpy(np.asarray(logmel[i:i + batch_size], dtype=np.float32)).unsqueeze(1).to(device)
+        x = torch.from_numpy(np.asarray(logmel[i:i + batch_size], dtype=np.float32)).unsqueeze(1)
+        x = x.to(device, memory_format=torch.channels_last)
         out.append(pool(block_outputs(audio_net, x, layer), pooling).float().cpu().numpy())
     width = audio_net.out_channels * (2 if pooling == "meanmax" else 1)
     return np.concatenate(out) if out else np.zeros((0, width), np.float32)

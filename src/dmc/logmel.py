@@ -93,6 +93,10 @@ class LogMel(torch.nn.Module):
         shape = wave.shape
         spec = torch.stft(wave.double().reshape(-1, shape[-1]), self.n_fft, self.hop_length, self.win_length,
                           window=self.window, center=True, pad_mode="reflect", return_complex=True)
-        mel = torch.matmul(self.fb_t, spec.abs())                  # (B, mels, frames)
+        # |X| as sqrt(re^2 + im^2): exactly rounded operations, the same on every CPU (complex abs
+        # is libm's hypot, slower and not guaranteed identical everywhere); the two differ in the
+        # last float64 bit at most, far below the float32 result's
+        magnitude = (spec.real.square() + spec.imag.square()).sqrt_()
+        mel = torch.matmul(self.fb_t, magnitude)                   # (B, mels, frames)
         out = self._log(mel + self.log_offset).float().transpose(-1, -2)
         return out.reshape(*shape[:-1], *out.shape[-2:])

@@ -21,10 +21,9 @@ version still does: the cluster each vector is closest to, argmax_j s_ij.
    accuracy-maximising monotone cuts, by dynamic programming) and applied unchanged to the
    held-out videos; ``localize.multisource_cuts`` can fix them instead.
 
-The counting rule of the task sketch (cluster pairs j with cos(c_j^a, c_j^v) above a
-threshold and audio mass above a floor) was measured too: with masses all near 1/k it
-reduces to counting agreeing clusters, which does not follow the number of sources
-(measured below the score above; see README).
+The score was chosen on the val split (:mod:`dmc.count_choice`, ``make count-choice``) among
+one-modality effective numbers and the counting rule of the task sketch (cluster pairs j with
+cos(c_j^a, c_j^v) above a threshold that hold audio mass).
 
 Baselines use the same code: the untrained network (its cut points fitted the same way)
 and a constant predictor of the most common count among the training videos.
