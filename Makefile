@@ -10,7 +10,7 @@ BIN    := $(CURDIR)/$(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install hooks demo test test-fast test-cluster cluster-deps sync seeds ablation control heatmap-choice count-choice bench-decode bench-decode-memory bench-evaluate lock clean
+.PHONY: install hooks demo test test-fast test-cluster cluster-deps sync seeds ablation control structure heatmap-choice count-choice bench-decode bench-decode-memory bench-evaluate lock clean
 
 install: $(STAMP) hooks
 
@@ -85,6 +85,11 @@ heatmap-choice: install
 # the seeds sweep's models (results/tables/count_choice.md): run after `make seeds`
 count-choice: install
 	$(BIN)/python -m dmc.count_choice
+
+# The clustering's structure (params.yaml sweeps.structure: squash placement, first centers),
+# one key at a time beside the default, under sweeps.ablation_seeds
+structure: install
+	dmc sweep structure --queue --run --aggregate --jobs $(JOBS)
 
 # The shortcut control (params.yaml sweeps.control: sounding objects not drawn) beside the default
 control: install

@@ -21,11 +21,18 @@ def np_softmax(x):
     return e / e.sum(-1, keepdims=True)
 
 
-def np_cluster(u, W, k, d, iterations, z):
+def np_cluster(u, W, k, d, iterations, z, squash="both", init="uniform"):
     """u (p, C), W (k*d, C) -> list of (s, c) after each iteration."""
-    uh = np.stack([np_squash(np_squash(u) @ W[j * d:(j + 1) * d].T) for j in range(k)], axis=1)
+    sq_in = np_squash if squash in ("both", "input") else (lambda x: x)
+    sq_out = np_squash if squash in ("both", "projected") else (lambda x: x)
+    uh = np.stack([sq_out(sq_in(u) @ W[j * d:(j + 1) * d].T) for j in range(k)], axis=1)
     p = u.shape[0]
     logits = np.zeros((p, k))
+    if init == "spread":                                # center j: vector floor((j + 1/2) p / k) in space j
+        for j in range(k):
+            c0 = uh[int((j + 0.5) * p / k), j]
+            for i in range(p):
+                logits[i, j] = z * (uh[i, j] @ (c0 / np.linalg.norm(c0)))
     out = []
     for it in range(iterations):
         s = np_softmax(logits)                          # s_ij over clusters j
@@ -51,8 +58,8 @@ W = np.array(
 )
 
 
-def make(k, d, iterations, z, weight):
-    m = MultimodalClustering(weight.shape[1], clusters=k, dim=d, iterations=iterations, temperature=z)
+def make(k, d, iterations, z, weight, **kw):
+    m = MultimodalClustering(weight.shape[1], clusters=k, dim=d, iterations=iterations, temperature=z, **kw)
     m = m.double()
     with torch.no_grad():
         m.proj.weight.copy_(torch.tensor(weight, dtype=torch.float64))
@@ -140,7 +147,29 @@ def test_recovers_separated_groups():
     assert soft.assign[0].max(1).values.mean() < out.assign[0].max(1).values.mean()
 
 
+@pytest.mark.parametrize("squash_at", ["both", "projected", "input"])
+@pytest.mark.parametrize("init", ["uniform", "spread"])
+def test_squash_placement_and_first_centers_match_numpy(squash_at, init):
+    """train.squash / train.cluster_init (make structure) against the NumPy equations; the
+    squashes bound ||u^_ij|| by 1 unless only the input is squashed."""
+    m = make(2, 2, 3, 5.0, W, squash=squash_at, init=init).requires_grad_(False)
+    out = m(torch.tensor(U[None] * 4.0))
+    s, c = np_cluster(U * 4.0, W, 2, 2, 3, 5.0, squash_at, init)[-1]
+    np.testing.assert_allclose(out.assign[0].numpy(), s, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(out.centers[0].numpy(), c, rtol=1e-10, atol=1e-12)
+    big = make(2, 2, 1, 5.0, W * 4, squash=squash_at).requires_grad_(False)   # projections of norm > 1
+    norms = big.project(torch.tensor(U[None] * 4.0)).norm(dim=-1)
+    assert (norms <= 1 + 1e-12).all() == (squash_at != "input")
+    if init == "spread":            # the first assignments are not uniform any more
+        one = make(2, 2, 1, 5.0, W, squash=squash_at, init=init).requires_grad_(False)(torch.tensor(U[None] * 4.0))
+        assert not np.allclose(one.assign[0].numpy(), 0.5)
+
+
 def test_rejects_bad_arguments():
+    with pytest.raises(ValueError):
+        MultimodalClustering(4, squash="twice")
+    with pytest.raises(ValueError):
+        MultimodalClustering(4, init="random")
     with pytest.raises(ValueError):
         MultimodalClustering(4, iterations=0)
     with pytest.raises(ValueError):

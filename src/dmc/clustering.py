@@ -16,7 +16,16 @@ Derivation in short (supplement):
   i.e. the center points along the assignment-weighted sum of the vectors.
 
 s depends on c and c on s, so (like dynamic routing in capsule nets, supplement sec. 3) a
-fixed number of iterations alternates the two, starting from uniform assignments.
+fixed number of iterations alternates the two, starting from uniform assignments
+(``init="uniform"``, the supplement's start). ``init="spread"`` starts instead from k of the
+clip's own vectors as centers (k-means style: vector i_j = floor((j + 1/2) p / k) in space j),
+so the clusters differ from the first iteration on.
+
+Squash placement (the reference code squashes twice; the supplement does not say):
+``squash="both"`` squashes the conv vectors, projects, and squashes the projections;
+``"projected"`` squashes only the projections (the conv vectors keep their norms, so the
+first squash no longer acts as an L2 normalisation); ``"input"`` squashes only the conv
+vectors (the projections are not bounded by 1). Both options are studied by ``make structure``.
 
 In the k shared spaces u_i is replaced by its projection u^_ij = W_j u_i, so the updates read
 s_ij = softmax_j(-z d_ij), c_j = sum_i s_ij u^_ij, d_ij = -<u^_ij, c_j / ||c_j||>.
@@ -36,6 +45,8 @@ import torch
 import torch.nn as nn
 
 EPS = 1e-8
+SQUASH = ("both", "projected", "input")   # where the squash goes (module docstring)
+INIT = ("uniform", "spread")               # how the first centers are formed
 
 
 def _up(x: torch.Tensor) -> torch.Tensor:
@@ -95,6 +106,8 @@ class MultimodalClustering(nn.Module):
         dim: d, dimension of each space.
         iterations: number of center computations (>= 1); 1 means plain uniform-weighted sums.
         temperature: z of eq. 1/7 (a precision: larger -> harder assignments).
+        squash: where the squash goes, one of :data:`SQUASH` (module docstring).
+        init: the first assignments, one of :data:`INIT` (module docstring).
 
     The same module (hence the same projection W) must be used for both modalities so that
     cluster j means the same thing for audio and vision.
@@ -107,6 +120,8 @@ class MultimodalClustering(nn.Module):
         dim: int = 16,
         iterations: int = 3,
         temperature: float = 1.0,
+        squash: str = "both",
+        init: str = "uniform",
     ):
         super().__init__()
         if clusters < 1 or dim < 1 or in_dim < 1:
@@ -115,6 +130,9 @@ class MultimodalClustering(nn.Module):
             raise ValueError(f"iterations must be >= 1, got {iterations}")
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
+        if squash not in SQUASH or init not in INIT:
+            raise ValueError(f"squash must be one of {SQUASH} and init one of {INIT}, got {squash!r}, {init!r}")
+        self.squash, self.init = squash, init
         self.in_dim = in_dim
         self.clusters = clusters
         self.dim = dim
@@ -124,16 +142,25 @@ class MultimodalClustering(nn.Module):
         self.proj = nn.Linear(in_dim, clusters * dim, bias=False)
 
     def project(self, u: torch.Tensor) -> torch.Tensor:
-        """u (B, p, C) -> u^ (B, p, k, d): squash, project into the k spaces, squash again."""
-        u = squash(u)                                    # bounded input norms (reference code)
+        """u (B, p, C) -> u^ (B, p, k, d): squash, project into the k spaces, squash again
+        (``squash="both"``; the other placements drop one of the two)."""
+        if self.squash != "projected":
+            u = squash(u)                                # bounded input norms (reference code)
         uhat = self.proj(u)                              # W u_i for all j at once: (B, p, k*d)
         uhat = uhat.reshape(*uhat.shape[:-1], self.clusters, self.dim)  # u^_ij = W_j u_i
+        if self.squash == "input":
+            return uhat
         return squash(uhat)                              # ||u^_ij|| < 1 in every space
 
     def cluster(self, uhat: torch.Tensor) -> Clusters:
         """Fixed-point iterations of eq. 12 on projected vectors u^ (B, p, k, d)."""
         z = self.temperature
-        b = uhat.new_zeros(uhat.shape[:-1])              # logits b_ij = 0: uniform s to start
+        if self.init == "spread":                        # centers: k of the clip's vectors, one per space
+            p, k = uhat.shape[1], self.clusters
+            pick = ((torch.arange(k, device=uhat.device) + 0.5) * p / k).long()
+            b = -z * distances(uhat, uhat[:, pick, torch.arange(k, device=uhat.device)])
+        else:
+            b = uhat.new_zeros(uhat.shape[:-1])          # logits b_ij = 0: uniform s to start
         for it in range(self.iterations):
             s = torch.softmax(b, dim=-1)                 # s_ij = e^{-z d_ij} / sum_l e^{-z d_il}
             c = torch.einsum("bpk,bpkd->bkd", s, uhat)   # eq. 12: c_j = sum_i s_ij u^_ij
@@ -151,5 +178,5 @@ class MultimodalClustering(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"in_dim={self.in_dim}, clusters={self.clusters}, dim={self.dim}, "
-            f"iterations={self.iterations}, temperature={self.temperature}"
+            f"iterations={self.iterations}, temperature={self.temperature}, squash={self.squash}, init={self.init}"
         )

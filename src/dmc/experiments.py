@@ -36,7 +36,8 @@ from .atomic import atomic_file
 from .errors import DmcError
 from .params import get_dotted
 
-SWEEPS = ("seeds", "ablation", "control")
+SWEEPS = ("seeds", "ablation", "control", "structure")
+GRIDS = ("ablation", "structure")   # sweeps of one key at a time away from the defaults
 CONTROL = "control"
 DEFAULT = "default"
 IGNORED_KEYS = ("seed", "sweeps")   # never part of a configuration
@@ -76,8 +77,8 @@ def configs(params: dict, sweep: str) -> list[tuple[str, dict]]:
     out = [(DEFAULT, {})]
     if sweep == CONTROL:     # the shortcut control: several keys at once (sweeps.control)
         return out + [(CONTROL, dict(params["sweeps"].get("control") or {}))]
-    if sweep == "ablation":
-        for key, values in params["sweeps"]["ablation"].items():
+    if sweep in GRIDS:
+        for key, values in (params["sweeps"].get(sweep) or {}).items():
             default = get_dotted(params, key)
             out += [(_label(key, v), {key: v}) for v in values if not _same(v, default)]
     return out
@@ -208,7 +209,7 @@ def match_config(exp_params: dict, base_params: dict, params: dict, sweep: str) 
     if len(changed) != 1:
         return None
     key = changed[0]
-    grid = params["sweeps"]["ablation"].get(key, []) if sweep == "ablation" else []
+    grid = (params["sweeps"].get(sweep) or {}).get(key, []) if sweep in GRIDS else []
     value = exp_params.get(key)
     return _label(key, value) if any(_same(value, v) for v in grid) else None
 

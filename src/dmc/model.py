@@ -19,7 +19,11 @@ from dmc.clustering import Clusters, MultimodalClustering
 from dmc.subnets import PRESETS, AudioNet, VisualNet, check_preset, to_vectors
 
 # Reference-code defaults (method summary): k = 10 clusters, d = 16, 3 iterations, z = 1.
-DEFAULTS = {"clusters": 10, "dim": 16, "iterations": 3, "temperature": 1.0}
+DEFAULTS = {"clusters": 10, "dim": 16, "iterations": 3, "temperature": 1.0, "squash": "both",
+            "cluster_init": "uniform"}
+# the keys a trained model's config carries; squash and cluster_init only when not at their default,
+# so models saved before they existed load, and hash, the same
+STRUCTURE_DEFAULTS = {"squash": "both", "cluster_init": "uniform"}
 
 
 class DMC(nn.Module):
@@ -30,6 +34,7 @@ class DMC(nn.Module):
             :data:`dmc.subnets.PRESETS`); both must end with the same width C.
         clusters: k.  dim: d.  iterations: fixed-point iterations.  temperature: z.
         batch_norm: BatchNorm in the subnets (off in the paper).
+        squash, cluster_init: squash placement and first assignments (:mod:`dmc.clustering`).
     """
 
     def __init__(
@@ -41,6 +46,8 @@ class DMC(nn.Module):
         iterations: int = 3,
         temperature: float = 1.0,
         batch_norm: bool = False,
+        squash: str = "both",
+        cluster_init: str = "uniform",
     ):
         super().__init__()
         check_preset(visual_blocks, audio_blocks)
@@ -48,7 +55,7 @@ class DMC(nn.Module):
         self.audio = AudioNet(audio_blocks, batch_norm=batch_norm)
         # One module for both streams: the projection into the k spaces is shared.
         self.clustering = MultimodalClustering(
-            self.visual.out_channels, clusters, dim, iterations, temperature
+            self.visual.out_channels, clusters, dim, iterations, temperature, squash, cluster_init
         )
         self.clusters = clusters
 
@@ -59,7 +66,7 @@ class DMC(nn.Module):
         model_params: {"preset": name, "presets": {name: {"visual": [...], "audio": [...]}},
         "batch_norm": bool (optional)}; a preset missing from "presets" (or no "presets" at
         all) is looked up in :data:`dmc.subnets.PRESETS`.
-        train_params: clusters, dim, iterations, temperature (missing keys take the
+        train_params: clusters, dim, iterations, temperature, squash, cluster_init (missing keys take the
         reference defaults, :data:`DEFAULTS`); other keys are ignored.
         """
         model_params = dict(model_params or {})
@@ -79,6 +86,8 @@ class DMC(nn.Module):
             iterations=int(hp["iterations"]),
             temperature=float(hp["temperature"]),
             batch_norm=bool(model_params.get("batch_norm", False)),
+            squash=str(hp["squash"]),
+            cluster_init=str(hp["cluster_init"]),
         )
 
     @classmethod

@@ -94,20 +94,23 @@ def set_dotted(p: dict, dotted: str, value) -> dict:
 
 
 def _sweep_checks(p: dict) -> list[tuple[str, str]]:
-    """Every ablation key names a scalar param and every value gives valid params."""
+    """Every key of the one-key-at-a-time grids (ablation, structure) names a scalar param and
+    every value gives valid params."""
     base = {k: v for k, v in p.items() if k != "sweeps"}
-    for key, values in p["sweeps"]["ablation"].items():
-        try:
-            current = get_dotted(base, key)
-        except KeyError:
-            return [(f"sweeps.ablation.{key}", "not a key of params.yaml")]
-        if isinstance(current, (dict, list)) or key == "seed":
-            return [(f"sweeps.ablation.{key}", "names a section or the seed, not one parameter")]
-        for value in values:
+    for grid in ("ablation", "structure"):
+        for key, values in (p["sweeps"].get(grid) or {}).items():
+            where = f"sweeps.{grid}.{key}"
             try:
-                validate_params(set_dotted(base, key, value))
-            except ParamsError as exc:
-                return [(f"sweeps.ablation.{key}", f"value {value!r} is invalid: {str(exc).split(': ', 1)[1]}")]
+                current = get_dotted(base, key)
+            except KeyError:
+                return [(where, "not a key of params.yaml")]
+            if isinstance(current, (dict, list)) or key == "seed":
+                return [(where, "names a section or the seed, not one parameter")]
+            for value in values:
+                try:
+                    validate_params(set_dotted(base, key, value))
+                except ParamsError as exc:
+                    return [(where, f"value {value!r} is invalid: {str(exc).split(': ', 1)[1]}")]
     return []
 
 

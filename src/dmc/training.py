@@ -40,7 +40,7 @@ from .atomic import atomic_file
 from .data import ShardDataset
 from .diagnostics import NAMES as SHARPNESS, SharpnessMeter
 from .loss import max_margin_loss, mismatch_indices
-from .model import DMC
+from .model import DMC, STRUCTURE_DEFAULTS
 
 MODALITIES = ("audio", "visual")
 SHARPNESS_FIELDS = [f"val_{m}_{name}" for m in MODALITIES for name in SHARPNESS]
@@ -278,9 +278,9 @@ class Trainer:
     def save_model(self) -> None:
         if not self.is_main:
             return
-        cfg = {"model": self.p["model"], "train": {k: self.t[k] for k in ("clusters", "dim", "iterations",
-                                                                          "temperature")},
-               "decode": self.p["decode"]}
+        train = {k: self.t[k] for k in ("clusters", "dim", "iterations", "temperature")}
+        train.update({k: self.t[k] for k, v in STRUCTURE_DEFAULTS.items() if self.t.get(k, v) != v})
+        cfg = {"model": self.p["model"], "train": train, "decode": self.p["decode"]}
         with atomic_file(self.out_model) as tmp:
             torch.save({"model": self.model.state_dict(), "config": cfg, "step": self.step}, tmp)
 
