@@ -8,12 +8,13 @@ mass (see dmc.diagnostics). Nothing here reads the test split.
 
     python benchmarks/clustering_study.py --decoded DIR --epochs 8 --seeds 0 1 \
         --variant z=1 --variant z=10 --variant z=30 --variant z=10,iterations=1 \
-        --variant z=10,squash=after
+        --variant z=10,squash=projected --variant z=10,init=spread
 
 A variant is comma-separated ``key=value``: ``z`` (train.temperature), ``iterations``,
-``clusters`` and ``squash`` = reference (squash, project, squash: the reference code),
-after (project, squash: no squash of the conv vectors) or none (project only: the
-supplement's sec. 3 says DMC has no squash).
+``clusters``, ``squash`` (train.squash: both = squash, project, squash: the reference code;
+projected = no squash of the conv vectors; input; none = project only: the supplement's
+sec. 3 says DMC has no squash; ``reference`` and ``after`` are kept as names of both and
+projected) and ``init`` (train.cluster_init: uniform or spread).
 """
 
 from __future__ import annotations
@@ -32,49 +33,35 @@ from dmc import clustering
 from dmc.params import load_params
 from dmc.training import Trainer
 
-KEYS = {"z": "temperature", "iterations": "iterations", "clusters": "clusters"}
-
-
-def _project_after(self, u):
-    uhat = self.proj(u).reshape(*u.shape[:-1], self.clusters, self.dim)
-    return clustering.squash(uhat)
-
-
-def _project_none(self, u):
-    return self.proj(u).reshape(*u.shape[:-1], self.clusters, self.dim)
-
-
-SQUASH = {"reference": clustering.MultimodalClustering.project, "after": _project_after, "none": _project_none}
+KEYS = {"z": "temperature", "iterations": "iterations", "clusters": "clusters", "squash": "squash",
+        "init": "cluster_init"}
+ALIASES = {"reference": "both", "after": "projected"}
 
 
 def parse_variant(text: str) -> dict:
-    out = {"squash": "reference"}
+    out = {}
     for part in text.split(","):
         key, value = part.split("=")
+        if key not in KEYS:
+            raise SystemExit(f"--variant {text}: unknown key {key!r} ({', '.join(KEYS)})")
         if key == "squash":
-            if value not in SQUASH:
-                raise SystemExit(f"--variant {text}: squash must be one of {', '.join(SQUASH)}")
-            out["squash"] = value
-        elif key in KEYS:
-            out[KEYS[key]] = float(value) if key == "z" else int(value)
-        else:
-            raise SystemExit(f"--variant {text}: unknown key {key!r} (z, iterations, clusters, squash)")
+            value = ALIASES.get(value, value)
+            if value not in clustering.SQUASH:
+                raise SystemExit(f"--variant {text}: squash must be one of {', '.join(clustering.SQUASH)}")
+        elif key == "init" and value not in clustering.INIT:
+            raise SystemExit(f"--variant {text}: init must be one of {', '.join(clustering.INIT)}")
+        out[KEYS[key]] = float(value) if key == "z" else value if key in ("squash", "init") else int(value)
     return out
 
 
 def run(params: dict, decoded: Path, variant: dict, seed: int, epochs: int) -> dict:
     p = copy.deepcopy(params)
     p["seed"] = seed
-    p["train"].update({k: v for k, v in variant.items() if k != "squash"},
-                      epochs=epochs, checkpoint_every=0, device="cpu")
-    clustering.MultimodalClustering.project = SQUASH[variant["squash"]]
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            t0 = time.perf_counter()
-            Trainer(p, decoded, Path(tmp) / "m.pt", Path(tmp) / "log.csv", Path(tmp) / "ck").fit()
-            log = pd.read_csv(Path(tmp) / "log.csv")
-    finally:
-        clustering.MultimodalClustering.project = SQUASH["reference"]
+    p["train"].update(variant, epochs=epochs, checkpoint_every=0, device="cpu")
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        Trainer(p, decoded, Path(tmp) / "m.pt", Path(tmp) / "log.csv", Path(tmp) / "ck").fit()
+        log = pd.read_csv(Path(tmp) / "log.csv")
     first, last = log.iloc[0], log.iloc[-1]
     return {"seed": seed, "k": p["train"]["clusters"], "val_acc_init": first.val_acc, "val_acc": last.val_acc,
             "train_acc": last.train_acc,
@@ -89,7 +76,7 @@ def main() -> None:
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    ap.add_argument("--variant", action="append", required=True, help="e.g. z=10,iterations=3,squash=after")
+    ap.add_argument("--variant", action="append", required=True, help="e.g. z=10,iterations=3,squash=projected,init=spread")
     args = ap.parse_args()
     torch.set_num_threads(2)
     params = load_params(args.params)

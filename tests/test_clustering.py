@@ -23,7 +23,7 @@ def np_softmax(x):
 
 def np_cluster(u, W, k, d, iterations, z, squash="both", init="uniform"):
     """u (p, C), W (k*d, C) -> list of (s, c) after each iteration."""
-    sq_in = np_squash if squash in ("both", "input") else (lambda x: x)
+    sq_in = np_squash if squash in ("both", "input") else (lambda x: x)   # "none": neither
     sq_out = np_squash if squash in ("both", "projected") else (lambda x: x)
     uh = np.stack([sq_out(sq_in(u) @ W[j * d:(j + 1) * d].T) for j in range(k)], axis=1)
     p = u.shape[0]
@@ -147,11 +147,11 @@ def test_recovers_separated_groups():
     assert soft.assign[0].max(1).values.mean() < out.assign[0].max(1).values.mean()
 
 
-@pytest.mark.parametrize("squash_at", ["both", "projected", "input"])
+@pytest.mark.parametrize("squash_at", ["both", "projected", "input", "none"])
 @pytest.mark.parametrize("init", ["uniform", "spread"])
 def test_squash_placement_and_first_centers_match_numpy(squash_at, init):
     """train.squash / train.cluster_init (make structure) against the NumPy equations; the
-    squashes bound ||u^_ij|| by 1 unless only the input is squashed."""
+    squashes bound ||u^_ij|| by 1 when the projections are squashed."""
     m = make(2, 2, 3, 5.0, W, squash=squash_at, init=init).requires_grad_(False)
     out = m(torch.tensor(U[None] * 4.0))
     s, c = np_cluster(U * 4.0, W, 2, 2, 3, 5.0, squash_at, init)[-1]
@@ -159,7 +159,7 @@ def test_squash_placement_and_first_centers_match_numpy(squash_at, init):
     np.testing.assert_allclose(out.centers[0].numpy(), c, rtol=1e-10, atol=1e-12)
     big = make(2, 2, 1, 5.0, W * 4, squash=squash_at).requires_grad_(False)   # projections of norm > 1
     norms = big.project(torch.tensor(U[None] * 4.0)).norm(dim=-1)
-    assert (norms <= 1 + 1e-12).all() == (squash_at != "input")
+    assert (norms <= 1 + 1e-12).all() == (squash_at in ("both", "projected"))
     if init == "spread":            # the first assignments are not uniform any more
         one = make(2, 2, 1, 5.0, W, squash=squash_at, init=init).requires_grad_(False)(torch.tensor(U[None] * 4.0))
         assert not np.allclose(one.assign[0].numpy(), 0.5)

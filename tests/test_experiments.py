@@ -250,3 +250,27 @@ def test_control_sweep_plans_and_matches_several_keys(params):
     assert match_config({**base, "synth.control": "no_objects"}, base, params, "control") is None
     assert match_config({**base, **control, "train.epochs": 30}, base, params, "control") is None
     assert match_config({**base, "seed": 2}, base, params, "control") == "default"
+
+
+def test_structure_sweep_is_a_one_key_grid_of_its_own(params):
+    """`dmc sweep structure`: the default, then each value of sweeps.structure away from it (the
+    clustering's squash placement and first centers), under the ablation seeds; its experiments
+    are told apart from the ablation's by the grid they come from, and a bad value is refused
+    naming the key."""
+    validate_params(params, sweeps=True)
+    grid = params["sweeps"]["structure"]
+    assert set(grid) == {"train.squash", "train.cluster_init"}
+    runs = plan(params, "structure")
+    seeds = sweep_seeds(params, "structure")
+    labels = [label for label, _ in configs(params, "structure")]
+    assert labels[0] == "default" and set(labels[1:]) == {
+        f"{k}={v}" for k, vals in grid.items() for v in vals if v != _get(params, k)}
+    assert len(runs) == len(labels) * len(seeds) and all(len(r.overrides) <= 1 for r in runs)
+    base = {"seed": 0, "train.squash": "both", "train.cluster_init": "uniform", "train.temperature": 10.0}
+    assert match_config({**base, "train.cluster_init": "spread"}, base, params, "structure") == "train.cluster_init=spread"
+    assert match_config({**base, "train.cluster_init": "spread"}, base, params, "ablation") is None
+    assert match_config({**base, "train.temperature": 30.0}, base, params, "structure") is None
+    bad = copy.deepcopy(params)
+    bad["sweeps"]["structure"]["train.squash"] = ["both", "twice"]
+    with pytest.raises(ParamsError, match=r"sweeps\.structure\.train\.squash: value 'twice' is invalid"):
+        validate_params(bad, sweeps=True)

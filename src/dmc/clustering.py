@@ -25,7 +25,8 @@ Squash placement (the reference code squashes twice; the supplement does not say
 ``squash="both"`` squashes the conv vectors, projects, and squashes the projections;
 ``"projected"`` squashes only the projections (the conv vectors keep their norms, so the
 first squash no longer acts as an L2 normalisation); ``"input"`` squashes only the conv
-vectors (the projections are not bounded by 1). Both options are studied by ``make structure``.
+vectors (the projections are not bounded by 1); ``"none"`` squashes nothing (the supplement's
+sec. 3: DMC has no squash). ``make structure`` and ``benchmarks/clustering_study.py`` compare them.
 
 In the k shared spaces u_i is replaced by its projection u^_ij = W_j u_i, so the updates read
 s_ij = softmax_j(-z d_ij), c_j = sum_i s_ij u^_ij, d_ij = -<u^_ij, c_j / ||c_j||>.
@@ -45,7 +46,7 @@ import torch
 import torch.nn as nn
 
 EPS = 1e-8
-SQUASH = ("both", "projected", "input")   # where the squash goes (module docstring)
+SQUASH = ("both", "projected", "input", "none")   # where the squash goes (module docstring)
 INIT = ("uniform", "spread")               # how the first centers are formed
 
 
@@ -144,11 +145,11 @@ class MultimodalClustering(nn.Module):
     def project(self, u: torch.Tensor) -> torch.Tensor:
         """u (B, p, C) -> u^ (B, p, k, d): squash, project into the k spaces, squash again
         (``squash="both"``; the other placements drop one of the two)."""
-        if self.squash != "projected":
+        if self.squash in ("both", "input"):
             u = squash(u)                                # bounded input norms (reference code)
         uhat = self.proj(u)                              # W u_i for all j at once: (B, p, k*d)
         uhat = uhat.reshape(*uhat.shape[:-1], self.clusters, self.dim)  # u^_ij = W_j u_i
-        if self.squash == "input":
+        if self.squash in ("input", "none"):
             return uhat
         return squash(uhat)                              # ||u^_ij|| < 1 in every space
 
