@@ -22,7 +22,6 @@ of a modality's hard shares ``pi`` (:mod:`dmc.multisource`):
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -69,33 +68,19 @@ def choose(table: pd.DataFrame) -> str:
 
 def main(argv=None) -> None:
     from .data import ShardDataset
-    from .graph import DECODED
-    from .ground_truth import GroundTruth
-    from .heatmap_choice import models_of_seeds
+    from .heatmap_choice import study_setup, write_study
     from .heatmaps import analyse_arrays
     from .localization import _ShardReader
-    from .params import load_params
     from .training import load_model
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--runs", default="results/tables/seeds_runs.csv")
-    ap.add_argument("--models", nargs="*", help="model files instead of the seeds sweep's")
-    ap.add_argument("--out", default="results/tables/count_choice")
-    ap.add_argument("--decoded", default=DECODED)
-    ap.add_argument("--ground-truth", help="default: params data.ground_truth")
-    args = ap.parse_args(argv)
-    params = load_params(args.params)
+    args, params, gt, models = study_setup(__doc__.splitlines()[0], "results/tables/count_choice", argv)
     lp = params["localize"]
-    gt = GroundTruth(args.ground_truth or params["data"]["ground_truth"],
-                     (params["synth"]["width"], params["synth"]["height"]))
     reader = _ShardReader(Path(args.decoded))
     splits = {}
     for split in ("train", "val"):        # never "test"
         rows = ShardDataset.of_split(Path(args.decoded), params, split).index
         rows = rows[rows.video.isin(gt.clips.index)].reset_index(drop=True)
         splits[split] = (rows, *reader(rows), {v: int(gt.n_sources(v)) for v in rows.video.unique()})
-    models = ({i: Path(p) for i, p in enumerate(args.models)} if args.models else models_of_seeds(args.runs))
     records = []
     for seed, path in sorted(models.items()):
         model = load_model(path)[0]
@@ -117,12 +102,7 @@ def main(argv=None) -> None:
         lines.append(f"| {r.rule}{mark} | {r.accuracy:.3f} ± {r.accuracy_std:.3f} | {r.n} |")
     lines += ["", f"Chosen (highest mean val accuracy, ties to the pipeline's rule): {best}; the pipeline "
               f"uses effective_av.", ""]
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out.with_suffix(".csv"), index=False)
-    per_run.to_csv(out.parent / f"{out.name}_runs.csv", index=False)
-    out.with_suffix(".md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_study(args.out, table, per_run, lines)
 
 
 if __name__ == "__main__":

@@ -94,26 +94,51 @@ def models_of_seeds(runs_csv: str | Path, cache: str | Path = ".dvc/cache/files/
     return out
 
 
-def main(argv=None) -> None:
-    from .data import ShardDataset
+def study_setup(description: str, out: str, argv=None):
+    """The command line shared by the val studies (this one and :mod:`dmc.count_choice`):
+    (args, params, ground truth, {seed: model path})."""
     from .graph import DECODED
     from .ground_truth import GroundTruth
-    from .localization import _ShardReader
     from .params import load_params
-    from .training import load_model
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--runs", default="results/tables/seeds_runs.csv")
     ap.add_argument("--models", nargs="*", help="model files instead of the seeds sweep's")
-    ap.add_argument("--out", default="results/tables/heatmap_choice")
+    ap.add_argument("--out", default=out)
     ap.add_argument("--decoded", default=DECODED)
     ap.add_argument("--ground-truth", help="default: params data.ground_truth")
     args = ap.parse_args(argv)
     params = load_params(args.params)
-    decoded = Path(args.decoded)
     gt = GroundTruth(args.ground_truth or params["data"]["ground_truth"],
                      (params["synth"]["width"], params["synth"]["height"]))
+    models = ({i: Path(p) for i, p in enumerate(args.models)} if args.models else models_of_seeds(args.runs))
+    return args, params, gt, models
+
+
+def write_study(out: str | Path, table: pd.DataFrame, per_run: pd.DataFrame, lines: list[str]) -> None:
+    """``<out>.csv`` (per candidate), ``<out>_runs.csv`` (per run) and ``<out>.md`` (each written
+    to a temporary name, then renamed), and the Markdown printed."""
+    from .atomic import atomic_file
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(out.with_suffix(".csv")) as tmp:
+        table.to_csv(tmp, index=False)
+    with atomic_file(out.parent / f"{out.name}_runs.csv") as tmp:
+        per_run.to_csv(tmp, index=False)
+    with atomic_file(out.with_suffix(".md")) as tmp:
+        Path(tmp).write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+def main(argv=None) -> None:
+    from .data import ShardDataset
+    from .localization import _ShardReader
+    from .training import load_model
+
+    args, params, gt, models = study_setup(__doc__.splitlines()[0], "results/tables/heatmap_choice", argv)
+    decoded = Path(args.decoded)
     rows = ShardDataset.of_split(decoded, params, "val").index
     rows = rows[rows.video.isin(gt.clips.index)].reset_index(drop=True)
     frames, logmel = _ShardReader(decoded)(rows)
@@ -121,7 +146,6 @@ def main(argv=None) -> None:
     masks = [gt.mask(r.video, r.frame_time_s, size) for r in rows.itertuples()]
     keep = [i for i, m in enumerate(masks) if m.any()]
     frames, logmel, masks = frames[keep], logmel[keep], [masks[i] for i in keep]
-    models = ({i: Path(p) for i, p in enumerate(args.models)} if args.models else models_of_seeds(args.runs))
     thr = params["localize"]["ciou_threshold"]
     records = []
     for seed, path in sorted(models.items()):
@@ -145,12 +169,7 @@ def main(argv=None) -> None:
     lines += [f"| centre prior | | {p['pointing']:.3f} | {p['auc']:.3f} | |", "",
               f"Chosen (highest mean pointing, ties by AUC): {best.rule}, tau = {best.tau:g}; "
               f"the pipeline uses {current[0]}, tau = {current[1]:g}.", ""]
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out.with_suffix(".csv"), index=False)
-    per_run.to_csv(out.parent / f"{out.name}_runs.csv", index=False)
-    out.with_suffix(".md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_study(args.out, table, per_run, lines)
 
 
 if __name__ == "__main__":
