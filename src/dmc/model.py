@@ -23,7 +23,7 @@ DEFAULTS = {"clusters": 10, "dim": 16, "iterations": 3, "temperature": 1.0, "squ
             "cluster_init": "uniform"}
 # the keys a trained model's config carries; squash and cluster_init only when not at their default,
 # so models saved before they existed load, and hash, the same
-STRUCTURE_DEFAULTS = {"squash": "both", "cluster_init": "uniform"}
+STRUCTURE_DEFAULTS = {k: DEFAULTS[k] for k in ("squash", "cluster_init")}
 
 
 class DMC(nn.Module):
