@@ -95,7 +95,8 @@ STEPS: tuple[Step, ...] = (
          deps=(MODEL, EVALSET_DIR), outs=(Out(FEATURES),),
          params=("seed", "model", "train.clusters", "train.dim", "train.iterations", "train.temperature",
                  "features.layer", "features.pooling", "features.batch_size"),
-         ignored=("features.device",)),
+         # the random-init model is built with the clustering's structure, which the audio features skip
+         ignored=("features.device", "train.squash", "train.cluster_init")),
     Step("evaluate", commands=("evaluate",), rules=("evaluate",), targets=("evaluate",),
          deps=(FEATURES, *(f"{EVALSET_DIR}/{name}/clips.csv" for name in EVALSETS)),
          outs=(Out("results/metrics.json", "metrics", cache=False),
