@@ -11,7 +11,7 @@ import errno
 import sys
 from pathlib import Path
 
-from .names import DATASETS
+from .names import DATASETS, SWEEPS
 from .params import ParamsError, load_params
 
 
@@ -277,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("sweep", help="seeds / ablation grid (params sweeps) as DVC experiments: queue, run, "
                                      "aggregate `dvc exp show --json` into results/tables/<sweep>.md|csv")
-    c.add_argument("sweep", choices=["seeds", "ablation", "control", "structure"])
+    c.add_argument("sweep", choices=SWEEPS)
     c.add_argument("--queue", action="store_true", help="queue the runs (dvc exp run --queue -S ...)")
     c.add_argument("--run", action="store_true", help="run the queue and wait (dvc exp run --run-all)")
     c.add_argument("--aggregate", action="store_true", help="write the tables from dvc exp show --json")

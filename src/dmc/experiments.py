@@ -34,10 +34,9 @@ import pandas as pd
 
 from .atomic import atomic_file
 from .errors import DmcError
+from .names import GRIDS, SWEEPS
 from .params import get_dotted
 
-SWEEPS = ("seeds", "ablation", "control", "structure")
-GRIDS = ("ablation", "structure")   # sweeps of one key at a time away from the defaults
 CONTROL = "control"
 DEFAULT = "default"
 IGNORED_KEYS = ("seed", "sweeps")   # never part of a configuration

@@ -122,7 +122,6 @@ def write_study(out: str | Path, table: pd.DataFrame, per_run: pd.DataFrame, lin
     from .atomic import atomic_file
 
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(out.with_suffix(".csv")) as tmp:
         table.to_csv(tmp, index=False)
     with atomic_file(out.parent / f"{out.name}_runs.csv") as tmp:

@@ -6,3 +6,6 @@ DATASETS = ("esc50", "esc10", "dcase")
 FOLD_DATASETS = ("esc50", "esc10")
 #: Feature methods compared on every data set.
 METHODS = ("dmc", "random_init", "logmel_stats")
+#: Sweeps of ``dmc sweep`` (params.yaml ``sweeps``), and those that are one-key-at-a-time grids.
+SWEEPS = ("seeds", "ablation", "control", "structure")
+GRIDS = ("ablation", "structure")

@@ -18,6 +18,7 @@ import jsonschema
 import yaml
 
 from .errors import DmcError
+from .names import GRIDS
 
 DEFAULT_PATH = "params.yaml"
 
@@ -97,7 +98,7 @@ def _sweep_checks(p: dict) -> list[tuple[str, str]]:
     """Every key of the one-key-at-a-time grids (ablation, structure) names a scalar param and
     every value gives valid params."""
     base = {k: v for k, v in p.items() if k != "sweeps"}
-    for grid in ("ablation", "structure"):
+    for grid in GRIDS:
         for key, values in (p["sweeps"].get(grid) or {}).items():
             where = f"sweeps.{grid}.{key}"
             try:

@@ -232,6 +232,18 @@ def _preconditioner(batch: _Batch, spectra, active: torch.Tensor):
     return apply
 
 
+def _spd_solve(A: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``x = A^-1 b`` for a batch of symmetric positive definite ``A`` (B, m, m) and ``b`` (B, m)
+    (float64), by a Cholesky factorisation in ``KDTYPE``; a system ``KDTYPE`` cannot factorise is
+    redone in float64 from the same entries. The Woodbury and Hessian directions both use it."""
+    L, info = torch.linalg.cholesky_ex(A.to(KDTYPE))
+    x = torch.cholesky_solve(b.to(KDTYPE)[:, :, None], L)[:, :, 0].to(b.dtype)
+    bad = info != 0
+    if bad.any():
+        x[bad] = torch.cholesky_solve(b[bad][:, :, None], torch.linalg.cholesky(A[bad].double()))[:, :, 0]
+    return x
+
+
 def _packed(mask: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Column indices of the True entries of each row of ``mask`` (B, N), in order and packed to
     the left into (B, m) (m >= the largest count; padding points at column 0), and which of the
@@ -269,13 +281,7 @@ def _woodbury(batch: _Batch, setrows: _SetRows, active: torch.Tensor, g: torch.T
         diag = torch.where(valid, (1 / (2 * batch.C[idx]))[:, None], torch.ones_like(K[:, :, 0]))
         K.diagonal(dim1=1, dim2=2).add_(diag)
         rhs = torch.gather(Xg[:, idx].T, 1, order) * valid    # (B, m): X_A g
-        Lk, info = torch.linalg.cholesky_ex(K)
-        sol = torch.cholesky_solve(rhs.to(KDTYPE)[:, :, None], Lk)[:, :, 0].to(g.dtype)
-        bad = info != 0
-        if bad.any():   # not positive definite in float32: float64 from the same entries
-            K64 = K[bad].double()
-            sol[bad] = torch.cholesky_solve(rhs[bad][:, :, None], torch.linalg.cholesky(K64))[:, :, 0]
-        sol = sol * valid
+        sol = _spd_solve(K, rhs) * valid
         # padding points at row 0 with coefficient 0: added, not written over a real entry
         R[:, idx] = torch.zeros(len(idx), R.shape[0], dtype=g.dtype, device=g.device).scatter_add_(1, order, sol).T
     return -(g - batch.xt(R))
@@ -332,12 +338,7 @@ class _Hessians:
         self._update(pid, active)
         H = 2 * batch.C[:, None, None] * self.G[pid]
         H.diagonal(dim1=1, dim2=2).add_(1.0)
-        L, info = torch.linalg.cholesky_ex(H.to(KDTYPE))          # float32, as the Woodbury systems
-        d = torch.cholesky_solve(g.to(KDTYPE)[:, :, None], L)[:, :, 0].to(g.dtype)
-        bad = info != 0
-        if bad.any():
-            d[bad] = torch.cholesky_solve(g[bad][:, :, None], torch.linalg.cholesky(H[bad]))[:, :, 0]
-        return -d
+        return -_spd_solve(H, g)
 
 
 def fit_ovr(X: np.ndarray, labels: np.ndarray, masks: np.ndarray, Cs, n_classes: int,
@@ -420,7 +421,7 @@ def _newton(batch: _Batch, sets: _SetRows, hessians, W, tol, max_newton, max_cg,
             return W, it - 1, float(ratio.max())
         live, b, w, Z, g, active, r = (live[todo], b.subset(todo), w[todo], Z[:, todo], g[todo],
                                        active[:, todo], r[todo])
-        slow = hessians.slow_cg[live] if hessians is not None else torch.zeros(len(live), dtype=torch.bool)
+        slow = hessians.slow_cg[live] if hessians is not None else torch.zeros(len(live), dtype=torch.bool, device=live.device)
         route = _route(active.sum(0).long(), slow, W.shape[1], sets, hessians, method)
         d = torch.empty_like(g)
         for how in torch.unique(route).tolist():
