@@ -240,6 +240,7 @@ def test_heatmap_choice_reads_only_the_val_split(small_corpus, trained, tmp_path
                 "--ground-truth", str(small_corpus / "ground_truth"), "--out", str(tmp_path / name / "choice")])
         tables[name] = pd.read_csv(tmp_path / name / "choice.csv")
     assert len(tables["clean"]) == len(C.RULES) * len(C.TAUS)
+    assert tables["clean"].random_init_pointing.between(0, 1).all()   # the untrained net, beside each rule
     pd.testing.assert_frame_equal(tables["clean"], tables["poisoned"])
 
 

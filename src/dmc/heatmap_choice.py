@@ -4,9 +4,11 @@
 candidate heat map of :mod:`dmc.heatmaps` on the *val* videos (the split every choice reads;
 the test split, which the pipeline reports, is never touched here) for the trained model of
 every run of the seeds sweep, and writes ``results/tables/heatmap_choice.md|csv``: pointing
-and AUC of cIoU, mean ± sample std over the seeds, beside the centre prior. The choice is
-the candidate with the highest mean pointing (the issue's first localization target), ties
-broken by AUC.
+and AUC of cIoU, mean ± sample std over the seeds, beside the centre prior and beside the same
+network untrained (``DMC.random_init`` under each run's seed and the same params, scored by the
+same candidate): the share of the pointing that training adds. The choice is the candidate with
+the highest mean pointing of the trained models (the issue's first localization target), ties
+broken by AUC; the untrained column is reported, not used by the choice.
 
 Candidates, with ``w_j = softmax_j(tau cos(c_j^a, c_j^v))`` (tau = ``agreement_temperature``):
 
@@ -134,6 +136,7 @@ def write_study(out: str | Path, table: pd.DataFrame, per_run: pd.DataFrame, lin
 def main(argv=None) -> None:
     from .data import ShardDataset
     from .localization import _ShardReader
+    from .model import DMC
     from .training import load_model
 
     args, params, gt, models = study_setup(__doc__.splitlines()[0], "results/tables/heatmap_choice", argv)
@@ -148,24 +151,27 @@ def main(argv=None) -> None:
     thr = params["localize"]["ciou_threshold"]
     records = []
     for seed, path in sorted(models.items()):
+        untrained = score_model(DMC.random_init({**params, "seed": seed}), frames, logmel, masks, thr)
         for (rule, tau), s in score_model(load_model(path)[0], frames, logmel, masks, thr).items():
-            records.append({"rule": rule, "tau": tau, "seed": seed, "pointing": s["pointing"], "auc": s["auc"]})
+            records.append({"rule": rule, "tau": tau, "seed": seed, "pointing": s["pointing"], "auc": s["auc"],
+                            "random_init_pointing": untrained[(rule, tau)]["pointing"]})
     prior = center_prior(size, params["localize"]["center_sigma"])
     p = summarize([ciou(prior, g, thr) for g in masks], [pointing_hit(prior, g) for g in masks])
     per_run = pd.DataFrame(records)
     table = per_run.groupby(["rule", "tau"], sort=False).agg(
         pointing=("pointing", "mean"), pointing_std=("pointing", "std"), auc=("auc", "mean"),
-        auc_std=("auc", "std"), n=("seed", "size")).reset_index()
+        auc_std=("auc", "std"), random_init_pointing=("random_init_pointing", "mean"),
+        random_init_pointing_std=("random_init_pointing", "std"), n=("seed", "size")).reset_index()
     best = table.sort_values(["pointing", "auc"], ascending=False).iloc[0]
     current = ("proximity", params["localize"]["agreement_temperature"])
     lines = [f"# Heat-map rule on the val split ({len(masks)} pairs of {rows.video.nunique()} videos; "
              f"models of seeds {sorted(models)})", "",
-             "| rule | tau | pointing | AUC | n |", "|---|---|---|---|---|"]
+             "| rule | tau | pointing | AUC | pointing, same net untrained | n |", "|---|---|---|---|---|---|"]
     for r in table.itertuples():
         mark = " **(chosen)**" if (r.rule, r.tau) == (best.rule, best.tau) else ""
         lines.append(f"| {r.rule}{mark} | {r.tau:g} | {r.pointing:.3f} ± {r.pointing_std:.3f} | "
-                     f"{r.auc:.3f} ± {r.auc_std:.3f} | {r.n} |")
-    lines += [f"| centre prior | | {p['pointing']:.3f} | {p['auc']:.3f} | |", "",
+                     f"{r.auc:.3f} ± {r.auc_std:.3f} | {r.random_init_pointing:.3f} ± {r.random_init_pointing_std:.3f} | {r.n} |")
+    lines += [f"| centre prior | | {p['pointing']:.3f} | {p['auc']:.3f} | | |", "",
               f"Chosen (highest mean pointing, ties by AUC): {best.rule}, tau = {best.tau:g}; "
               f"the pipeline uses {current[0]}, tau = {current[1]:g}.", ""]
     write_study(args.out, table, per_run, lines)
