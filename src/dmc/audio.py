@@ -156,8 +156,9 @@ class SincResample(torch.nn.Module):
 
     torchaudio applies its (phases, taps) kernel as a strided ``conv1d``; here the padded input
     is framed as a strided view and multiplied by the kernel as one matrix product, the same
-    sums without conv1d's float64 im2col copies (about twice as fast; tests/test_audio.py checks
-    it against torchaudio). float64 keeps the bytes independent of the CPU's kernels: their
+    sums without conv1d's float64 im2col copies (faster: ``benchmarks/evaluate.py`` measures the
+    decoding; tests/test_audio.py checks it against torchaudio). The input is converted to
+    float64 straight into its padded buffer (one copy, not a conversion and then a pad). float64 keeps the bytes independent of the CPU's kernels: their
     summation order moves a float64 result far below float32's last bit
     (tests/test_determinism.py)."""
 
@@ -169,9 +170,13 @@ class SincResample(torch.nn.Module):
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         shape = waveform.shape
-        x = waveform.reshape(-1, shape[-1]).double()
-        length = x.shape[-1]
-        x = torch.nn.functional.pad(x, (self.width, self.width + self.orig))
+        length = shape[-1]
+        flat = waveform.reshape(-1, length)
+        # zero padding of width on the left and width + orig on the right, as torchaudio's
+        x = torch.empty(flat.shape[0], length + 2 * self.width + self.orig, dtype=torch.float64)
+        x[:, :self.width] = 0
+        x[:, self.width + length:] = 0
+        x[:, self.width:self.width + length] = flat
         out = x.unfold(-1, self.kernel_t.shape[0], self.orig) @ self.kernel_t    # (B, frames, phases)
         target = -(-self.new * length // self.orig)           # ceil, as torchaudio
         return out.reshape(x.shape[0], -1)[:, :target].float().reshape(*shape[:-1], target)

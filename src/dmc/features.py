@@ -14,9 +14,9 @@ ESC-50 clips are cut or zero-padded to 5 s; DCASE recordings are cut into 60 ove
 :func:`subclip_logmel` takes from one STFT of the recording.
 
 Clips go through the resampler and the frontend a few at a time (``RESAMPLE_CHUNK``,
-``FRONTEND_CHUNK``): their float64 intermediates then stay in the CPU's caches, about twice as
-fast on 2 cores as batches of hundreds (``benchmarks/evaluate.py``); the bytes do not depend on
-the batch.
+``FRONTEND_CHUNK``): their float64 intermediates then stay in the CPU's caches, faster on
+2 cores than batches of hundreds (``benchmarks/evaluate.py`` measures the decoding); the bytes do
+not depend on the batch.
 """
 
 from __future__ import annotations
