@@ -158,9 +158,9 @@ class SincResample(torch.nn.Module):
     is framed as a strided view and multiplied by the kernel as one matrix product, the same
     sums without conv1d's float64 im2col copies (faster: ``benchmarks/evaluate.py`` measures the
     decoding; tests/test_audio.py checks it against torchaudio). The input is converted to
-    float64 straight into its padded buffer (one copy, not a conversion and then a pad). float64 keeps the bytes independent of the CPU's kernels: their
-    summation order moves a float64 result far below float32's last bit
-    (tests/test_determinism.py)."""
+    float64 straight into its padded buffer (one copy, not a conversion and then a pad).
+    float64 keeps the bytes independent of the CPU's kernels: their summation order moves a
+    float64 result far below float32's last bit (tests/test_determinism.py)."""
 
     def __init__(self, orig: int, new: int):
         super().__init__()

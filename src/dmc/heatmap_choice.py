@@ -5,8 +5,9 @@ candidate heat map of :mod:`dmc.heatmaps` on the *val* videos (the split every c
 the test split, which the pipeline reports, is never touched here) for the trained model of
 every run of the seeds sweep, and writes ``results/tables/heatmap_choice.md|csv``: pointing
 and AUC of cIoU, mean ± sample std over the seeds, beside the centre prior and beside the same
-network untrained (``DMC.random_init`` under each run's seed and the same params, scored by the
-same candidate): the share of the pointing that training adds. The choice is the candidate with
+network untrained (the pipeline's random-init baseline, ``localization.random_init_model``, under
+each run's seed and the same params, scored by the same candidate): the share of the pointing
+that training adds. The choice is the candidate with
 the highest mean pointing of the trained models (the issue's first localization target), ties
 broken by AUC; the untrained column is reported, not used by the choice.
 
@@ -135,8 +136,7 @@ def write_study(out: str | Path, table: pd.DataFrame, per_run: pd.DataFrame, lin
 
 def main(argv=None) -> None:
     from .data import ShardDataset
-    from .localization import _ShardReader
-    from .model import DMC
+    from .localization import _ShardReader, random_init_model
     from .training import load_model
 
     args, params, gt, models = study_setup(__doc__.splitlines()[0], "results/tables/heatmap_choice", argv)
@@ -151,7 +151,7 @@ def main(argv=None) -> None:
     thr = params["localize"]["ciou_threshold"]
     records = []
     for seed, path in sorted(models.items()):
-        untrained = score_model(DMC.random_init({**params, "seed": seed}), frames, logmel, masks, thr)
+        untrained = score_model(random_init_model({**params, "seed": seed}), frames, logmel, masks, thr)
         for (rule, tau), s in score_model(load_model(path)[0], frames, logmel, masks, thr).items():
             records.append({"rule": rule, "tau": tau, "seed": seed, "pointing": s["pointing"], "auc": s["auc"],
                             "random_init_pointing": untrained[(rule, tau)]["pointing"]})
