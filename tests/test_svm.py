@@ -86,16 +86,16 @@ def test_kept_hessians_equal_their_active_rows():
     Xt = torch.as_tensor(X)
     mask = torch.as_tensor(np.stack([np.arange(90) < 60, np.arange(90) >= 30]))
     mean, std = scaler(Xt, mask)
-    rows = svm._SetRows(Xt, mask, mean, std)
+    rows = svm._SetRows(Xt, torch.as_tensor(y), mask, mean, std)
     set_of = torch.tensor([0, 0, 1])
     kept = svm._Hessians(rows, 3, set_of, chunk_bytes=4096)   # small chunks: several per update
     rng = np.random.default_rng(0)
     pid = torch.arange(3)
     for step in range(4):
-        active = torch.as_tensor(rng.random((90, 3)) < 0.5) & mask[set_of].T
+        active = torch.as_tensor(rng.random((60, 3)) < 0.5)   # rows of each problem's own set
         kept._update(pid, active.double())
         for p in range(3):
-            xs = rows.xs[int(set_of[p])][rows.local[int(set_of[p])][active[:, p]]]
+            xs = rows.xs[int(set_of[p])][active[:, p]]
             np.testing.assert_allclose(kept.G[p].numpy(), (xs.T @ xs).numpy(), rtol=1e-10, atol=1e-9)
 
 
@@ -127,3 +127,58 @@ def test_refuses_to_return_an_unconverged_fit():
     X, y = toy()
     with pytest.raises(ArithmeticError, match="above tolerance"):
         fit_ovr(X, y, np.ones((1, len(X)), bool), [100.0], 4, tol=1e-12, max_newton=1)
+
+
+def test_float32_phase_meets_the_tolerance_in_float64(monkeypatch):
+    """At a tolerance >= FAST_TOL the iterations run first with float32 products; what comes back
+    meets the tolerance with the gradient recomputed here in float64, and its objective is within
+    the bound ||g||^2 / 2 (H >= I) of a tightly converged fit."""
+    X, y = toy(n=200)
+    masks = np.stack([np.arange(200) < 150, np.arange(200) >= 50])
+    Cs, tol = [0.01, 1.0, 10.0], 1e-4
+    assert tol >= svm.FAST_TOL
+    dtypes = []
+    real = svm._newton
+
+    def spy(batch, *a, **k):
+        dtypes.append(batch.Xs.dtype)
+        return real(batch, *a, **k)
+    monkeypatch.setattr(svm, "_newton", spy)
+    fit = fit_ovr(X, y, masks, Cs, 4, tol=tol)
+    assert torch.float32 in dtypes and torch.float64 in dtypes
+    monkeypatch.setattr(svm, "_newton", real)
+    tight = fit_ovr(X, y, masks, Cs, 4, tol=1e-10)
+    for s, rows in enumerate(masks):
+        Xs = StandardScaler().fit_transform(X[rows])
+        Xa = np.hstack([Xs, np.ones((len(Xs), 1))])
+        for c, C in enumerate(Cs):
+            for k in range(4):
+                y_pm = np.where(y[rows] == k, 1.0, -1.0)
+                w = fit.W[s, c, k].numpy()
+                z = Xa @ w
+                act = y_pm * z < 1
+                g = w + 2 * C * Xa[act].T @ (z[act] - y_pm[act])
+                g0 = np.linalg.norm(2 * C * Xa.T @ -y_pm)
+                assert np.linalg.norm(g) <= tol * g0
+                gap = objective(Xs, y_pm, w, C) - objective(Xs, y_pm, tight.W[s, c, k].numpy(), C)
+                assert -1e-9 <= gap <= 0.5 * (g @ g) + 1e-9
+
+
+def test_solves_side_by_side_equal_one_batch():
+    """The Cholesky solves split over threads give one batch's answers, and the thread count is
+    restored."""
+    rng = np.random.default_rng(0)
+    B = torch.as_tensor(rng.normal(size=(9, 20, 30)), dtype=torch.float32)
+    A = B @ B.transpose(1, 2) + torch.eye(20)
+    b = torch.as_tensor(rng.normal(size=(9, 20)), dtype=torch.float64)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        split = svm._spd_solve(A, b)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    whole = svm._spd_solve_part(A, b)
+    exact = np.linalg.solve(A.double().numpy(), b.numpy()[:, :, None])[:, :, 0]
+    np.testing.assert_allclose(split.numpy(), whole.numpy(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(split.numpy(), exact, rtol=1e-3, atol=1e-5)

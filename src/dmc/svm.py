@@ -27,17 +27,24 @@ piecewise quadratic in the step length). The direction of a problem with m activ
 
 A problem stops when
 ``||g|| <= tol * ||g(0)||`` (the stopping rule of liblinear's primal solver, with a tighter
-default tolerance).
+default tolerance), with g computed in float64. At tolerances of at least ``FAST_TOL`` the
+iterations first run with float32 products with the rows, then every problem's gradient is
+recomputed in float64 and those still above the tolerance go on in float64; below it (tests
+against liblinear at 1e-9) float64 throughout.
 
-Batching: every problem of one call (training sets x C values x classes) shares one matrix of
-raw features; a training set is a row mask, and its standardisation is folded into the weights
-(``x~ = (x - mu_s) / sigma_s`` gives ``w.x~ + b = x.(w/sigma_s) + (b - mu_s.(w/sigma_s))``), so every
-product with the data is one matrix product over all problems. Rows outside a problem's set get
-zero weight; rows the caller does not pass (test rows) are never seen.
+Batching: every problem of one call (training sets x C values x classes) is solved at once. Each
+training set's rows are standardised with its own scaler (fitted on them only) and stacked, set
+by set, in one (S, n, D + 1) array (``n`` the largest set); a problem's (n, P) arrays (margins,
+labels, active rows) index its own set's rows, and its products with the data are one matrix
+product per run of problems on the same set. Rows the caller does not pass (test rows) are
+never seen. On a CPU with several threads, the Woodbury systems are gathered and factorised in
+as many parts side by side, one thread each (batched small factorisations use one core well and
+two poorly).
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,6 +62,11 @@ CG_SLOW = 15
 # speed); a direction only needs to descend, since the exact line search and the float64 gradient
 # decide convergence. A system float32 cannot factorise is redone in float64.
 KDTYPE = torch.float32
+# At tolerances of at least this, the Newton iterations first run with float32 products with the
+# rows (half the memory traffic), then every problem's gradient is recomputed with float64 products
+# and the problems above the tolerance go on in float64: the tolerance is always met in float64.
+# Below it (tests against liblinear at 1e-9), float64 throughout.
+FAST_TOL = 1e-6
 
 
 @dataclass
@@ -89,32 +101,42 @@ def scaler(X: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
 
 
 class _Batch:
-    """The data side of a batch of problems: products with the standardised, bias-augmented rows."""
+    """The data side of a batch of problems: products with each problem's own set's standardised,
+    bias-augmented rows. Row i of a problem's (n, P) arrays is row i of its set (``n`` the largest
+    set; rows past a set's end are zero, outside the mask ``M``)."""
 
-    def __init__(self, X, mask, labels, C, mean, std, set_of, C_of, class_of):
-        self.X, self.mean, self.std = X, mean, std
+    def __init__(self, sets: "_SetRows", C, set_of, C_of, class_of, fast: bool = False):
+        self.sets, self.Xs = sets, sets.Xs32 if fast else sets.Xs
         self.set_of, self.C, self.class_of = set_of, C[C_of], class_of   # per problem
-        self.M = mask[set_of].T.to(X.dtype)                  # (N, P) rows of each problem's set
-        self.Y = torch.where(labels[:, None] == class_of[None, :], 1.0, -1.0).to(X.dtype)  # (N, P)
+        self.M = sets.inside[set_of].T.to(DTYPE)              # (n, P) rows of each problem's set
+        self.Y = torch.where(sets.labels[set_of].T == class_of[None, :], 1.0, -1.0).to(DTYPE)
+        self._runs = None
 
     def subset(self, keep: torch.Tensor) -> "_Batch":
         out = object.__new__(_Batch)
-        out.X, out.mean, out.std = self.X, self.mean, self.std
+        out.sets, out.Xs, out._runs = self.sets, self.Xs, None
         out.set_of, out.C, out.class_of = self.set_of[keep], self.C[keep], self.class_of[keep]
         out.M, out.Y = self.M[:, keep], self.Y[:, keep]
         return out
 
+    def runs(self) -> list[tuple[int, int, int]]:
+        """(set, first, end) of each run of consecutive problems on the same set."""
+        if self._runs is None:
+            sets, counts = torch.unique_consecutive(self.set_of, return_counts=True)
+            ends = counts.cumsum(0).tolist()
+            self._runs = [(s, e - c, e) for s, c, e in zip(sets.tolist(), counts.tolist(), ends)]
+        return self._runs
+
     def xv(self, W: torch.Tensor) -> torch.Tensor:
-        """Standardised, augmented rows times weights: ``(P, D + 1) -> (N, P)``."""
-        v = W[:, :-1] / self.std[self.set_of]
-        b = W[:, -1] - (self.mean[self.set_of] * v).sum(1)
-        return self.X @ v.T + b
+        """Standardised, augmented rows times weights: ``(P, D + 1) -> (n, P)`` (the products in
+        the rows' dtype, the result in W's)."""
+        V = W.to(self.Xs.dtype)
+        return torch.cat([self.Xs[s] @ V[a:b].T for s, a, b in self.runs()], dim=1).to(W.dtype)
 
     def xt(self, R: torch.Tensor) -> torch.Tensor:
-        """Transposed product: ``(N, P) -> (P, D + 1)`` (R must be zero outside each set)."""
-        col = R.sum(0)                                        # (P,)
-        g = ((self.X.T @ R).T - self.mean[self.set_of] * col[:, None]) / self.std[self.set_of]
-        return torch.cat([g, col[:, None]], dim=1)
+        """Transposed product: ``(n, P) -> (P, D + 1)``."""
+        Q = R.to(self.Xs.dtype)
+        return torch.cat([Q[:, a:b].T @ self.Xs[s] for s, a, b in self.runs()], dim=0).to(R.dtype)
 
     def objective(self, W: torch.Tensor, Z: torch.Tensor) -> torch.Tensor:
         hinge = (1 - self.Y * Z).clamp_min(0) * self.M
@@ -160,13 +182,14 @@ def _line_search(batch: _Batch, W, d, Z, Zd) -> torch.Tensor:
     """Exact minimiser t of f(W + t d) per problem (1-D Newton on a convex piecewise quadratic)."""
     t = torch.ones(W.shape[0], dtype=W.dtype, device=W.device)
     wd, dd = (W * d).sum(1), (d * d).sum(1)
-    U = batch.Y * Zd                                          # (N, P)
-    m = 1 - batch.Y * Z
+    U = batch.Y * Zd * batch.M                                # (n, P); 0 outside the set
+    m = torch.where(batch.M > 0, 1 - batch.Y * Z, -1.0)       # rows outside the set never violate
+    UU = U * U
     for _ in range(20):
-        viol = ((m - t * U) > 0).to(W.dtype) * batch.M
-        d1 = wd + t * dd - 2 * batch.C * (viol * (m - t * U) * U).sum(0)
-        d2 = dd + 2 * batch.C * (viol * U * U).sum(0)
-        step = d1 / d2
+        h = (m - t * U).clamp_min(0)                          # the hinges at W + t d
+        d1 = wd + t * dd - 2 * batch.C * (h * U).sum(0)
+        d2 = dd + 2 * batch.C * torch.where(h > 0, UU, 0.0).sum(0)
+        step = torch.where(d2 > 0, d1 / d2, torch.zeros_like(d2))     # d = 0: nothing to move
         t = t - step
         if (step.abs() <= 1e-12 * t.abs().clamp_min(1)).all():
             break
@@ -180,28 +203,34 @@ def _standardised(rows: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> 
 
 
 class _SetRows:
-    """Each training set's standardised, bias-augmented rows ``X~_s``, computed once per fit, and what
-    the Newton directions need from them: ``local`` (S, N) row -> index in its set (-1 outside),
-    ``cov[s] = X~_s^T X~_s`` ((D + 1)^2: the Hessian path's start, the CG preconditioner's spectrum)
-    and, when they fit in ``budget_bytes``, the Gram matrices ``gram[s] = X~_s X~_s^T`` (float32,
-    (n_s + 1)^2 with a last row and column of zeros) that the Woodbury systems are gathered from
-    (else None: no Woodbury)."""
+    """Each training set's standardised, bias-augmented rows, computed once per fit: ``Xs`` (S, n,
+    D + 1), set s's rows first and zero rows after them (``n`` the largest set), ``inside`` (S, n)
+    which rows are real, ``labels`` (S, n) their classes (-1 after the end), ``xs[s]`` the real rows
+    alone; and what the Newton directions need from them: ``cov[s] = X~_s^T X~_s`` ((D + 1)^2: the
+    Hessian path's start, the CG preconditioner's spectrum) and, when they fit in ``budget_bytes``,
+    the Gram matrices ``gram[s] = X~_s X~_s^T`` (float32, (n_s + 1)^2 with a last row and column of
+    zeros) that the Woodbury systems are gathered from (else None: no Woodbury)."""
 
-    def __init__(self, X: torch.Tensor, mask: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
-                 budget_bytes: float = 2e9):
-        self.local = torch.full(mask.shape, -1, dtype=torch.long, device=X.device)
-        self.rows, self.xs, self.cov = [], [], []
-        for s in range(mask.shape[0]):
+    def __init__(self, X: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor, mean: torch.Tensor,
+                 std: torch.Tensor, budget_bytes: float = 2e9):
+        S, n = mask.shape[0], int(mask.sum(1).max())
+        self.Xs = torch.zeros(S, n, X.shape[1] + 1, dtype=X.dtype, device=X.device)
+        self.labels = torch.full((S, n), -1, dtype=labels.dtype, device=X.device)
+        self.inside = torch.zeros(S, n, dtype=torch.bool, device=X.device)
+        self.xs, self.cov = [], []
+        for s in range(S):
             rows = torch.nonzero(mask[s]).flatten()
-            self.local[s, rows] = torch.arange(len(rows), device=X.device)
             xs = _standardised(X[rows], mean[s], std[s])
-            self.rows.append(rows)
+            self.Xs[s, :len(rows)] = xs
+            self.labels[s, :len(rows)] = labels[rows]
+            self.inside[s, :len(rows)] = True
             self.xs.append(xs)
             self.cov.append(xs.T @ xs)
+        self.Xs32 = self.Xs.to(torch.float32)
         sizes = mask.sum(1).double()
         fits = float((sizes * sizes).sum()) * torch.finfo(KDTYPE).bits / 8 <= budget_bytes
         # Gram matrices with one more row and column of zeros, gathered by padding positions
-        self.gram = [torch.nn.functional.pad((xs @ xs.T).to(KDTYPE), (0, 1, 0, 1)) for xs in self.xs] if fits else None
+        self.gram = [torch.nn.functional.pad(xs.to(KDTYPE) @ xs.to(KDTYPE).T, (0, 1, 0, 1)) for xs in self.xs] if fits else None
         self._spectra = None
 
     def spectra(self):
@@ -236,12 +265,39 @@ def _spd_solve(A: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``x = A^-1 b`` for a batch of symmetric positive definite ``A`` (B, m, m) and ``b`` (B, m)
     (float64), by a Cholesky factorisation in ``KDTYPE``; a system ``KDTYPE`` cannot factorise is
     redone in float64 from the same entries. The Woodbury and Hessian directions both use it."""
+    return _side_by_side(lambda i: _spd_solve_part(A[i], b[i]), A.shape[0], A.device)
+
+
+def _spd_solve_part(A: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     L, info = torch.linalg.cholesky_ex(A.to(KDTYPE))
     x = torch.cholesky_solve(b.to(KDTYPE)[:, :, None], L)[:, :, 0].to(b.dtype)
     bad = info != 0
     if bad.any():
         x[bad] = torch.cholesky_solve(b[bad][:, :, None], torch.linalg.cholesky(A[bad].double()))[:, :, 0]
     return x
+
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _side_by_side(fn, count: int, device: torch.device) -> torch.Tensor:
+    """``fn(index)`` over ``range(count)``, concatenated along dim 0. On a CPU with n > 1 torch
+    threads the range is split into n parts run side by side, each on one thread: batches of small
+    factorisations and gathers use one core well and two poorly (``benchmarks/evaluate.py``)."""
+    n = torch.get_num_threads()
+    if torch.device(device).type != "cpu" or n == 1 or count < 2 * n:
+        return fn(torch.arange(count))
+    if n not in _POOLS:
+        _POOLS[n] = ThreadPoolExecutor(n, thread_name_prefix="dmc-svm")
+
+    def one(index):
+        torch.set_num_threads(1)     # this worker's own thread count
+        return fn(index)
+    torch.set_num_threads(1)
+    try:
+        return torch.cat(list(_POOLS[n].map(one, torch.arange(count).tensor_split(n))))
+    finally:
+        torch.set_num_threads(n)
 
 
 def _packed(mask: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -262,8 +318,8 @@ def _woodbury(batch: _Batch, setrows: _SetRows, active: torch.Tensor, g: torch.T
     whose matrix is gathered from the set's Gram matrix. Problems are solved in buckets of
     similar m (sorted by m), each padded to its largest m with identity rows that carry nothing."""
     counts = active.sum(0).long()
-    Xg = batch.xv(g)                                          # (N, P): X~ g on every row
-    R = torch.zeros_like(Xg)                                  # (N, P): X_A's coefficients, scattered
+    Xg = batch.xv(g)                                          # (n, P): X~ g on every row of the set
+    R = torch.zeros_like(Xg)                                  # (n, P): X_A's coefficients, scattered
     by_count = torch.argsort(counts)
     for lo in range(0, len(by_count), bucket):
         idx = by_count[lo:lo + bucket]
@@ -271,17 +327,20 @@ def _woodbury(batch: _Batch, setrows: _SetRows, active: torch.Tensor, g: torch.T
         if m == 0:
             continue
         order, valid = _packed(active[:, idx].T > 0, m)      # (B, m): the j-th active row
-        sets = batch.set_of[idx]
-        K = torch.empty(len(idx), m, m, dtype=KDTYPE, device=g.device)
-        for s in torch.unique(sets).tolist():
-            which = torch.nonzero(sets == s).flatten()
-            pad_row = setrows.gram[s].shape[0] - 1            # the Gram's zero row: padding gathers 0
-            loc = torch.where(valid[which], setrows.local[s][order[which]], pad_row)   # (b, m)
-            K[which] = setrows.gram[s][loc[:, :, None], loc[:, None, :]]
-        diag = torch.where(valid, (1 / (2 * batch.C[idx]))[:, None], torch.ones_like(K[:, :, 0]))
-        K.diagonal(dim1=1, dim2=2).add_(diag)
+        sets = batch.set_of[idx].tolist()
+        # padding gathers the Gram's zero row (its last)
+        pad_row = torch.tensor([len(setrows.xs[s]) for s in sets], device=g.device)[:, None]
+        loc = torch.where(valid, order, pad_row)              # (B, m): the rows' places in their set
+        diag = torch.where(valid, (1 / (2 * batch.C[idx]))[:, None], torch.ones(1, dtype=g.dtype, device=g.device))
         rhs = torch.gather(Xg[:, idx].T, 1, order) * valid    # (B, m): X_A g
-        sol = _spd_solve(K, rhs) * valid
+
+        def solve(part):
+            K = torch.empty(len(part), m, m, dtype=KDTYPE, device=g.device)
+            for j, i in enumerate(part.tolist()):             # K = G_s[A, A]: rows, then columns
+                torch.index_select(setrows.gram[sets[i]].index_select(0, loc[i]), 1, loc[i], out=K[j])
+            K.diagonal(dim1=1, dim2=2).add_(diag[part])
+            return _spd_solve_part(K, rhs[part])
+        sol = _side_by_side(solve, len(idx), g.device) * valid
         # padding points at row 0 with coefficient 0: added, not written over a real entry
         R[:, idx] = torch.zeros(len(idx), R.shape[0], dtype=g.dtype, device=g.device).scatter_add_(1, order, sol).T
     return -(g - batch.xt(R))
@@ -298,7 +357,7 @@ class _Hessians:
         d1 = sets.cov[0].shape[0]
         self.sets, self.set_of, self.chunk_bytes = sets, set_of, chunk_bytes
         self.G = torch.empty(n_problems, d1, d1, dtype=DTYPE, device=set_of.device)
-        self.basis = torch.zeros(sets.local.shape[1], n_problems, dtype=torch.int8, device=set_of.device)
+        self.basis = torch.zeros(sets.inside.shape[1], n_problems, dtype=torch.int8, device=set_of.device)
         self.started = torch.zeros(n_problems, dtype=torch.bool, device=set_of.device)
         self.slow_cg = torch.zeros(n_problems, dtype=torch.bool, device=set_of.device)   # see _route
 
@@ -312,13 +371,13 @@ class _Hessians:
         for j in torch.nonzero(fresh).flatten().tolist():
             s, p = int(self.set_of[pid[j]]), int(pid[j])
             self.G[p] = self.sets.cov[s]
-            self.basis[self.sets.rows[s], p] = 1
+            self.basis[:, p] = self.sets.inside[s].to(torch.int8)
         self.started[pid] = True
         delta = active.to(torch.int8) - self.basis[:, pid]                    # (N, b): +1 entered, -1 left
         sets = self.set_of[pid]
         for s in torch.unique(sets).tolist():
             which = torch.nonzero(sets == s).flatten()
-            local = delta[self.sets.rows[s]][:, which].T                     # (b, n_s)
+            local = delta[:len(self.sets.xs[s]), which].T                    # (b, n_s)
             counts = (local != 0).sum(1)
             d1 = self.G.shape[1]
             step = max(1, int(self.chunk_bytes // (8 * d1 * max(1, int(counts.max())))))
@@ -364,7 +423,7 @@ def fit_ovr(X: np.ndarray, labels: np.ndarray, masks: np.ndarray, Cs, n_classes:
     Cs_t = torch.as_tensor(np.asarray(Cs, dtype=np.float64), dtype=DTYPE, device=device)
     S, K, D = mask.shape[0], int(n_classes), X.shape[1]
     mean, std = scaler(X, mask)
-    sets = _SetRows(X, mask, mean, std)
+    sets = _SetRows(X, labels_t, mask, mean, std)
     W = torch.zeros(S, len(Cs_t), K, D + 1, dtype=DTYPE, device=device)
     set_idx = torch.arange(S, device=device).repeat_interleave(K)
     class_idx = torch.arange(K, device=device).repeat(S)
@@ -376,9 +435,16 @@ def fit_ovr(X: np.ndarray, labels: np.ndarray, masks: np.ndarray, Cs, n_classes:
     prev = None if start is None else start.reshape(S * K, D + 1).to(device=device, dtype=DTYPE)
     for c in torch.argsort(Cs_t).tolist():
         C_idx = torch.full_like(set_idx, c)
-        batch = _Batch(X, mask, labels_t, Cs_t, mean, std, set_idx, C_idx, class_idx)
         w = prev.clone() if prev is not None else torch.zeros(S * K, D + 1, dtype=DTYPE, device=device)
-        w, it, ratio = _newton(batch, sets, hessians, w, tol, max_newton, max_cg, method)
+        it = 0
+        batch = _Batch(sets, Cs_t, set_idx, C_idx, class_idx)
+        g0 = _g0(batch)
+        if tol >= FAST_TOL:   # first with float32 products, to tol if they can ...
+            fast = _Batch(sets, Cs_t, set_idx, C_idx, class_idx, fast=True)
+            w, it, _ = _newton(fast, sets, hessians, w, tol, max_newton, max_cg, method, strict=False, g0=g0)
+        # ... then certified (and finished where needed) with float64 products
+        w, it64, ratio = _newton(batch, sets, hessians, w, tol, max_newton, max_cg, method, g0=g0)
+        it += it64
         W[:, c] = w.view(S, K, D + 1)
         prev = w
         total_it, worst = max(total_it, it), max(worst, ratio)
@@ -405,14 +471,25 @@ def _route(counts: torch.Tensor, slow_cg: torch.Tensor, d1: int, sets: _SetRows,
     return route
 
 
-def _newton(batch: _Batch, sets: _SetRows, hessians, W, tol, max_newton, max_cg, method="auto"):
-    g0 = batch.gradient(torch.zeros_like(W), batch.xv(torch.zeros_like(W)))[0].norm(dim=1)
+def _g0(batch: _Batch) -> torch.Tensor:
+    """||g(0)|| of every problem: the scale of the stopping rule."""
+    return batch.gradient(torch.zeros_like(batch.C)[:, None], torch.zeros_like(batch.M))[0].norm(dim=1)
+
+
+def _newton(batch: _Batch, sets: _SetRows, hessians, W, tol, max_newton, max_cg, method="auto", strict=True,
+            g0=None):
+    """Newton iterations from W until every problem meets ``tol`` (its gradient in the batch's
+    products, relative to ``g0``, by default the batch's own ||g(0)||); returns W, the iterations
+    and the largest gradient ratio. After ``max_newton`` iterations: ``ArithmeticError`` if
+    ``strict``, else W as it is."""
+    if g0 is None:
+        g0 = _g0(batch)
     live = torch.arange(W.shape[0], device=W.device)
     ratio = torch.zeros(W.shape[0], dtype=W.dtype, device=W.device)
+    b, Z = batch, None
     for it in range(1, max_newton + 1):
-        b = batch.subset(live)
         w = W[live]
-        Z = b.xv(w)
+        Z = b.xv(w) if Z is None else Z        # after a step: Z + t Zd, the margins at the new W
         g, active = b.gradient(w, Z)
         r = g.norm(dim=1) / g0[live].clamp_min(1e-300)
         ratio[live] = r
@@ -437,12 +514,13 @@ def _newton(batch: _Batch, sets: _SetRows, hessians, W, tol, max_newton, max_cg,
                                     rtol=torch.clamp(r[sel].sqrt(), max=0.1), max_iter=max_cg)
                 if hessians is not None:
                     hessians.slow_cg[live[sel][used > CG_SLOW]] = True
-        t = _line_search(b, w, d, Z, b.xv(d))
+        Zd = b.xv(d)
+        t = _line_search(b, w, d, Z, Zd)
         W[live] = w + t[:, None] * d
-    b = batch.subset(live)
+        Z = Z + t.to(Z.dtype) * Zd
     g, _ = b.gradient(W[live], b.xv(W[live]))
     ratio[live] = g.norm(dim=1) / g0[live].clamp_min(1e-300)
-    if (ratio > tol).any():
+    if strict and (ratio > tol).any():
         raise ArithmeticError(f"SVM solver: {int((ratio > tol).sum())} problems above tolerance {tol} "
                               f"after {max_newton} Newton iterations (worst {float(ratio.max()):.2e})")
     return W, max_newton, float(ratio.max())
