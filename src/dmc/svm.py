@@ -105,8 +105,8 @@ class _Batch:
     bias-augmented rows. Row i of a problem's (n, P) arrays is row i of its set (``n`` the largest
     set; rows past a set's end are zero, outside the mask ``M``)."""
 
-    def __init__(self, sets: "_SetRows", C, set_of, C_of, class_of, fast: bool = False):
-        self.sets, self.Xs = sets, sets.Xs32 if fast else sets.Xs
+    def __init__(self, sets: "_SetRows", C, set_of, C_of, class_of):
+        self.Xs, self.Xs32 = sets.Xs, sets.Xs32
         self.set_of, self.C, self.class_of = set_of, C[C_of], class_of   # per problem
         self.M = sets.inside[set_of].T.to(DTYPE)              # (n, P) rows of each problem's set
         self.Y = torch.where(sets.labels[set_of].T == class_of[None, :], 1.0, -1.0).to(DTYPE)
@@ -114,9 +114,16 @@ class _Batch:
 
     def subset(self, keep: torch.Tensor) -> "_Batch":
         out = object.__new__(_Batch)
-        out.sets, out.Xs, out._runs = self.sets, self.Xs, None
+        out.Xs, out.Xs32, out._runs = self.Xs, self.Xs32, None
         out.set_of, out.C, out.class_of = self.set_of[keep], self.C[keep], self.class_of[keep]
         out.M, out.Y = self.M[:, keep], self.Y[:, keep]
+        return out
+
+    def in_float32(self) -> "_Batch":
+        """The same problems with float32 products with the rows (the same masks and labels)."""
+        out = object.__new__(_Batch)
+        out.__dict__.update(self.__dict__)
+        out.Xs = self.Xs32
         return out
 
     def runs(self) -> list[tuple[int, int, int]]:
@@ -189,7 +196,7 @@ def _line_search(batch: _Batch, W, d, Z, Zd) -> torch.Tensor:
         h = (m - t * U).clamp_min(0)                          # the hinges at W + t d
         d1 = wd + t * dd - 2 * batch.C * (h * U).sum(0)
         d2 = dd + 2 * batch.C * torch.where(h > 0, UU, 0.0).sum(0)
-        step = torch.where(d2 > 0, d1 / d2, torch.zeros_like(d2))     # d = 0: nothing to move
+        step = d1 / d2
         t = t - step
         if (step.abs() <= 1e-12 * t.abs().clamp_min(1)).all():
             break
@@ -220,10 +227,10 @@ class _SetRows:
         self.xs, self.cov = [], []
         for s in range(S):
             rows = torch.nonzero(mask[s]).flatten()
-            xs = _standardised(X[rows], mean[s], std[s])
-            self.Xs[s, :len(rows)] = xs
+            self.Xs[s, :len(rows)] = _standardised(X[rows], mean[s], std[s])
             self.labels[s, :len(rows)] = labels[rows]
             self.inside[s, :len(rows)] = True
+            xs = self.Xs[s, :len(rows)]                       # a view: the set's real rows
             self.xs.append(xs)
             self.cov.append(xs.T @ xs)
         self.Xs32 = self.Xs.to(torch.float32)
@@ -440,8 +447,7 @@ def fit_ovr(X: np.ndarray, labels: np.ndarray, masks: np.ndarray, Cs, n_classes:
         batch = _Batch(sets, Cs_t, set_idx, C_idx, class_idx)
         g0 = _g0(batch)
         if tol >= FAST_TOL:   # first with float32 products, to tol if they can ...
-            fast = _Batch(sets, Cs_t, set_idx, C_idx, class_idx, fast=True)
-            w, it, _ = _newton(fast, sets, hessians, w, tol, max_newton, max_cg, method, strict=False, g0=g0)
+            w, it, _ = _newton(batch.in_float32(), sets, hessians, w, tol, max_newton, max_cg, method, strict=False, g0=g0)
         # ... then certified (and finished where needed) with float64 products
         w, it64, ratio = _newton(batch, sets, hessians, w, tol, max_newton, max_cg, method, g0=g0)
         it += it64
