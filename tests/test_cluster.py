@@ -121,7 +121,10 @@ def slurm_run(slurm, tmp_path_factory):
     """The same targets run locally and through SLURM; the train job cancelled mid-run."""
     base = tmp_path_factory.mktemp("slurm-run")
     local = make_project(base / "local")   # the reference, run meanwhile (the SLURM run mostly waits)
-    local_run = subprocess.Popen(f"snakemake --cores 1 {TARGETS}", cwd=local, env=ENV, shell=True,
+    # --cores as the node's CPUs: Snakemake sets OMP_NUM_THREADS to a job's threads (train: 8,
+    # capped at --cores locally and at SLURM_CPUS by the test profile), and the CPU kernels
+    # split a convolution's sums by thread, so only the same thread count gives the same bits.
+    local_run = subprocess.Popen(f"snakemake --cores {SLURM_CPUS} {TARGETS}", cwd=local, env=ENV, shell=True,
                                  stdout=open(base / "local.log", "w"), stderr=subprocess.STDOUT)
     proj = make_project(base / "cluster")
     profile = cluster_profile(base / "profile")
