@@ -63,10 +63,11 @@ def test_heat_map_shape_range_and_batching():
     np.testing.assert_allclose(an.coarse[:1], expected, rtol=1e-4, atol=1e-6)
 
 
-def test_heatmap_candidates_include_the_pipelines_rule():
-    """The val study (dmc.heatmap_choice) scores the pipeline's own map among its candidates:
-    its ``proximity`` candidate at tau equals analyse_batch's map at that agreement temperature;
-    ``assignment`` at tau = 0 is the plain mean over clusters of the visual assignments (1/k)."""
+def test_heatmap_candidates_are_the_pipelines_rules():
+    """The val study (dmc.heatmap_choice) scores the pipeline's own maps: each (rule, tau)
+    candidate equals analyse_batch's map under localize.heatmap_rule = rule at that agreement
+    temperature; ``assignment`` at tau = 0 is the plain mean over clusters of the visual
+    assignments (1/k)."""
     from dmc import heatmap_choice as C
 
     p = load_default_params()
@@ -75,16 +76,20 @@ def test_heatmap_candidates_include_the_pipelines_rule():
     frames = H.frames_to_tensor((torch.rand(3, 64, 64, 3, generator=g) * 255).to(torch.uint8).numpy())
     mels = torch.randn(3, 1, 41, 64, generator=g)
     maps = C.candidate_maps(model, frames, mels, taus=(0.0, 1.0, 5.0))
-    assert set(maps) == {(r, t) for r in C.RULES for t in (0.0, 1.0, 5.0)}
-    for tau in (1.0, 5.0):
-        np.testing.assert_allclose(maps[("proximity", tau)], H.analyse_batch(model, frames, mels, tau).coarse,
-                                   rtol=1e-5, atol=1e-7)
+    assert set(maps) == {(r, t) for r in H.RULES for t in (0.0, 1.0, 5.0)}
+    for rule in H.RULES:
+        for tau in (1.0, 5.0):
+            np.testing.assert_allclose(maps[(rule, tau)], H.analyse_batch(model, frames, mels, tau, rule).coarse,
+                                       rtol=1e-5, atol=1e-7)
+    assert not np.allclose(maps[("proximity", 1.0)], maps[("assignment_proximity", 1.0)])
+    with pytest.raises(ValueError, match="heat-map rule 'nearest'"):
+        H.analyse_batch(model, frames, mels, 1.0, "nearest")
     np.testing.assert_allclose(maps[("assignment", 0.0)], 1.0 / p["train"]["clusters"], rtol=1e-5)
     box = np.zeros((3, 64, 64), bool)
     box[:, 20:40, 20:40] = True
     scores = C.score_model(model, ((frames + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy(),
                            mels[:, 0].numpy(), list(box), 0.5)
-    assert set(scores) == {(r, t) for r in C.RULES for t in C.TAUS} and all(0 <= s["pointing"] <= 1 and 0 <= s["auc"] <= 1 for s in scores.values())
+    assert set(scores) == {(r, t) for r in H.RULES for t in C.TAUS} and all(0 <= s["pointing"] <= 1 and 0 <= s["auc"] <= 1 for s in scores.values())
 
 
 def test_normalize_and_center_prior():
@@ -187,11 +192,13 @@ def test_multisource_rule_by_hand():
 # -- trained vs untrained on the embedded default -----------------------------------------------
 @pytest.fixture(scope="module")
 def trained(small_corpus, tmp_path_factory):
-    """DMC trained briefly (4 epochs, batch 32) on the 48-video corpus; deterministic on the CPU."""
+    """DMC trained briefly (8 epochs, batch 32) on the 96-video corpus; deterministic on the CPU.
+    8, not 4: without a squash (the default) the trained maps overtake the untrained network's,
+    which already favour high-activation positions, only after a few more epochs."""
     from dmc.training import Trainer
 
     d = tmp_path_factory.mktemp("loc_model")
-    p = with_overrides(load_default_params(), train__epochs=4, train__batch_size=32, train__checkpoint_every=0,
+    p = with_overrides(load_default_params(), train__epochs=8, train__batch_size=32, train__checkpoint_every=0,
                        train__warmup_steps=0, train__lr=1e-3, train__device="cpu", localize__device="cpu",
                        localize__clips_for_overlays=2)
     Trainer(p, small_corpus / "decoded", d / "m.pt", d / "log.csv", d / "ck").fit()
@@ -200,8 +207,11 @@ def trained(small_corpus, tmp_path_factory):
 
 @pytest.mark.slow
 def test_trained_model_localizes_better_than_random_init(small_corpus, trained):
-    """Every (frame, segment) pair of the corpus (localization is never trained on boxes):
-    4 epochs give pointing ~0.3-0.45 against ~0.03-0.06 for the untrained net (seeds 0-2)."""
+    """Every (frame, segment) pair of the corpus (localization is never trained on boxes), with
+    the heat-map rule and tau of params.yaml: the trained maps point at the sounding objects more
+    often than the same network untrained and than a random pixel, with a higher AUC. (The
+    margin asked is small next to what 8 epochs gave under seeds 0-2 with every rule of
+    heatmaps.RULES; after 4 epochs the assignment_proximity maps were below the untrained ones.)"""
     from dmc.training import load_model
 
     p, model_path = trained
@@ -211,11 +221,13 @@ def test_trained_model_localizes_better_than_random_init(small_corpus, trained):
     masks = [gt.mask(r.video, r.frame_time_s, frames.shape[1:3]) for r in index.itertuples()]
     scores = {}
     for name, model in (("dmc", load_model(model_path)[0]), ("random_init", L.random_init_model(p))):
-        heat = H.upsample(H.analyse_arrays(model, frames, mels).coarse, frames.shape[1:3])
+        an = H.analyse_arrays(model, frames, mels, p["localize"]["agreement_temperature"],
+                              rule=p["localize"]["heatmap_rule"])
+        heat = H.upsample(an.coarse, frames.shape[1:3])
         scores[name] = M.summarize([M.ciou(h, g) for h, g in zip(heat, masks)],
                                    [M.pointing_hit(h, g) for h, g in zip(heat, masks)])
     chance = float(np.mean([g.mean() for g in masks]))             # pointing of a uniformly random pixel
-    assert scores["dmc"]["pointing"] >= scores["random_init"]["pointing"] + 0.15, scores
+    assert scores["dmc"]["pointing"] >= scores["random_init"]["pointing"] + 0.05, scores
     assert scores["dmc"]["pointing"] >= chance + 0.1, (scores, chance)
     assert scores["dmc"]["auc"] >= scores["random_init"]["auc"] + 0.01, scores
 
@@ -239,7 +251,7 @@ def test_heatmap_choice_reads_only_the_val_split(small_corpus, trained, tmp_path
         C.main(["--params", str(params), "--models", str(model_path), "--decoded", str(decoded),
                 "--ground-truth", str(small_corpus / "ground_truth"), "--out", str(tmp_path / name / "choice")])
         tables[name] = pd.read_csv(tmp_path / name / "choice.csv")
-    assert len(tables["clean"]) == len(C.RULES) * len(C.TAUS)
+    assert len(tables["clean"]) == len(H.RULES) * len(C.TAUS)
     assert tables["clean"].random_init_pointing.between(0, 1).all()   # the untrained net, beside each rule
     pd.testing.assert_frame_equal(tables["clean"], tables["poisoned"])
 

@@ -68,9 +68,18 @@ def test_cli_refuses_before_work(tmp_path, params):
     ("train.device", "tpu", r"train\.device: 'tpu' is not one of"),
     ("model.preset", "huge", r"model\.preset: 'huge' is not one of model\.presets"),
     ("model.presets.tiny.audio", [[16], [32], [64]], r"model\.presets\.tiny: .*same width"),
+    ("localize.heatmap_rule", "nearest", r"localize\.heatmap_rule: 'nearest' is not one of"),
 ])
 def test_invalid_training_params_name_the_key(params, key, value, message):
     bad = copy.deepcopy(params)
     set_key(bad, key, value)
     with pytest.raises(ParamsError, match=message):
         validate_params(bad)
+
+
+def test_schema_heatmap_rules_are_the_code_rules():
+    """localize.heatmap_rule accepts exactly the rules dmc.heatmaps computes."""
+    from dmc.heatmaps import RULES
+    from dmc.params import schema
+
+    assert schema()["properties"]["localize"]["properties"]["heatmap_rule"]["enum"] == list(RULES)

@@ -181,13 +181,16 @@ def test_bad_batch_size_refused_before_training(small_corpus, tmp_path):
 
 
 def test_saved_model_carries_the_clustering_structure(small_corpus, tmp_path):
-    """A model trained away from the default squash placement / first centers loads with them;
-    at the defaults the saved config has no such keys (models saved before they existed hash the same)."""
-    for over, expected in (({}, ("both", "uniform")),
-                           ({"train__squash": "projected", "train__cluster_init": "spread"}, ("projected", "spread"))):
+    """A model trained away from the clustering's code defaults (squash both, uniform first
+    centers, what models saved before these keys existed were trained with) loads with its own
+    structure; at the code defaults the saved config has no such keys (such models hash the same)."""
+    cases = (({"train__squash": "both", "train__cluster_init": "uniform"}, ("both", "uniform"), (False, False)),
+             ({"train__squash": "projected", "train__cluster_init": "spread"}, ("projected", "spread"), (True, True)),
+             ({"train__squash": "none", "train__cluster_init": "uniform"}, ("none", "uniform"), (True, False)))
+    for i, (over, expected, saved) in enumerate(cases):
         p = fast_params(train__epochs=1, train__batch_size=16, train__checkpoint_every=0, **over)
-        path = tmp_path / f"m{len(over)}.pt"
+        path = tmp_path / f"m{i}.pt"
         Trainer(p, small_corpus / "decoded", path, tmp_path / "log.csv", tmp_path / "ck").fit()
         model, config = load_model(path)
         assert (model.clustering.squash, model.clustering.init) == expected
-        assert ("squash" in config["train"], "cluster_init" in config["train"]) == (bool(over), bool(over))
+        assert ("squash" in config["train"], "cluster_init" in config["train"]) == saved

@@ -108,7 +108,7 @@ STEPS: tuple[Step, ...] = (
          outs=(Out(LOCALIZATION_METRICS, "metrics", cache=False), Out(LOCALIZATION, cache=False)),
          params=("seed", "model", "train.clusters", "train.dim", "train.iterations", "train.temperature",
                  "train.squash", "train.cluster_init", "train.val_fraction", "train.test_fraction", "synth.width",
-                 "synth.height", "data.ground_truth",
+                 "synth.height", "data.ground_truth", "localize.heatmap_rule",
                  "localize.agreement_temperature", "localize.ciou_threshold", "localize.center_sigma",
                  "localize.max_sources", "localize.multisource_cuts", "localize.clips_for_overlays",
                  "localize.batch_size"),

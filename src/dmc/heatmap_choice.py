@@ -11,13 +11,8 @@ that training adds. The choice is the candidate with
 the highest mean pointing of the trained models (the issue's first localization target), ties
 broken by AUC; the untrained column is reported, not used by the choice.
 
-Candidates, with ``w_j = softmax_j(tau cos(c_j^a, c_j^v))`` (tau = ``agreement_temperature``):
-
-* ``proximity``: ``sum_j w_j (-d_ij^{v->a})_+``, the visual vectors' closeness to the *audio*
-  centers (:func:`dmc.heatmaps.analyse_batch`, the pipeline's rule);
-* ``assignment``: ``sum_j w_j s_ij^v``, the visual soft assignments;
-* ``assignment_proximity``: ``sum_j w_j s_ij^v (-d_ij^v)_+``, assignments times closeness to
-  the visual centers.
+Candidates: every rule of :data:`dmc.heatmaps.RULES` (the values ``localize.heatmap_rule``
+takes; the forms are written in :mod:`dmc.heatmaps`) at every tau of :data:`TAUS`.
 
 The models come from ``results/tables/seeds_runs.csv`` (one DVC experiment per seed): each
 experiment's ``dvc.lock`` names its ``models/dmc.pt`` by MD5, read from the local DVC cache
@@ -36,11 +31,9 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from .clustering import distances
-from .heatmaps import center_prior, frames_to_tensor, upsample
+from .heatmaps import center_prior, frames_to_tensor, per_cluster_maps, upsample
 from .loc_metrics import ciou, pointing_hit, summarize
 
-RULES = ("proximity", "assignment", "assignment_proximity")
 TAUS = (0.0, 1.0, 5.0, 20.0)
 
 
@@ -54,9 +47,7 @@ def candidate_maps(model, frames: torch.Tensor, logmel: torch.Tensor, taus=TAUS)
     aud = cl(model.encode_audio(logmel))
     ca, cv = aud.centers.float(), vis.centers.float()
     agree = F.cosine_similarity(ca, cv, dim=-1, eps=1e-8)                      # (B, k)
-    per_cluster = {"proximity": (-distances(uhat_v.float(), ca)).clamp_min(0),  # (B, p, k)
-                   "assignment": vis.assign.float(),
-                   "assignment_proximity": vis.assign.float() * (-vis.dist.float()).clamp_min(0)}
+    per_cluster = per_cluster_maps(uhat_v, vis, ca)                            # {rule: (B, p, k)}
     out = {}
     for tau in taus:
         weight = torch.softmax(tau * agree, dim=-1)[:, None, :]
@@ -163,7 +154,7 @@ def main(argv=None) -> None:
         auc_std=("auc", "std"), random_init_pointing=("random_init_pointing", "mean"),
         random_init_pointing_std=("random_init_pointing", "std"), n=("seed", "size")).reset_index()
     best = table.sort_values(["pointing", "auc"], ascending=False).iloc[0]
-    current = ("proximity", params["localize"]["agreement_temperature"])
+    current = (params["localize"]["heatmap_rule"], params["localize"]["agreement_temperature"])
     lines = [f"# Heat-map rule on the val split ({len(masks)} pairs of {rows.video.nunique()} videos; "
              f"models of seeds {sorted(models)})", "",
              "| rule | tau | pointing | AUC | pointing, same net untrained | n |", "|---|---|---|---|---|---|"]

@@ -1,25 +1,30 @@
 """Sound-localization heat maps from DMC's clusters.
 
 For a (frame, audio segment) pair, with û_ij^v the visual conv-map vector i projected
-into shared space j (:meth:`dmc.clustering.MultimodalClustering.project`) and c_j^a,
-c_j^v the audio / visual centers of the pair:
+into shared space j (:meth:`dmc.clustering.MultimodalClustering.project`), s_ij^v and d_ij^v
+its soft assignment and distance to the visual centers (eq. 1-6), and c_j^a, c_j^v the audio /
+visual centers of the pair:
 
     w_j    = softmax_j( tau * cos(c_j^a, c_j^v) )                 agreement of cluster pair j
-    heat_i = sum_j w_j * max(0, <û_ij^v, c_j^a / ||c_j^a||>)      = sum_j w_j (-d_ij^{v->a})_+
+    heat_i = sum_j w_j * m_ij
 
-i.e. how close visual position i lies to the *audio* centers, in the spaces where the
-audio and the visual components of this pair agree (d^{v->a} is the clustering distance
-d_ij = -<u_ij, c_j/||c_j||> of :func:`dmc.clustering.distances`, visual vectors against
-audio centers: "the visual components matched by the audio").  The coarse (h, w) map is
-upsampled bilinearly (``align_corners=False``) to the frame size and min-max normalised
-to [0, 1] (a constant map becomes all zeros).  tau = ``localize.agreement_temperature``.
+with the per-cluster map m_ij given by ``localize.heatmap_rule`` (:data:`RULES`):
 
-Why this form and tau: chosen on the val split (``make heatmap-choice``,
-:mod:`dmc.heatmap_choice`, with the trained models of the seeds sweep; the test split that the
-pipeline reports is not read): of this cross-modal proximity and the visual-assignment forms
-of the task sketch, sum_j w_j s_ij^v and sum_j w_j s_ij^v (-d_ij^v)_+, each at tau in
-{0, 1, 5, 20}, the proximity form at the tau of ``params.yaml`` has the highest mean pointing
-(results/tables/heatmap_choice.md).
+* ``proximity``: m_ij = max(0, <û_ij^v, c_j^a / ||c_j^a||>) = (-d_ij^{v->a})_+, how close
+  visual position i lies to the *audio* centers ("the visual components matched by the audio";
+  d is the clustering distance of :func:`dmc.clustering.distances`, visual vectors against
+  audio centers);
+* ``assignment``: m_ij = s_ij^v, the visual soft assignments;
+* ``assignment_proximity``: m_ij = s_ij^v (-d_ij^v)_+, assignments times closeness to the
+  visual centers.
+
+The coarse (h, w) map is upsampled bilinearly (``align_corners=False``) to the frame size and
+min-max normalised to [0, 1] (a constant map becomes all zeros).  tau =
+``localize.agreement_temperature``.
+
+The rule and tau are chosen on the val split (``make heatmap-choice``, :mod:`dmc.heatmap_choice`,
+with the trained models of the seeds sweep; the test split that the pipeline reports is not
+read): the candidate with the highest mean val pointing (results/tables/heatmap_choice.md).
 
 The centre prior (an isotropic Gaussian at the frame centre, sigma =
 ``localize.center_sigma`` x frame size, min-max normalised) is the trivial baseline map.
@@ -56,9 +61,22 @@ class Analysis(NamedTuple):
     centers_v: np.ndarray
 
 
+RULES = ("proximity", "assignment", "assignment_proximity")
+
+
+def per_cluster_maps(uhat_v: torch.Tensor, vis, centers_a: torch.Tensor) -> dict[str, torch.Tensor]:
+    """{rule: (B, p_v, k) per-cluster map m_ij} for every rule of :data:`RULES` (float32)."""
+    return {"proximity": (-distances(uhat_v.float(), centers_a)).clamp_min(0),   # (-d_ij^{v->a})_+
+            "assignment": vis.assign.float(),                                      # s_ij^v
+            "assignment_proximity": vis.assign.float() * (-vis.dist.float()).clamp_min(0)}
+
+
 @torch.no_grad()
-def analyse_batch(model, frames: torch.Tensor, logmel: torch.Tensor, temperature: float = 1.0) -> Analysis:
+def analyse_batch(model, frames: torch.Tensor, logmel: torch.Tensor, temperature: float = 1.0,
+                  rule: str = "proximity") -> Analysis:
     """frames (B, 3, H, W) in [-1, 1], log-mel (B, 1, T, n_mels) -> :class:`Analysis` (same as DMC.forward)."""
+    if rule not in RULES:
+        raise ValueError(f"heat-map rule {rule!r} is not one of {', '.join(RULES)}")
     cl = model.clustering
     uv, (h, w) = model.encode_visual(frames)
     uhat_v = cl.project(uv)                                  # (B, p_v, k, d)
@@ -66,9 +84,8 @@ def analyse_batch(model, frames: torch.Tensor, logmel: torch.Tensor, temperature
     aud = cl(model.encode_audio(logmel))
     ca, cv = aud.centers.float(), vis.centers.float()
     agree = F.cosine_similarity(ca, cv, dim=-1, eps=1e-8)    # (B, k)
-    weight = torch.softmax(temperature * agree, dim=-1)
-    near = (-distances(uhat_v.float(), ca)).clamp_min(0)     # <û_ij^v, c_j^a/||c_j^a||>_+  (B, p_v, k)
-    heat = (near * weight[:, None, :]).sum(-1).reshape(-1, h, w)
+    weight = torch.softmax(temperature * agree, dim=-1)      # w_j
+    heat = (per_cluster_maps(uhat_v, vis, ca)[rule] * weight[:, None, :]).sum(-1).reshape(-1, h, w)
     return Analysis(heat.cpu().numpy(), hard_shares(aud.assign.float().cpu().numpy()),
                     hard_shares(vis.assign.float().cpu().numpy()), agree.cpu().numpy(), ca.cpu().numpy(),
                     cv.cpu().numpy())
@@ -103,14 +120,14 @@ def frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
 
 
 def analyse_arrays(model, frames: np.ndarray, logmel: np.ndarray, temperature: float = 1.0,
-                   batch_size: int = 64, device: str | torch.device = "cpu") -> Analysis:
+                   batch_size: int = 64, device: str | torch.device = "cpu", rule: str = "proximity") -> Analysis:
     """Batched :func:`analyse_batch` over uint8 frames (N, H, W, 3) and log-mel (N, T, n_mels)."""
     model = model.to(device).eval()
     parts = []
     for i in range(0, len(frames), batch_size):
         f = frames_to_tensor(np.asarray(frames[i:i + batch_size])).to(device)
         m = torch.from_numpy(np.asarray(logmel[i:i + batch_size], dtype=np.float32))[:, None].to(device)
-        parts.append(analyse_batch(model, f, m, temperature))
+        parts.append(analyse_batch(model, f, m, temperature, rule))
     return concat(parts)
 
 

@@ -80,7 +80,7 @@ def _arrays_of(decoded_dir: Path, rows: pd.DataFrame) -> tuple[np.ndarray, np.nd
 
 
 def _analyse_rows(models: dict, reader: _ShardReader, rows: pd.DataFrame, tau: float, bs: int, device,
-                  keep: list[int] = ()) -> tuple[dict, dict, tuple]:
+                  keep: list[int] = (), rule: str = "proximity") -> tuple[dict, dict, tuple]:
     """:class:`Analysis` per model over the rows, streamed in batches; the frames of the rows
     in ``keep`` and the frame size are returned too."""
     parts, kept, size = {m: [] for m in models}, {}, None
@@ -89,7 +89,7 @@ def _analyse_rows(models: dict, reader: _ShardReader, rows: pd.DataFrame, tau: f
         size = frames.shape[1:3]
         kept.update({j: frames[j - i] for j in keep if i <= j < i + bs})
         for m, net in models.items():
-            parts[m].append(analyse_arrays(net, frames, mels, tau, bs, device))
+            parts[m].append(analyse_arrays(net, frames, mels, tau, bs, device, rule))
     return {m: concat(v) for m, v in parts.items()}, kept, size
 
 
@@ -152,7 +152,8 @@ def run_benchmark(params: dict, decoded_dir: str | Path, model_path: str | Path,
     tau, bs = lp["agreement_temperature"], lp["batch_size"]
     reader = _ShardReader(decoded_dir)
     shown = _overlay_rows(val_rows, lp["clips_for_overlays"])
-    analyses, shown_frames, size = _analyse_rows(models, reader, val_rows, tau, bs, device, shown)
+    analyses, shown_frames, size = _analyse_rows(models, reader, val_rows, tau, bs, device, shown,
+                                                 lp["heatmap_rule"])
     corr = {m: correspondence_accuracy(analyses[m], val_rows.video, params["seed"]) for m in models}
     prior = center_prior(size, lp["center_sigma"])
     shown_heats = {(m, j): upsample(analyses[m].coarse[j:j + 1], size)[0] for m in models for j in shown}
@@ -369,7 +370,7 @@ def localize_videos(paths: Iterable[str | Path], model_path: str | Path, params:
         n = len(clip.frames)
         pick = np.unique(np.linspace(0, n - 1, min(n, lp["clips_for_overlays"])).round().astype(int))
         an = analyse_arrays(model, clip.frames[pick], mels[pick], lp["agreement_temperature"], lp["batch_size"],
-                            device)
+                            device, lp["heatmap_rule"])
         heats = upsample(an.coarse, clip.frames.shape[1:3])
         seg = d["segment_seconds"]
         draw_panels(out_dir / f"{safe_name(name)}.png",
