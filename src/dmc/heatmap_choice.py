@@ -28,10 +28,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 import yaml
 
-from .heatmaps import center_prior, frames_to_tensor, per_cluster_maps, upsample
+from .heatmaps import RULES, center_prior, cluster_map, cluster_pairs, frames_to_tensor, upsample, weighted_heat
 from .loc_metrics import ciou, pointing_hit, summarize
 
 TAUS = (0.0, 1.0, 5.0, 20.0)
@@ -40,20 +39,9 @@ TAUS = (0.0, 1.0, 5.0, 20.0)
 @torch.no_grad()
 def candidate_maps(model, frames: torch.Tensor, logmel: torch.Tensor, taus=TAUS) -> dict:
     """{(rule, tau): (B, h, w) coarse map} for a batch of pairs (frames in [-1, 1])."""
-    cl = model.clustering
-    uv, (h, w) = model.encode_visual(frames)
-    uhat_v = cl.project(uv)
-    vis = cl.cluster(uhat_v)
-    aud = cl(model.encode_audio(logmel))
-    ca, cv = aud.centers.float(), vis.centers.float()
-    agree = F.cosine_similarity(ca, cv, dim=-1, eps=1e-8)                      # (B, k)
-    per_cluster = per_cluster_maps(uhat_v, vis, ca)                            # {rule: (B, p, k)}
-    out = {}
-    for tau in taus:
-        weight = torch.softmax(tau * agree, dim=-1)[:, None, :]
-        for rule, values in per_cluster.items():
-            out[(rule, tau)] = (values * weight).sum(-1).reshape(-1, h, w).numpy()
-    return out
+    pc = cluster_pairs(model, frames, logmel)
+    per_cluster = {rule: cluster_map(rule, pc) for rule in RULES}        # {rule: (B, p, k)}
+    return {(rule, tau): weighted_heat(m, pc, tau).numpy() for tau in taus for rule, m in per_cluster.items()}
 
 
 def score_model(model, frames: np.ndarray, logmel: np.ndarray, masks: list, threshold: float,

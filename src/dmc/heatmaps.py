@@ -64,31 +64,53 @@ class Analysis(NamedTuple):
 RULES = ("proximity", "assignment", "assignment_proximity")
 
 
-def per_cluster_maps(uhat_v: torch.Tensor, vis, centers_a: torch.Tensor) -> dict[str, torch.Tensor]:
-    """{rule: (B, p_v, k) per-cluster map m_ij} for every rule of :data:`RULES` (float32)."""
-    return {"proximity": (-distances(uhat_v.float(), centers_a)).clamp_min(0),   # (-d_ij^{v->a})_+
-            "assignment": vis.assign.float(),                                      # s_ij^v
-            "assignment_proximity": vis.assign.float() * (-vis.dist.float()).clamp_min(0)}
+class PairClusters(NamedTuple):
+    """Both modalities' clusterings of a batch of pairs (what every heat-map rule reads)."""
+
+    uhat_v: torch.Tensor    # (B, p_v, k, d) projected visual vectors û_ij^v
+    vis: object             # visual clustering (assign s^v, dist d^v, centers c^v)
+    aud: object             # audio clustering (assign s^a, centers c^a)
+    agree: torch.Tensor     # (B, k) cos(c_j^a, c_j^v), float32
+    shape: tuple            # (h, w) of the visual conv map
+
+
+def cluster_pairs(model, frames: torch.Tensor, logmel: torch.Tensor) -> PairClusters:
+    """frames (B, 3, H, W) in [-1, 1], log-mel (B, 1, T, n_mels) -> :class:`PairClusters` (as DMC.forward)."""
+    cl = model.clustering
+    uv, shape = model.encode_visual(frames)
+    uhat_v = cl.project(uv)
+    vis = cl.cluster(uhat_v)
+    aud = cl(model.encode_audio(logmel))
+    agree = F.cosine_similarity(aud.centers.float(), vis.centers.float(), dim=-1, eps=1e-8)
+    return PairClusters(uhat_v, vis, aud, agree, shape)
+
+
+def cluster_map(rule: str, pc: PairClusters) -> torch.Tensor:
+    """(B, p_v, k) per-cluster map m_ij of one rule of :data:`RULES` (float32)."""
+    if rule == "proximity":                   # (-d_ij^{v->a})_+
+        return (-distances(pc.uhat_v.float(), pc.aud.centers.float())).clamp_min(0)
+    if rule == "assignment":                  # s_ij^v
+        return pc.vis.assign.float()
+    if rule == "assignment_proximity":        # s_ij^v (-d_ij^v)_+
+        return pc.vis.assign.float() * (-pc.vis.dist.float()).clamp_min(0)
+    raise ValueError(f"heat-map rule {rule!r} is not one of {', '.join(RULES)}")
+
+
+def weighted_heat(m: torch.Tensor, pc: PairClusters, temperature: float) -> torch.Tensor:
+    """(B, h, w) coarse heat_i = sum_j w_j m_ij, w_j = softmax_j(tau * cos(c_j^a, c_j^v))."""
+    weight = torch.softmax(temperature * pc.agree, dim=-1)          # w_j
+    return (m * weight[:, None, :]).sum(-1).reshape(-1, *pc.shape)
 
 
 @torch.no_grad()
 def analyse_batch(model, frames: torch.Tensor, logmel: torch.Tensor, temperature: float = 1.0,
                   rule: str = "proximity") -> Analysis:
     """frames (B, 3, H, W) in [-1, 1], log-mel (B, 1, T, n_mels) -> :class:`Analysis` (same as DMC.forward)."""
-    if rule not in RULES:
-        raise ValueError(f"heat-map rule {rule!r} is not one of {', '.join(RULES)}")
-    cl = model.clustering
-    uv, (h, w) = model.encode_visual(frames)
-    uhat_v = cl.project(uv)                                  # (B, p_v, k, d)
-    vis = cl.cluster(uhat_v)
-    aud = cl(model.encode_audio(logmel))
-    ca, cv = aud.centers.float(), vis.centers.float()
-    agree = F.cosine_similarity(ca, cv, dim=-1, eps=1e-8)    # (B, k)
-    weight = torch.softmax(temperature * agree, dim=-1)      # w_j
-    heat = (per_cluster_maps(uhat_v, vis, ca)[rule] * weight[:, None, :]).sum(-1).reshape(-1, h, w)
-    return Analysis(heat.cpu().numpy(), hard_shares(aud.assign.float().cpu().numpy()),
-                    hard_shares(vis.assign.float().cpu().numpy()), agree.cpu().numpy(), ca.cpu().numpy(),
-                    cv.cpu().numpy())
+    pc = cluster_pairs(model, frames, logmel)
+    heat = weighted_heat(cluster_map(rule, pc), pc, temperature)
+    return Analysis(heat.cpu().numpy(), hard_shares(pc.aud.assign.float().cpu().numpy()),
+                    hard_shares(pc.vis.assign.float().cpu().numpy()), pc.agree.cpu().numpy(),
+                    pc.aud.centers.float().cpu().numpy(), pc.vis.centers.float().cpu().numpy())
 
 
 def normalize_maps(maps: np.ndarray) -> np.ndarray:
