@@ -251,9 +251,53 @@ def test_heatmap_choice_reads_only_the_val_split(small_corpus, trained, tmp_path
         C.main(["--params", str(params), "--models", str(model_path), "--decoded", str(decoded),
                 "--ground-truth", str(small_corpus / "ground_truth"), "--out", str(tmp_path / name / "choice")])
         tables[name] = pd.read_csv(tmp_path / name / "choice.csv")
+        tables[name, "threshold"] = pd.read_csv(tmp_path / name / "ciou_threshold.csv")
     assert len(tables["clean"]) == len(H.RULES) * len(C.TAUS)
     assert tables["clean"].random_init_pointing.between(0, 1).all()   # the untrained net, beside each rule
     pd.testing.assert_frame_equal(tables["clean"], tables["poisoned"])
+    thresholds = tables["clean", "threshold"]
+    assert thresholds.threshold.tolist() == list(C.THRESHOLDS)
+    assert thresholds[["ciou50", "auc", "center_prior_ciou50", "random_init_auc"]].stack().between(0, 1).all()
+    pd.testing.assert_frame_equal(thresholds, tables["poisoned", "threshold"])
+
+
+def test_choose_threshold_by_hand():
+    """Highest mean cIoU@0.5; ties by AUC, then the lower threshold."""
+    from dmc.heatmap_choice import choose_threshold
+
+    t = pd.DataFrame({"threshold": [0.3, 0.4, 0.5], "ciou50": [0.2, 0.4, 0.4], "auc": [0.5, 0.3, 0.35]})
+    assert choose_threshold(t) == 0.5
+    t.loc[2, "auc"] = 0.3
+    assert choose_threshold(t) == 0.4
+    t.loc[0, "ciou50"] = 0.41
+    assert choose_threshold(t) == 0.3
+
+
+@pytest.mark.slow
+def test_localize_val_metrics_read_only_the_val_split(small_corpus, trained, tmp_path):
+    """The localize step's val localization (``localization.val.dmc.*``, what sweeps choose on) is the
+    same whatever the test-split videos hold, while its test numbers change."""
+    import json
+    import shutil
+
+    from test_training import poison_test_split
+
+    p, model_path = trained
+    flat = {}
+    for name in ("clean", "poisoned"):
+        decoded = tmp_path / name
+        shutil.copytree(small_corpus / "decoded", decoded)
+        if name == "poisoned":
+            assert poison_test_split(decoded, p) > 0
+        L.run_benchmark(p, decoded, model_path, small_corpus / "ground_truth", tmp_path / f"{name}_out",
+                        tmp_path / f"{name}.json", log=lambda *_: None)
+        flat[name] = json.loads((tmp_path / f"{name}.json").read_text())
+    val = {k: v for k, v in flat["clean"].items() if k.startswith("localization.val.dmc.")}
+    assert sorted(val) == sorted(f"localization.val.dmc.{f}" for f in M.LOC_FIELDS)
+    assert all(0 <= v <= 1 for v in val.values())
+    assert val == {k: flat["poisoned"][k] for k in val}
+    assert any(flat["clean"][k] != flat["poisoned"][k] for k in flat["clean"]
+               if k.startswith("localization.dmc.") or k.startswith("correspondence."))
 
 
 def test_count_candidates_by_hand():

@@ -165,6 +165,7 @@ def run_benchmark(params: dict, decoded_dir: str | Path, model_path: str | Path,
     else:
         flat, details, tables = _scores(params, gt, models, reader, analyses, train_rows, val_rows, size, prior,
                                         device)
+        flat.update(_val_localization(params, gt, models["dmc"], reader, decoded_dir, size, device))
     flat.update({f"correspondence.{m}.acc": _clean(corr[m]) for m in models})
     flat["correspondence.n_pairs"] = int(len(val_rows))
     with atomic_file(metrics_path) as tmp:
@@ -200,6 +201,26 @@ def run_benchmark(params: dict, decoded_dir: str | Path, model_path: str | Path,
         msg += "; no ground truth: box and count metrics not applicable"
     log(msg)
     return flat
+
+
+def _val_localization(params, gt, model, reader, decoded_dir, size, device) -> dict:
+    """``localization.val.dmc.*``: the trained model's heat maps scored on the *val* split, the
+    numbers a sweep reads to choose a configuration (e.g. the visual map, ``make ablation``)
+    while the test split stays for reporting. Empty when no val video has ground truth."""
+    from .data import ShardDataset
+
+    lp = params["localize"]
+    rows = ShardDataset.of_split(decoded_dir, params, "val").index
+    rows = rows[rows.video.isin(gt.clips.index)].reset_index(drop=True)
+    if not len(rows):
+        return {}
+    an = _analyse_rows({"dmc": model}, reader, rows, lp["agreement_temperature"], lp["batch_size"], device,
+                       rule=lp["heatmap_rule"])[0]["dmc"]
+    heats = upsample(an.coarse, size)
+    masks = [gt.mask(r.video, r.frame_time_s, size) for r in rows.itertuples()]
+    s = summarize([ciou(h, g, lp["ciou_threshold"]) for h, g in zip(heats, masks)],
+                  [pointing_hit(h, g) for h, g in zip(heats, masks)])
+    return {f"localization.val.dmc.{f}": _clean(s[f]) for f in LOC_FIELDS}
 
 
 def _not_applicable() -> dict:

@@ -35,6 +35,12 @@ PRESETS: dict[str, dict[str, list[list[int]]]] = {
         "visual": [[16], [32], [64], [128]],
         "audio": [[16], [32], [64, 64], [128, 128]],
     },
+    # tiny with one visual pool fewer (its last two convs in one block): 64x64 frame -> 16x16x128,
+    # the map of the paper's VGG16 (16 x 16) at a quarter of the frame side; same audio stack.
+    "tiny16": {
+        "visual": [[16], [32], [64, 128]],
+        "audio": [[16], [32], [64, 64], [128, 128]],
+    },
 }
 
 
