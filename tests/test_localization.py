@@ -42,7 +42,9 @@ def test_heat_map_shape_range_and_batching():
     frames = (torch.rand(5, 64, 64, 3, generator=g) * 255).to(torch.uint8).numpy()
     mels = torch.randn(5, 41, 64, generator=g).numpy()
     an = H.analyse_arrays(model, frames, mels, batch_size=2)
-    assert an.coarse.shape == (5, 8, 8) and an.shares_a.shape == an.shares_v.shape == (5, p["train"]["clusters"])
+    hw = model.visual.output_hw(64, 64)                     # 8 x 8 (tiny) or 16 x 16 (tiny16)
+    assert hw == {"tiny": (8, 8), "tiny16": (16, 16)}.get(p["model"]["preset"], hw)
+    assert an.coarse.shape == (5, *hw) and an.shares_a.shape == an.shares_v.shape == (5, p["train"]["clusters"])
     np.testing.assert_allclose(an.shares_a.sum(1), 1.0)
     heat = H.upsample(an.coarse, (64, 64))
     assert heat.shape == (5, 64, 64) and heat.dtype == np.float32
@@ -59,7 +61,7 @@ def test_heat_map_shape_range_and_batching():
         uhat = model.clustering.project(model.encode_visual(f)[0])
         w = torch.softmax(torch.nn.functional.cosine_similarity(out["ca"], out["cv"], dim=-1), -1)
         near = torch.einsum("bpkd,bkd->bpk", uhat, out["ca"] / out["ca"].norm(dim=-1, keepdim=True)).clamp_min(0)
-        expected = (near * w[:, None]).sum(-1).reshape(1, 8, 8).numpy()
+        expected = (near * w[:, None]).sum(-1).reshape(1, *hw).numpy()
     np.testing.assert_allclose(an.coarse[:1], expected, rtol=1e-4, atol=1e-6)
 
 

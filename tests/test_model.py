@@ -87,6 +87,10 @@ def test_tiny_preset_shapes():
         a = AudioNet(p["audio"])(torch.randn(2, 1, 40, 64))
     assert v.shape == (2, 128, 8, 8)
     assert a.shape == (2, 128, 5, 8)
+    p16 = PRESETS["tiny16"]                  # one visual pool fewer: a 16 x 16 map, the same audio stack
+    assert p16["audio"] == p["audio"]
+    with torch.no_grad():
+        assert VisualNet(p16["visual"])(torch.rand(2, 3, 64, 64) * 2 - 1).shape == (2, 128, 16, 16)
 
 
 def test_to_vectors_row_major_and_channels_last():
