@@ -61,13 +61,13 @@ def test_cli_refuses_before_work(tmp_path, params):
 
 @pytest.mark.parametrize("key,value,message", [
     ("train.clusters", 0, r"train\.clusters: 0 is less than the minimum of 1"),
-    ("train.clusters", 100, r"train\.clusters: 100 clusters exceed the vectors per clip \(visual 64, audio 40\)"),
+    ("train.clusters", 300, r"train\.clusters: 300 clusters exceed the vectors per clip \(visual 256, audio 40\)"),
     ("train.margin", -1.0, r"train\.margin: -1\.0 is less than the minimum of 0"),
     ("train.dim", 0, r"train\.dim: 0 is less than the minimum of 1"),
     ("train.batch_size", 1, r"train\.batch_size: 1 is less than the minimum of 2"),
     ("train.device", "tpu", r"train\.device: 'tpu' is not one of"),
     ("model.preset", "huge", r"model\.preset: 'huge' is not one of model\.presets"),
-    ("model.presets.tiny.audio", [[16], [32], [64]], r"model\.presets\.tiny: .*same width"),
+    ("model.presets.tiny16.audio", [[16], [32], [64]], r"model\.presets\.tiny16: .*same width"),
     ("localize.heatmap_rule", "nearest", r"localize\.heatmap_rule: 'nearest' is not one of"),
 ])
 def test_invalid_training_params_name_the_key(params, key, value, message):
