@@ -2,6 +2,7 @@
 the multi-source rule, trained vs untrained on the embedded default, and `dmc localize`."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -253,7 +254,7 @@ def test_heatmap_choice_reads_only_the_val_split(small_corpus, trained, tmp_path
         C.main(["--params", str(params), "--models", str(model_path), "--decoded", str(decoded),
                 "--ground-truth", str(small_corpus / "ground_truth"), "--out", str(tmp_path / name / "choice")])
         tables[name] = pd.read_csv(tmp_path / name / "choice.csv")
-        tables[name, "threshold"] = pd.read_csv(tmp_path / name / "ciou_threshold.csv")
+        tables[name, "threshold"] = pd.read_csv(tmp_path / name / "choice_ciou_threshold.csv")
     assert len(tables["clean"]) == len(H.RULES) * len(C.TAUS)
     assert tables["clean"].random_init_pointing.between(0, 1).all()   # the untrained net, beside each rule
     pd.testing.assert_frame_equal(tables["clean"], tables["poisoned"])
@@ -261,6 +262,14 @@ def test_heatmap_choice_reads_only_the_val_split(small_corpus, trained, tmp_path
     assert thresholds.threshold.tolist() == list(C.THRESHOLDS)
     assert thresholds[["ciou50", "auc", "center_prior_ciou50", "random_init_auc"]].stack().between(0, 1).all()
     pd.testing.assert_frame_equal(thresholds, tables["poisoned", "threshold"])
+
+
+def test_threshold_table_sits_beside_the_rule_table():
+    from dmc.heatmap_choice import threshold_out
+
+    assert threshold_out("results/tables/heatmap_choice") == Path("results/tables/ciou_threshold")
+    assert threshold_out("t/squash/both_heatmap_choice") == Path("t/squash/both_ciou_threshold")
+    assert threshold_out("/tmp/x/choice") == Path("/tmp/x/choice_ciou_threshold")
 
 
 def test_choose_threshold_by_hand():

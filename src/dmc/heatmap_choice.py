@@ -17,7 +17,7 @@ takes; the forms are written in :mod:`dmc.heatmaps`) at every tau of :data:`TAUS
 Then, for the chosen rule and tau, the threshold at which cIoU binarises the normalised heat map
 (``localize.ciou_threshold``): each of :data:`THRESHOLDS` scored on the same val pairs, the
 choice the highest mean cIoU@0.5 of the trained models (ties by AUC, :func:`choose_threshold`),
-written to ``results/tables/ciou_threshold.md|csv`` beside the untrained network and the centre
+written to ``results/tables/ciou_threshold.md|csv`` (:func:`threshold_out` of ``--out``) beside the untrained network and the centre
 prior at every threshold, and each baseline at its own best threshold. The success criterion
 of cIoU@0.5 (IoU >= 0.5) is the metric's and is not chosen.
 
@@ -76,6 +76,15 @@ def score_model(model, frames: np.ndarray, logmel: np.ndarray, masks: list, thre
                 batch_size: int = 64) -> dict:
     """{(rule, tau): {"pointing", "auc", ...}} of one model on the pairs."""
     return {key: score_heats(h, masks, threshold) for key, h in model_heats(model, frames, logmel, batch_size).items()}
+
+
+def threshold_out(out: str | Path) -> Path:
+    """Where the threshold table goes beside the rule table ``out``: ``heatmap_choice`` ->
+    ``ciou_threshold`` in the same folder, any other name -> ``<name>_ciou_threshold``."""
+    out = Path(out)
+    name = out.name.replace("heatmap_choice", "ciou_threshold") if "heatmap_choice" in out.name \
+        else f"{out.name}_ciou_threshold"
+    return out.parent / name
 
 
 def choose_threshold(table: pd.DataFrame) -> float:
@@ -212,7 +221,7 @@ def main(argv=None) -> None:
               f"at its own best threshold: untrained {best_of['random_init_ciou50'].random_init_ciou50:.3f} "
               f"(at {best_of['random_init_ciou50'].threshold:g}), centre prior "
               f"{best_of['center_prior_ciou50'].center_prior_ciou50:.3f} (at {best_of['center_prior_ciou50'].threshold:g}).", ""]
-    write_study(Path(args.out).parent / "ciou_threshold", table, per_run, lines)
+    write_study(threshold_out(args.out), table, per_run, lines)
 
 
 if __name__ == "__main__":
