@@ -69,8 +69,8 @@ def decode_corpus(root: Path, n_videos: int, seed: int, num_shards: int = 2) -> 
 
 @pytest.fixture(scope="session")
 def trained_model(tmp_path_factory):
-    """DMC trained as `make demo` trains it (default params: 192 videos, 15 epochs, CPU):
-    shared by the feature tests. About 2 minutes on 2 idle cores."""
+    """DMC trained as `make demo` trains it (default params: the corpus of synth.videos, train.epochs,
+    CPU): shared by the feature tests. A few minutes on 2 idle cores."""
     from dmc.training import Trainer
 
     d = tmp_path_factory.mktemp("trained")

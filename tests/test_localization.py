@@ -211,10 +211,12 @@ def trained(small_corpus, tmp_path_factory):
 @pytest.mark.slow
 def test_trained_model_localizes_better_than_random_init(small_corpus, trained):
     """Every (frame, segment) pair of the corpus (localization is never trained on boxes), with
-    the heat-map rule and tau of params.yaml: the trained maps point at the sounding objects more
-    often than the same network untrained and than a random pixel, with a higher AUC. (The
-    margin asked is small next to what 8 epochs gave under seeds 0-2 with every rule of
-    heatmaps.RULES; after 4 epochs the assignment_proximity maps were below the untrained ones.)"""
+    the heat-map rule, tau and cIoU threshold of params.yaml: the trained maps point at the
+    sounding objects more often than the same network untrained and than a random pixel, with a
+    higher AUC and more pairs at cIoU >= 0.5. With the 16 x 16 map the untrained network already
+    points at most of these pairs, and 8 epochs on 96 videos lift pointing clearly under seed 0
+    (the fixture's) but not under every seed, while the AUC and cIoU@0.5 margins held under
+    seeds 0-2 (README, "The visual map"): the pointing check guards the pinned seed."""
     from dmc.training import load_model
 
     p, model_path = trained
@@ -227,30 +229,39 @@ def test_trained_model_localizes_better_than_random_init(small_corpus, trained):
         an = H.analyse_arrays(model, frames, mels, p["localize"]["agreement_temperature"],
                               rule=p["localize"]["heatmap_rule"])
         heat = H.upsample(an.coarse, frames.shape[1:3])
-        scores[name] = M.summarize([M.ciou(h, g) for h, g in zip(heat, masks)],
+        scores[name] = M.summarize([M.ciou(h, g, p["localize"]["ciou_threshold"]) for h, g in zip(heat, masks)],
                                    [M.pointing_hit(h, g) for h, g in zip(heat, masks)])
     chance = float(np.mean([g.mean() for g in masks]))             # pointing of a uniformly random pixel
     assert scores["dmc"]["pointing"] >= scores["random_init"]["pointing"] + 0.05, scores
     assert scores["dmc"]["pointing"] >= chance + 0.1, (scores, chance)
-    assert scores["dmc"]["auc"] >= scores["random_init"]["auc"] + 0.01, scores
+    assert scores["dmc"]["auc"] >= scores["random_init"]["auc"] + 0.03, scores
+    assert scores["dmc"]["ciou50"] >= scores["random_init"]["ciou50"] + 0.1, scores
+
+
+def clean_and_poisoned(decoded, p, tmp_path):
+    """Yield ("clean", a copy of the shards) and ("poisoned", a copy whose test-split segments
+    are overwritten by test_training.poison_test_split)."""
+    import shutil
+
+    from test_training import poison_test_split
+
+    for name in ("clean", "poisoned"):
+        copy = tmp_path / name
+        shutil.copytree(decoded, copy)
+        if name == "poisoned":
+            assert poison_test_split(copy, p) > 0
+        yield name, copy
 
 
 @pytest.mark.slow
 def test_heatmap_choice_reads_only_the_val_split(small_corpus, trained, tmp_path):
     """The heat-map study's table is the same whatever the test-split videos hold."""
-    import shutil
-
     from dmc import heatmap_choice as C
-    from test_training import poison_test_split
 
     p, model_path = trained
     params = write_params(tmp_path / "params.yaml", p)
     tables = {}
-    for name in ("clean", "poisoned"):
-        decoded = tmp_path / name
-        shutil.copytree(small_corpus / "decoded", decoded)
-        if name == "poisoned":
-            assert poison_test_split(decoded, p) > 0
+    for name, decoded in clean_and_poisoned(small_corpus / "decoded", p, tmp_path):
         C.main(["--params", str(params), "--models", str(model_path), "--decoded", str(decoded),
                 "--ground-truth", str(small_corpus / "ground_truth"), "--out", str(tmp_path / name / "choice")])
         tables[name] = pd.read_csv(tmp_path / name / "choice.csv")
@@ -289,17 +300,10 @@ def test_localize_val_metrics_read_only_the_val_split(small_corpus, trained, tmp
     """The localize step's val localization (``localization.val.dmc.*``, what sweeps choose on) is the
     same whatever the test-split videos hold, while its test numbers change."""
     import json
-    import shutil
-
-    from test_training import poison_test_split
 
     p, model_path = trained
     flat = {}
-    for name in ("clean", "poisoned"):
-        decoded = tmp_path / name
-        shutil.copytree(small_corpus / "decoded", decoded)
-        if name == "poisoned":
-            assert poison_test_split(decoded, p) > 0
+    for name, decoded in clean_and_poisoned(small_corpus / "decoded", p, tmp_path):
         L.run_benchmark(p, decoded, model_path, small_corpus / "ground_truth", tmp_path / f"{name}_out",
                         tmp_path / f"{name}.json", log=lambda *_: None)
         flat[name] = json.loads((tmp_path / f"{name}.json").read_text())
