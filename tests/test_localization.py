@@ -166,6 +166,15 @@ def test_ciou_pointing_and_auc_by_hand():
 
 
 # -- multi-source rule -------------------------------------------------------------------------
+def test_score_maps_is_summarize_of_ciou_and_pointing():
+    shape = (64, 64)
+    gt = G.box_mask([[8, 8, 24, 24]], shape)
+    heats = [box_map(shape, (8, 8, 24, 24)), box_map(shape, (8, 8, 16, 24)) * 0.6]
+    s = M.score_maps(heats, [gt, gt], threshold=0.5)
+    assert s == M.summarize([1.0, 0.5], [True, True])
+    assert M.score_maps(heats, [gt, gt], threshold=0.7)["ciou50"] == 0.5    # the dimmer map drops out
+
+
 def test_multisource_rule_by_hand():
     # 4 audio vectors, k = 3: hard winners 0, 0, 1, 2 -> shares 1/2, 1/4, 1/4
     assign = np.array([[[.5, .3, .2], [.4, .35, .25], [.2, .5, .3], [.1, .2, .7]]])
@@ -229,8 +238,7 @@ def test_trained_model_localizes_better_than_random_init(small_corpus, trained):
         an = H.analyse_arrays(model, frames, mels, p["localize"]["agreement_temperature"],
                               rule=p["localize"]["heatmap_rule"])
         heat = H.upsample(an.coarse, frames.shape[1:3])
-        scores[name] = M.summarize([M.ciou(h, g, p["localize"]["ciou_threshold"]) for h, g in zip(heat, masks)],
-                                   [M.pointing_hit(h, g) for h, g in zip(heat, masks)])
+        scores[name] = M.score_maps(heat, masks, p["localize"]["ciou_threshold"])
     chance = float(np.mean([g.mean() for g in masks]))             # pointing of a uniformly random pixel
     assert scores["dmc"]["pointing"] >= scores["random_init"]["pointing"] + 0.05, scores
     assert scores["dmc"]["pointing"] >= chance + 0.1, (scores, chance)

@@ -67,10 +67,9 @@ def choose(table: pd.DataFrame) -> str:
 
 
 def main(argv=None) -> None:
-    from .data import ShardDataset
     from .heatmap_choice import study_setup, write_study
     from .heatmaps import analyse_arrays
-    from .localization import _ShardReader
+    from .localization import _ShardReader, split_rows
     from .training import load_model
 
     args, params, gt, models = study_setup(__doc__.splitlines()[0], "results/tables/count_choice", argv)
@@ -78,8 +77,7 @@ def main(argv=None) -> None:
     reader = _ShardReader(Path(args.decoded))
     splits = {}
     for split in ("train", "val"):        # never "test"
-        rows = ShardDataset.of_split(Path(args.decoded), params, split).index
-        rows = rows[rows.video.isin(gt.clips.index)].reset_index(drop=True)
+        rows = split_rows(Path(args.decoded), params, split, gt)
         splits[split] = (rows, *reader(rows), {v: int(gt.n_sources(v)) for v in rows.video.unique()})
     records = []
     for seed, path in sorted(models.items()):

@@ -38,7 +38,7 @@ import torch
 import yaml
 
 from .heatmaps import RULES, center_prior, cluster_map, cluster_pairs, frames_to_tensor, upsample, weighted_heat
-from .loc_metrics import ciou, pointing_hit, summarize
+from .loc_metrics import score_maps
 
 TAUS = (0.0, 1.0, 5.0, 20.0)
 # binarisation thresholds of the normalised heat map for cIoU (localize.ciou_threshold), scored for
@@ -66,16 +66,10 @@ def model_heats(model, frames: np.ndarray, logmel: np.ndarray, batch_size: int =
     return {key: upsample(np.concatenate(parts), frames.shape[1:3]) for key, parts in maps.items()}
 
 
-def score_heats(heats, masks: list, threshold: float) -> dict:
-    """{"pointing", "auc", "ciou50", "ciou_mean"} of heat maps against masks, binarised at ``threshold``."""
-    return summarize([ciou(h, g, threshold) for h, g in zip(heats, masks)],
-                     [pointing_hit(h, g) for h, g in zip(heats, masks)])
-
-
 def score_model(model, frames: np.ndarray, logmel: np.ndarray, masks: list, threshold: float,
                 batch_size: int = 64) -> dict:
     """{(rule, tau): {"pointing", "auc", ...}} of one model on the pairs."""
-    return {key: score_heats(h, masks, threshold) for key, h in model_heats(model, frames, logmel, batch_size).items()}
+    return {key: score_maps(h, masks, threshold) for key, h in model_heats(model, frames, logmel, batch_size).items()}
 
 
 def threshold_out(out: str | Path) -> Path:
@@ -145,14 +139,12 @@ def write_study(out: str | Path, table: pd.DataFrame, per_run: pd.DataFrame, lin
 
 
 def main(argv=None) -> None:
-    from .data import ShardDataset
-    from .localization import _ShardReader, random_init_model
+    from .localization import _ShardReader, random_init_model, split_rows
     from .training import load_model
 
     args, params, gt, models = study_setup(__doc__.splitlines()[0], "results/tables/heatmap_choice", argv)
     decoded = Path(args.decoded)
-    rows = ShardDataset.of_split(decoded, params, "val").index
-    rows = rows[rows.video.isin(gt.clips.index)].reset_index(drop=True)
+    rows = split_rows(decoded, params, "val", gt)
     frames, logmel = _ShardReader(decoded)(rows)
     size = frames.shape[1:3]
     masks = [gt.mask(r.video, r.frame_time_s, size) for r in rows.itertuples()]
@@ -165,11 +157,11 @@ def main(argv=None) -> None:
         heats[seed] = {"dmc": model_heats(load_model(path)[0], frames, logmel),
                        "random_init": model_heats(random_init_model({**params, "seed": seed}), frames, logmel)}
         for key, h in heats[seed]["dmc"].items():
-            s, u = score_heats(h, masks, thr), score_heats(heats[seed]["random_init"][key], masks, thr)
+            s, u = score_maps(h, masks, thr), score_maps(heats[seed]["random_init"][key], masks, thr)
             records.append({"rule": key[0], "tau": key[1], "seed": seed, "pointing": s["pointing"], "auc": s["auc"],
                             "random_init_pointing": u["pointing"]})
     prior = center_prior(size, lp["center_sigma"])
-    p = score_heats([prior] * len(masks), masks, thr)
+    p = score_maps([prior] * len(masks), masks, thr)
     per_run = pd.DataFrame(records)
     table = per_run.groupby(["rule", "tau"], sort=False).agg(
         pointing=("pointing", "mean"), pointing_std=("pointing", "std"), auc=("auc", "mean"),
@@ -193,10 +185,10 @@ def main(argv=None) -> None:
     # the binarisation threshold of cIoU, for the chosen rule and tau
     key, records = (best.rule, float(best.tau)), []
     for t in THRESHOLDS:
-        pr = score_heats([prior] * len(masks), masks, t)
+        pr = score_maps([prior] * len(masks), masks, t)
         for seed in sorted(models):
-            s = score_heats(heats[seed]["dmc"][key], masks, t)
-            u = score_heats(heats[seed]["random_init"][key], masks, t)
+            s = score_maps(heats[seed]["dmc"][key], masks, t)
+            u = score_maps(heats[seed]["random_init"][key], masks, t)
             records.append({"threshold": t, "seed": seed, "ciou50": s["ciou50"], "auc": s["auc"],
                             "random_init_ciou50": u["ciou50"], "random_init_auc": u["auc"],
                             "center_prior_ciou50": pr["ciou50"], "center_prior_auc": pr["auc"]})

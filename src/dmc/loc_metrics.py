@@ -43,6 +43,12 @@ def auc(ious, thresholds=SUCCESS_THRESHOLDS) -> float:
     return float(np.sum((y[1:] + y[:-1]) / 2 * np.diff(x)))
 
 
+def score_maps(heats, masks, threshold: float = 0.5) -> dict:
+    """:func:`summarize` of heat maps against their ground-truth masks, binarised at ``threshold``."""
+    return summarize([ciou(h, g, threshold) for h, g in zip(heats, masks)],
+                     [pointing_hit(h, g) for h, g in zip(heats, masks)])
+
+
 def summarize(ious, hits) -> dict:
     """ciou50, auc, ciou_mean, pointing over the pairs with a ground truth (nan IoUs dropped)."""
     ious, hits = np.asarray(ious, dtype=np.float64), np.asarray(hits, dtype=bool)

@@ -24,7 +24,7 @@ from . import multisource as ms
 from .atomic import atomic_dir, atomic_file
 from .ground_truth import GroundTruth, box_mask
 from .heatmaps import Analysis, analyse_arrays, center_prior, concat, upsample
-from .loc_metrics import LOC_FIELDS, SUCCESS_THRESHOLDS, ciou, pointing_hit, summarize
+from .loc_metrics import LOC_FIELDS, SUCCESS_THRESHOLDS, ciou, pointing_hit, score_maps, summarize
 from .overlays import Panel, draw_panels, safe_name
 from .shards import shard_arrays
 
@@ -49,6 +49,14 @@ def _load_split(decoded_dir: Path, params: dict):
 
     fit = pd.concat([ShardDataset.of_split(decoded_dir, params, s).index for s in ("train", "val")])
     return fit, ShardDataset.of_split(decoded_dir, params, "test").index
+
+
+def split_rows(decoded_dir: Path, params: dict, split: str, gt: GroundTruth) -> pd.DataFrame:
+    """Index rows of one split (``dmc.data.split_of``) whose videos have ground truth, renumbered."""
+    from .data import ShardDataset
+
+    rows = ShardDataset.of_split(decoded_dir, params, split).index
+    return rows[rows.video.isin(gt.clips.index)].reset_index(drop=True)
 
 
 class _ShardReader:
@@ -207,19 +215,15 @@ def _val_localization(params, gt, model, reader, decoded_dir, size, device) -> d
     """``localization.val.dmc.*``: the trained model's heat maps scored on the *val* split, the
     numbers a sweep reads to choose a configuration (e.g. the visual map, ``make ablation``)
     while the test split stays for reporting. Empty when no val video has ground truth."""
-    from .data import ShardDataset
-
     lp = params["localize"]
-    rows = ShardDataset.of_split(decoded_dir, params, "val").index
-    rows = rows[rows.video.isin(gt.clips.index)].reset_index(drop=True)
+    rows = split_rows(decoded_dir, params, "val", gt)
     if not len(rows):
         return {}
     an = _analyse_rows({"dmc": model}, reader, rows, lp["agreement_temperature"], lp["batch_size"], device,
                        rule=lp["heatmap_rule"])[0]["dmc"]
     heats = upsample(an.coarse, size)
     masks = [gt.mask(r.video, r.frame_time_s, size) for r in rows.itertuples()]
-    s = summarize([ciou(h, g, lp["ciou_threshold"]) for h, g in zip(heats, masks)],
-                  [pointing_hit(h, g) for h, g in zip(heats, masks)])
+    s = score_maps(heats, masks, lp["ciou_threshold"])
     return {f"localization.val.dmc.{f}": _clean(s[f]) for f in LOC_FIELDS}
 
 
