@@ -67,6 +67,28 @@ def test_read_esc50_valid(tmp_path):
     assert all(Path(p).is_absolute() and Path(p).is_file() for p in meta["path"])
 
 
+def test_read_esc50_groups(tmp_path):
+    root = make_esc50(tmp_path, fixed_rows())
+    assert "group" not in read_esc50(root).columns          # optional: no file, no column
+    (root / "meta" / "groups.csv").write_text("category,group\ndog,animals\nrain,natural\n")
+    meta = read_esc50(root)
+    assert meta.groupby("category")["group"].unique().map(list).to_dict() == {
+        "dog": ["animals"], "rain": ["natural"]}
+
+
+@pytest.mark.parametrize("body, reason", [
+    ("dog,animals\n", "groups.csv: no group for category 'rain'"),
+    ("dog,animals\nrain,natural\ncat,animals\n", "groups.csv, line 4: category 'cat' is not in meta/esc50.csv"),
+    ("dog,animals\nrain,natural\ndog,pets\n", "groups.csv, line 4: category 'dog' listed again"),
+    ("dog,animals\nrain,\n", "groups.csv, line 3: category 'rain' has an empty group"),
+])
+def test_esc50_bad_groups_name_file_and_line(tmp_path, body, reason):
+    root = make_esc50(tmp_path, fixed_rows())
+    (root / "meta" / "groups.csv").write_text("category,group\n" + body)
+    with pytest.raises(DatasetError, match=re.escape(reason)):
+        read_esc50(root)
+
+
 @pytest.mark.parametrize("line, field, value, reason", [
     (3, 1, "x", "fold 'x' is not an integer"),
     (4, 2, "1.5", "target '1.5' is not an integer"),

@@ -10,7 +10,7 @@ import pytest
 
 from dmc import evaluation, reporting
 from dmc.errors import EvaluationError
-from dmc.evaluation import (aggregate_decisions, evaluate_dcase, evaluate_esc50, logmel_stats,
+from dmc.evaluation import (aggregate_decisions, evaluate_dcase, evaluate_esc50, group_accuracy, logmel_stats,
                             subclip_starts)
 
 N_CLASSES, PER_CELL = 4, 4  # toy ESC: 5 folds x 4 classes x 4 clips = 80 clips
@@ -245,6 +245,30 @@ def test_dcase_rejects_inconsistent_inputs():
         evaluate_dcase(X, ids, orphan)
 
 
+def test_group_accuracy_by_hand():
+    # classes 0, 1 form group "a", classes 2, 3 group "b"; predictions chosen so that fold 1 has
+    # 2 of 4 clips right but 3 of 4 in the right group, fold 2 has 4 of 4 of both
+    result = {"folds": [1, 2], "fold": [1, 1, 1, 1, 2, 2, 2, 2],
+              "y_true": [0, 1, 2, 3, 0, 1, 2, 3], "y_pred": [0, 0, 3, 1, 0, 1, 2, 3]}
+    g = group_accuracy(result, {0: "a", 1: "a", 2: "b", 3: "b"})
+    assert g == {"group_acc_mean": (0.75 + 1.0) / 2, "group_acc_std": 0.125}
+
+
+def test_esc50_scores_groups_when_the_metadata_has_them():
+    # noisy features: some clips go wrong; a pair of classes per group makes group accuracy
+    # at least the plain accuracy, and with one group per class the two are equal
+    X, meta = toy_esc(noise=0.6)
+    paired = evaluate_esc50(X, meta.assign(group=[f"g{t // 2}" for t in meta["target"]]), (1.0,))
+    single = evaluate_esc50(X, meta.assign(group=meta["category"]), (1.0,))
+    assert "group_acc_mean" not in evaluate_esc50(X, meta, (1.0,))
+    assert single["group_acc_mean"] == pytest.approx(single["acc_mean"]) and single["acc_mean"] < 1.0
+    assert paired["group_acc_mean"] > paired["acc_mean"]
+    flat = reporting.flatten_metrics({"esc50": {"dmc": paired}})
+    assert flat["esc50.dmc.group_acc_mean"] == round(paired["group_acc_mean"], 4)
+    assert reporting.flatten_metrics({"esc50": {"dmc": evaluate_esc50(X, meta, (1.0,))}})[
+        "esc50.dmc.group_acc_mean"] is None
+
+
 def test_logmel_stats():
     logmel = np.stack([np.tile([1.0, 2.0], (4, 1)), np.array([[0.0, 1], [2, 1], [0, 1], [2, 1]])])
     out = logmel_stats(logmel)  # (2, T=4, n_mels=2) -> (2, 4)
@@ -261,7 +285,7 @@ FIRST_KEYS = {f"esc50.{m}.{f}" for m in METHODS for f in (*FOLD_FIELDS, "esc10_a
     {f"dcase.{m}.{f}" for m in METHODS for f in ("acc", "scene_acc_mean")}
 EXPECTED_KEYS = FIRST_KEYS | {f"{d}.{m}.{f}" for d in ("esc50", "esc10") for m in METHODS
                               for f in (*FOLD_FIELDS, "n_folds", "C_edge_share")} | \
-    {f"dcase.{m}.C_edge" for m in METHODS}
+    {f"dcase.{m}.C_edge" for m in METHODS} | {f"esc50.{m}.group_acc_mean" for m in METHODS}
 
 
 @pytest.fixture(scope="module")
@@ -275,7 +299,7 @@ def results():
 
 
 def test_metric_keys_are_stable(results):
-    assert len(reporting.metric_keys()) == 69 and set(reporting.metric_keys()) == EXPECTED_KEYS
+    assert len(reporting.metric_keys()) == 72 and set(reporting.metric_keys()) == EXPECTED_KEYS
     assert FIRST_KEYS <= set(reporting.metric_keys())
     flat = reporting.flatten_metrics(results)
     assert list(flat) == reporting.metric_keys()

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from dmc import synth
+from dmc.datasets import read_esc50
 from dmc.synth import CLASS_NAMES, SIZES, generate_dcase, generate_esc50, generate_videos, scaled_counts
 from dmc.synth import evalsets
 from dmc.synth.sounds import render_sound
@@ -115,6 +116,7 @@ def test_esc50_layout(tmp_path):
     assert csv.esc10.dtype == bool and csv.esc10.any() and not csv.esc10.all()
     assert len(csv) == 50 and csv.filename.is_unique
     assert sorted(p.name for p in (root / "audio").iterdir()) == sorted(csv.filename)
+    assert sorted(p.name for p in (root / "meta").iterdir()) == ["esc50.csv", "groups.csv"]
     assert sorted(p.name for p in root.iterdir()) == ["audio", "meta"]
     for row in csv.itertuples():
         m = re.fullmatch(r"([1-5])-(\d+)-([A-Z])-(\d+)\.wav", row.filename)
@@ -128,6 +130,12 @@ def test_esc50_layout(tmp_path):
             params = (w.getnchannels(), w.getsampwidth(), w.getframerate(), w.getnframes())
             assert params == (1, 2, 44100, 220500)
     pd.testing.assert_frame_equal(meta.reset_index(drop=True), csv)
+    # each category's family, as the reader attaches it: 8 families, then their variants
+    groups = pd.read_csv(root / "meta" / "groups.csv")
+    assert groups.category.tolist() == evalsets.esc50_categories(10)
+    assert groups.group.tolist() == [*CLASS_NAMES, CLASS_NAMES[0], CLASS_NAMES[1]]
+    read = read_esc50(root)
+    assert (read.group == read.category.str.split("_").str[0]).all()
     assert _no_temp_left(tmp_path)
 
 

@@ -10,6 +10,9 @@ ESC-50 (``read_esc50``): ``root/audio/{fold}-{clip}-{take}-{target}.wav`` and
 ``root/meta/esc50.csv`` with columns ``filename,fold,target,category[,esc10,src_file,take]``
 (the last three are optional; ``esc10`` enables the ESC-10 subset evaluation). Listed files may
 be WAV, OGG, FLAC or MP3 (any format FFmpeg reads): all go through :func:`load_audio`.
+An optional ``root/meta/groups.csv`` (columns ``category,group``) maps every category to a
+coarser group (the synthetic set: its sound family; real ESC-50: e.g. its five major
+categories); it adds a ``group`` column and the evaluation then also scores group accuracy.
 
 ESC-10 as first released (``read_esc10``): ``root/NNN - Class name/FOLD-SOURCE-TAKE.ogg``, the
 fold in the file name, the class from the folder (target ``NNN - 1``).
@@ -136,7 +139,30 @@ def read_esc50(root: str | Path) -> pd.DataFrame:
             record["esc10"] = flag in ("true", "1")
         record["path"] = str(path)
         records.append(record)
-    return pd.DataFrame.from_records(records)
+    meta = pd.DataFrame.from_records(records)
+    groups = root / "meta" / "groups.csv"
+    if groups.exists():
+        meta["group"] = meta["category"].map(_read_groups(groups, set(target_of)))
+    return meta
+
+
+def _read_groups(file: Path, categories: set[str]) -> dict[str, str]:
+    """``category -> group`` of an ESC-50 ``meta/groups.csv``: one row per category, none unknown."""
+    group_of: dict[str, tuple[str, int]] = {}
+    for line, row in _read_csv(file, ("category", "group")):
+        category, group = row["category"], row["group"]
+        if category not in categories:
+            raise _error(file, line, f"category {category!r} is not in meta/esc50.csv")
+        if category in group_of:
+            raise _error(file, line, f"category {category!r} listed again (first on line {group_of[category][1]})")
+        if not group:
+            raise _error(file, line, f"category {category!r} has an empty group")
+        group_of[category] = (group, line)
+    missing = sorted(categories - set(group_of))
+    if missing:
+        raise _error(file, None, f"no group for category {missing[0]!r}"
+                                 + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+    return {c: g for c, (g, _) in group_of.items()}
 
 
 def read_esc10(root: str | Path) -> pd.DataFrame:

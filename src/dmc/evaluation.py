@@ -237,6 +237,20 @@ def _fold_protocol(X: np.ndarray, y: np.ndarray, folds: np.ndarray, C_grid: Sequ
             "fold": folds[evaluated].tolist(), "svm_tol": tol}
 
 
+def group_accuracy(result: dict, group_of: dict) -> dict:
+    """Accuracy of a fold protocol's predictions once each class is replaced by its group.
+
+    A prediction counts as right when it names any class of the true class's group (on the
+    synthetic set: the right sound family, whatever the variant). ``group_acc_mean``/``_std``
+    are over the evaluated folds, as ``acc_mean``/``acc_std``.
+    """
+    true = np.array([group_of[int(c)] for c in result["y_true"]], dtype=object)
+    pred = np.array([group_of[int(c)] for c in result["y_pred"]], dtype=object)
+    fold = np.asarray(result["fold"])
+    acc = [float(np.mean(true[fold == f] == pred[fold == f])) for f in result["folds"]]
+    return {"group_acc_mean": float(np.mean(acc)), "group_acc_std": float(np.std(acc))}
+
+
 def _per_class_accuracy(y_true: np.ndarray, y_pred: np.ndarray, classes: list) -> list:
     """Accuracy within each class (None for a class without test items)."""
     out = []
@@ -258,7 +272,8 @@ def evaluate_esc50(features: np.ndarray, meta: pd.DataFrame,
     evaluated folds, ddof=0), per-clip ``y_true``/``y_pred``/``fold`` (each prediction made by
     the model that did not see the clip), ``classes`` (targets), ``class_names``,
     ``folds_not_evaluated`` ({fold: reason}) and ``esc10``: the same for the rows with
-    ``esc10`` True, or None.
+    ``esc10`` True, or None. With a ``group`` column (``meta/groups.csv``), also
+    ``group_acc_mean``/``group_acc_std`` (:func:`group_accuracy`).
     """
     X = np.asarray(features, dtype=np.float64)
     if X.ndim != 2 or len(X) != len(meta):
@@ -271,6 +286,8 @@ def evaluate_esc50(features: np.ndarray, meta: pd.DataFrame,
                      meta.get("category", meta["target"]).astype(str)))
     result = _fold_protocol(X, y, folds, C_grid, names, dataset, tol)
     result["class_names"] = [names[c] for c in result["classes"]]
+    if "group" in meta.columns:
+        result.update(group_accuracy(result, dict(zip(meta["target"].astype(int), meta["group"].astype(str)))))
     result["esc10"] = None
     if "esc10" in meta.columns:
         if meta["esc10"].dtype != bool:  # "False" would count as True

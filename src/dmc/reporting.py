@@ -24,7 +24,7 @@ from dmc.names import DATASETS, FOLD_DATASETS, METHODS
 
 _FOLDS = ("acc_mean", "acc_std", "fold1", "fold2", "fold3", "fold4", "fold5", "n_folds", "C_edge_share")
 FIELDS = {
-    "esc50": (*_FOLDS, "esc10_acc_mean", "esc10_acc_std"),
+    "esc50": (*_FOLDS, "esc10_acc_mean", "esc10_acc_std", "group_acc_mean"),
     "esc10": _FOLDS,
     "dcase": ("acc", "scene_acc_mean", "C_edge"),
 }
@@ -75,6 +75,8 @@ def _values(dataset: str, r: dict | None) -> dict:
     out.update({f"fold{f}": a for f, a in zip(r["folds"], r["fold_acc"])})
     if r.get("esc10"):
         out.update(esc10_acc_mean=r["esc10"]["acc_mean"], esc10_acc_std=r["esc10"]["acc_std"])
+    if "group_acc_mean" in r:
+        out["group_acc_mean"] = r["group_acc_mean"]
     return out
 
 

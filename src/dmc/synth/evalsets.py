@@ -135,6 +135,7 @@ def generate_esc50(root, n_classes: int = 10, clips_per_class: int = 10, seed: i
 
     Clip ``i`` of each class goes to fold ``i % 5 + 1``; consecutive clips of a fold may be
     further takes (B, C) of the same source id. Every fifth class is marked ``esc10``.
+    ``meta/groups.csv`` gives each category's family (``flute_low`` -> ``flute``).
     """
     if clips_per_class < 5:
         raise ValueError("clips_per_class must be >= 5 so every fold holds every class")
@@ -160,6 +161,11 @@ def generate_esc50(root, n_classes: int = 10, clips_per_class: int = 10, seed: i
                                           sample_rate) for name, target, i in jobs], workers)
         meta = pd.DataFrame(rows, columns=ESC50_COLUMNS).sort_values("filename", ignore_index=True)
         meta.to_csv(Path(tmp) / "meta" / "esc50.csv", index=False)
+        # the optional groups file of dmc.datasets.read_esc50: each category's sound family, so
+        # the evaluation also scores family accuracy (variants of one family are one group)
+        pd.DataFrame({"category": categories,
+                      "group": [CLASS_NAMES[t % len(CLASS_NAMES)] for t in range(len(categories))]}
+                     ).to_csv(Path(tmp) / "meta" / "groups.csv", index=False)
     return meta
 
 
