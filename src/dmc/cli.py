@@ -24,7 +24,8 @@ def _synth(args, p):
         df = synth.generate_videos(args.out, args.ground_truth, n_videos=s["videos"], seconds=s["video_seconds"],
                                    width=s["width"], height=s["height"], fps=s["fps"], audio_rate=s["audio_rate"],
                                    other_containers=s["other_containers"], max_sources=s["max_sources"],
-                                   max_distractors=s["max_distractors"], seed=seed, control=s["control"])
+                                   max_distractors=s["max_distractors"], seed=seed, control=s["control"],
+                                   variants=s["variants"])
         print(f"synth: {len(df)} videos in {args.out}, ground truth in {args.ground_truth}", file=sys.stderr)
     elif args.what == "esc50":
         synth.generate_esc50(args.out, n_classes=s["esc50_classes"],

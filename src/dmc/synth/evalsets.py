@@ -28,7 +28,7 @@ import pandas as pd
 
 from ..atomic import atomic_dir, atomic_file
 from .. import portable as P
-from .sounds import CLASS_NAMES, colored_noise, normalize, render_sound
+from .sounds import CLASS_NAMES, colored_noise, normalize, render_sound, reverberate
 
 ESC50_COLUMNS = ["filename", "fold", "target", "category", "esc10", "src_file", "take"]
 # variant suffix -> (pitch factor, rate factor, reverb seconds, background noise level)
@@ -111,13 +111,7 @@ def _esc50_clip(target: int, seconds: float, sr: int, rng: np.random.Generator) 
     n = int(round(seconds * sr))
     x = render_sound(family, seconds, sr, rng, pitch=pitch, rate=rate, level=0.15)
     if reverb:                                     # distant: diffuse tail, little direct sound
-        ir_n = int(reverb * sr)
-        decay = P.exp(-np.arange(ir_n) / (0.15 * sr)).astype(np.float32)
-        ir = rng.standard_normal(ir_n, dtype=np.float32) * decay
-        size = 1 << (n + ir_n - 1).bit_length()
-        wet = np.fft.irfft(P.complex_product(np.fft.rfft(x, size), np.fft.rfft(ir, size)), size)[:n]
-        wet = wet.astype(np.float32)
-        x = 0.3 * x + normalize(wet, 0.15)
+        x = reverberate(x, reverb, sr, rng)
     if rng.random() < 0.3:                         # event covers only part of the clip
         span = rng.uniform(min(1.5, 0.5 * seconds), seconds) * sr
         start = int(rng.uniform(0, n - span))

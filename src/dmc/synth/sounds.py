@@ -220,3 +220,16 @@ def render_sound(class_index: int, seconds: float, sample_rate: int, rng: np.ran
     if level is None:
         level = float(rng.uniform(0.08, 0.2))
     return normalize(x, level)
+
+
+def reverberate(x: np.ndarray, tail_seconds: float, sample_rate: int, rng: np.random.Generator,
+                level: float = 0.15) -> np.ndarray:
+    """A distant source: ``x`` convolved with a decaying noise tail of ``tail_seconds``
+    (0.15 s time constant), the wet part at RMS ``level``, plus 0.3 of the dry sound."""
+    n = len(x)
+    ir_n = int(tail_seconds * sample_rate)
+    decay = P.exp(-np.arange(ir_n) / (0.15 * sample_rate)).astype(np.float32)
+    ir = rng.standard_normal(ir_n, dtype=np.float32) * decay
+    size = 1 << (n + ir_n - 1).bit_length()
+    wet = np.fft.irfft(P.complex_product(np.fft.rfft(x, size), np.fft.rfft(ir, size)), size)[:n]
+    return 0.3 * x + normalize(wet.astype(np.float32), level)

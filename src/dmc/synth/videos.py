@@ -27,8 +27,8 @@ import pandas as pd
 
 from ..atomic import atomic_dir, atomic_file
 from ..avcpu import ffmpeg_portable
-from .evalsets import parallel_map
-from .sounds import CLASS_NAMES, colored_noise, render_sound
+from .evalsets import VARIANTS, parallel_map
+from .sounds import CLASS_NAMES, colored_noise, render_sound, reverberate
 from .visuals import MOTION_MARGIN, Background, draw_object, object_state
 
 # container key -> (file extension, muxer, video codec, audio codec, forced audio rate)
@@ -50,12 +50,14 @@ BOX_COLUMNS = ["video", "frame", "time_s", "object_id", "class", "sounding", "x0
 __all__ = ["generate_videos", "plan_clip", "CLIP_COLUMNS", "BOX_COLUMNS", "CONTAINERS"]
 
 
-def _place(n: int, width: int, height: int, rng: np.random.Generator) -> list[tuple[float, float, float]]:
-    """Random (x, y, radius) for ``n`` objects, kept inside the frame and apart if possible."""
+def _place(n: int, width: int, height: int, rng: np.random.Generator,
+           scales: list[float] | None = None) -> list[tuple[float, float, float]]:
+    """Random (x, y, radius) for ``n`` objects, kept inside the frame and apart if possible;
+    object i's radius is scaled by ``scales[i]`` (default 1)."""
     short = min(width, height)
     placed: list[tuple[float, float, float]] = []
-    for _ in range(n):
-        r = rng.uniform(0.10, 0.15) * short
+    for i in range(n):
+        r = rng.uniform(0.10, 0.15) * short * (scales[i] if scales else 1.0)
         reach = (1 + MOTION_MARGIN) * r                      # extent including motion
         best, best_gap = None, -np.inf
         for _ in range(60):
@@ -71,18 +73,27 @@ def _place(n: int, width: int, height: int, rng: np.random.Generator) -> list[tu
 
 
 CONTROLS = ("none", "no_objects")
+# synth.variants: objects come in the variants of the ESC-like categories (evalsets.VARIANTS:
+# pitch, rate, reverberant tail), each tied to how it looks: a low-pitched instance is drawn
+# larger, a high-pitched one smaller, a distant (reverberant) one smaller and hazy.
+# variant -> (radius scale, opacity)
+LOOKS = {"": (1.0, 1.0), "low": (1.35, 1.0), "high": (0.7, 1.0), "far": (0.75, 0.5)}
+SOUNDS = {v[0]: v[1:4] for v in VARIANTS}    # variant -> (pitch, rate, reverb seconds)
 
 
 def plan_clip(rng: np.random.Generator, width: int, height: int, max_sources: int,
-              max_distractors: int) -> list[dict]:
-    """Choose the objects of one clip: class, sounding flag, position, radius, motion state."""
+              max_distractors: int, variants: bool = False) -> list[dict]:
+    """Choose the objects of one clip: class, sounding flag, position, radius, motion state
+    and (``variants``) variant, drawn uniformly from :data:`LOOKS` ("" for every object otherwise)."""
     n_src = min(int(rng.integers(1, max(1, max_sources) + 1)), len(CLASS_NAMES))
     n_dis = int(rng.integers(0, max(0, max_distractors) + 1))
     classes = rng.permutation(len(CLASS_NAMES))[: min(n_src + n_dis, len(CLASS_NAMES))]
+    names = [list(LOOKS)[int(rng.integers(len(LOOKS)))] for _ in classes] if variants else [""] * len(classes)
+    places = _place(len(classes), width, height, rng, [LOOKS[v][0] for v in names])
     objs = []
-    for i, (cls, (x, y, r)) in enumerate(zip(classes, _place(len(classes), width, height, rng))):
+    for i, (cls, (x, y, r), v) in enumerate(zip(classes, places, names)):
         objs.append({"id": i, "cls": int(cls), "sounding": i < n_src, "center": (x, y), "size": r,
-                     "state": object_state(rng)})
+                     "state": object_state(rng), "variant": v, "opacity": LOOKS[v][1]})
     order = rng.permutation(len(objs))                     # mix drawing order / object ids
     objs = [objs[j] for j in order]
     for i, o in enumerate(objs):
@@ -98,7 +109,10 @@ def _render_audio(objs: list[dict], seconds: float, sr: int, channels: int, widt
     for o in objs:
         if not o["sounding"]:
             continue
-        s = render_sound(o["cls"], seconds, sr, rng)
+        pitch, rate, reverb = SOUNDS[o.get("variant", "")]
+        s = render_sound(o["cls"], seconds, sr, rng, pitch=pitch, rate=rate)
+        if reverb:                                         # distant: the ESC-like set's tail
+            s = reverberate(s, reverb, sr, rng, level=float(np.sqrt(np.mean(s.astype(np.float64) ** 2))))
         if channels == 1:
             mix[0] += s
         else:                                              # constant-power pan by x position
@@ -159,12 +173,12 @@ def _encode(path: Path, container: str, frames, audio: np.ndarray, sr: int, fps:
 def _make_clip(args: tuple) -> tuple[dict, list[tuple]]:
     """Render and write clip ``index`` into ``folder``; returns (clip row, box rows)."""
     (folder, index, container, seed, seconds, width, height, fps, audio_rate,
-     max_sources, max_distractors, control) = args
+     max_sources, max_distractors, control, variants) = args
     rng = np.random.default_rng([seed, index])
     ext, _, _, _, forced_rate = CONTAINERS[container]
     sr = forced_rate or audio_rate
     name = f"vid_{index:05d}.{ext}"
-    objs = plan_clip(rng, width, height, max_sources, max_distractors)
+    objs = plan_clip(rng, width, height, max_sources, max_distractors, variants)
     channels = int(rng.integers(1, 3))
     audio = _render_audio(objs, seconds, sr, channels, width, rng)
     background = Background(width, height, rng)
@@ -178,7 +192,7 @@ def _make_clip(args: tuple) -> tuple[dict, list[tuple]]:
             for o in objs:
                 if control == "no_objects" and o["sounding"]:
                     continue                  # the control: sounding objects heard, never seen
-                box = draw_object(img, o["cls"], o["center"], o["size"], t, o["state"])
+                box = draw_object(img, o["cls"], o["center"], o["size"], t, o["state"], o["opacity"])
                 boxes.append((name, k, round(t, 6), o["id"], CLASS_NAMES[o["cls"]], int(o["sounding"]), *box))
             yield img
 
@@ -203,7 +217,8 @@ def _containers(n: int, share: float, rng: np.random.Generator) -> list[str]:
 def generate_videos(out_dir, ground_truth_dir, n_videos: int = 96, seconds: float = 8.0,
                     width: int = 128, height: int = 128, fps: int = 10, audio_rate: int = 44100,
                     other_containers: float = 0.1, max_sources: int = 3, max_distractors: int = 2,
-                    seed: int = 0, workers: int | None = None, control: str = "none") -> pd.DataFrame:
+                    seed: int = 0, workers: int | None = None, control: str = "none",
+                    variants: bool = False) -> pd.DataFrame:
     """Write ``n_videos`` clips into ``out_dir`` and their ground truth into ``ground_truth_dir``.
 
     Clips are ``seconds`` long, ``width`` x ``height`` at ``fps``, audio at ``audio_rate``
@@ -218,6 +233,9 @@ def generate_videos(out_dir, ground_truth_dir, n_videos: int = 96, seconds: floa
     background, silent distractors) but its sounding objects are not drawn (nor boxed), so
     nothing in the frames tells which sound goes with them: a model trained on it must
     score chance-level audiovisual correspondence, or the generator has a shortcut.
+
+    ``variants``: every object is one of its family's variants (:data:`LOOKS`), heard and
+    drawn as such; without it every object sounds at its family's own pitch and rate, dry.
     """
     if control not in CONTROLS:
         raise ValueError(f"control must be one of {CONTROLS}, got {control!r}")
@@ -228,7 +246,7 @@ def generate_videos(out_dir, ground_truth_dir, n_videos: int = 96, seconds: floa
     kinds = _containers(n_videos, other_containers, np.random.default_rng([seed, 1 << 30]))
     with atomic_dir(out_dir) as vtmp, atomic_dir(ground_truth_dir) as gtmp:
         jobs = [(str(vtmp), i, kinds[i], seed, seconds, width, height, int(fps), int(audio_rate),
-                 max_sources, max_distractors, control) for i in range(n_videos)]
+                 max_sources, max_distractors, control, bool(variants)) for i in range(n_videos)]
         results = parallel_map(_make_clip, jobs, workers)
         clips = pd.DataFrame([r for r, _ in results], columns=CLIP_COLUMNS)
         boxes = pd.DataFrame([b for _, bs in results for b in bs], columns=BOX_COLUMNS)

@@ -106,9 +106,10 @@ def _mask(shape: str, u: np.ndarray, v: np.ndarray, ang: float) -> np.ndarray:
 
 
 def draw_object(canvas: np.ndarray, class_index: int, center: tuple[float, float], size: float,
-                t: float, rng_state: dict) -> tuple[int, int, int, int]:
+                t: float, rng_state: dict, opacity: float = 1.0) -> tuple[int, int, int, int]:
     """Draw one object into ``canvas`` (H, W, 3 uint8, in place) at time ``t``.
 
+    ``opacity`` < 1 blends the object with what lies under it (a distant, hazy object).
     Returns its bounding box ``(x0, y0, x1, y1)`` in pixels, clipped to the frame, with
     x1/y1 exclusive (a numpy slice). The box is empty (x0 == x1) if fully off-frame.
     """
@@ -136,6 +137,9 @@ def draw_object(canvas: np.ndarray, class_index: int, center: tuple[float, float
         shade = np.ones((1, 1), np.float32)
     pix = np.clip(col * np.broadcast_to(shade, mask.shape)[..., None], 0, 255).astype(np.uint8)
     window = canvas[y0:y1, x0:x1]
+    if opacity < 1.0:                             # integer blend: the same bytes on every CPU
+        a = int(round(256 * opacity))
+        pix = ((a * pix.astype(np.int32) + (256 - a) * window.astype(np.int32) + 128) >> 8).astype(np.uint8)
     window[mask] = pix[mask]
     ys, xs = np.nonzero(mask)
     if len(ys) == 0:
