@@ -261,3 +261,54 @@ def test_no_objects_control_hides_the_sounding_objects_only(videos, tmp_path):
     assert np.abs(f.astype(int) - f_ctl.astype(int)).max() > 50   # the objects are not
     with pytest.raises(ValueError, match="control"):
         generate_videos(tmp_path / "v2", tmp_path / "g2", **{**VIDEO_KW, "control": "nothing"})
+
+
+def test_variants_are_drawn_and_heard_as_such(videos, tmp_path):
+    """synth.variants: objects of every variant, sized to match, same counts per clip; off, the
+    corpus is the default one (every object the plain variant, nothing changed)."""
+    from dmc.synth.videos import LOOKS, plan_clip
+
+    plain = [plan_clip(np.random.default_rng([3, i]), 128, 128, 3, 2) for i in range(40)]
+    varied = [plan_clip(np.random.default_rng([3, i]), 128, 128, 3, 2, variants=True) for i in range(40)]
+    assert {o["variant"] for c in plain for o in c} == {""}
+    assert {o["variant"] for c in varied for o in c} == set(LOOKS)
+    for v, (scale, opacity) in LOOKS.items():
+        sizes = [o["size"] for c in varied for o in c if o["variant"] == v]
+        assert 0.10 * 128 * scale - 1e-9 <= min(sizes) and max(sizes) <= 0.15 * 128 * scale + 1e-9
+        assert all(o["opacity"] == opacity for c in varied for o in c if o["variant"] == v)
+    low = [o["size"] for c in varied for o in c if o["variant"] == "low"]
+    high = [o["size"] for c in varied for o in c if o["variant"] == "high"]
+    assert min(low) > max(high)                      # low-pitched objects are drawn larger
+
+    root, clips = videos
+    var = generate_videos(tmp_path / "videos", tmp_path / "gt", **{**VIDEO_KW, "variants": True})
+    same = ["video", "container", "n_sources", "n_distractors"]     # drawn before the variants
+    pd.testing.assert_frame_equal(clips[same], var[same])
+    assert _digests(tmp_path / "videos") != _digests(root / "videos")
+
+
+def test_reverberate_adds_a_decaying_tail():
+    from dmc.synth.sounds import reverberate
+
+    sr, x = 8000, np.zeros(8000, np.float32)
+    x[100] = 1.0
+    y = reverberate(x, 0.5, sr, np.random.default_rng(0), level=0.1)
+    assert y.dtype == np.float32 and y[100] >= 0.3 - 1e-6     # 0.3 of the direct sound stays
+    assert np.sqrt(np.mean((y - 0.3 * x) ** 2)) == pytest.approx(0.1, rel=1e-4)   # the wet part at `level`
+    early, late = np.abs(y[200:1300]).mean(), np.abs(y[3000:4100]).mean()
+    assert early > 10 * late > 0                     # it decays (0.15 s time constant) within 0.5 s
+    assert np.abs(y[100 + 4000 + 1:]).max() < 1e-6 * early   # and ends after the 0.5 s tail (FFT rounding)
+
+
+def test_draw_object_opacity_blends_with_the_background():
+    from dmc.synth.visuals import draw_object, object_state
+
+    state = object_state(np.random.default_rng(0))
+    canvas = np.full((32, 32, 3), 100, np.uint8)
+    solid, hazy = canvas.copy(), canvas.copy()
+    draw_object(solid, 0, (16.0, 16.0), 8.0, 0.0, state)
+    draw_object(hazy, 0, (16.0, 16.0), 8.0, 0.0, state, opacity=0.5)
+    inside = (solid != 100).any(-1)
+    assert inside.sum() > 50 and ((hazy != 100).any(-1) <= inside).all()
+    expected = (128 * solid[inside].astype(int) + 128 * 100 + 128) >> 8
+    np.testing.assert_array_equal(hazy[inside], expected)
