@@ -264,8 +264,8 @@ def test_no_objects_control_hides_the_sounding_objects_only(videos, tmp_path):
 
 
 def test_variants_are_drawn_and_heard_as_such(videos, tmp_path):
-    """synth.variants: objects of every variant, sized to match, same counts per clip; off, the
-    corpus is the default one (every object the plain variant, nothing changed)."""
+    """synth.variants: objects of every variant, sized to match, same counts per clip; off, every
+    object is the plain variant."""
     from dmc.synth.videos import LOOKS, plan_clip
 
     plain = [plan_clip(np.random.default_rng([3, i]), 128, 128, 3, 2) for i in range(40)]

@@ -67,9 +67,14 @@ def colored_noise(n: int, rng: np.random.Generator, exponent: float = 0.0, chann
     return (out / rms).astype(np.float32)
 
 
+def rms_of(x: np.ndarray) -> float:
+    """Root mean square of ``x``, summed in float64."""
+    return float(np.sqrt(np.mean(x.astype(np.float64) ** 2)))
+
+
 def normalize(x: np.ndarray, rms: float, peak: float = 0.99) -> np.ndarray:
     """Scale to the target RMS, then down further if the peak would exceed ``peak``."""
-    cur = float(np.sqrt(np.mean(x.astype(np.float64) ** 2))) + 1e-12
+    cur = rms_of(x) + 1e-12
     x = x * (rms / cur)
     top = float(np.max(np.abs(x))) + 1e-12
     if top > peak:

@@ -28,7 +28,7 @@ import pandas as pd
 from ..atomic import atomic_dir, atomic_file
 from ..avcpu import ffmpeg_portable
 from .evalsets import VARIANTS, parallel_map
-from .sounds import CLASS_NAMES, colored_noise, render_sound, reverberate
+from .sounds import CLASS_NAMES, colored_noise, render_sound, reverberate, rms_of
 from .visuals import MOTION_MARGIN, Background, draw_object, object_state
 
 # container key -> (file extension, muxer, video codec, audio codec, forced audio rate)
@@ -109,10 +109,10 @@ def _render_audio(objs: list[dict], seconds: float, sr: int, channels: int, widt
     for o in objs:
         if not o["sounding"]:
             continue
-        pitch, rate, reverb = SOUNDS[o.get("variant", "")]
+        pitch, rate, reverb = SOUNDS[o["variant"]]
         s = render_sound(o["cls"], seconds, sr, rng, pitch=pitch, rate=rate)
         if reverb:                                         # distant: the ESC-like set's tail
-            s = reverberate(s, reverb, sr, rng, level=float(np.sqrt(np.mean(s.astype(np.float64) ** 2))))
+            s = reverberate(s, reverb, sr, rng, level=rms_of(s))
         if channels == 1:
             mix[0] += s
         else:                                              # constant-power pan by x position
