@@ -10,7 +10,7 @@ BIN    := $(CURDIR)/$(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install hooks demo test test-fast test-cluster cluster-deps sync seeds ablation control structure heatmap-choice count-choice bench-decode bench-decode-memory bench-evaluate lock clean
+.PHONY: gpu-check install hooks demo test test-fast test-cluster cluster-deps sync seeds ablation control structure heatmap-choice count-choice bench-decode bench-decode-memory bench-evaluate lock clean
 
 install: $(STAMP) hooks
 
@@ -113,3 +113,10 @@ lock: install
 clean:
 	rm -rf data models .snakemake results/metrics.json results/tables results/figures results/plots results/train \
 	  results/localization results/localization_metrics.json
+
+# The GPU path checked and measured in one run on a CUDA machine (README "GPU"): bf16 and
+# CUDA-vs-CPU correctness, training throughput and MFU, the pipeline on the GPU, decode
+# scaling, a DDP smoke run. Figures in GPU_OUT (gpu.json and a tarball of logs).
+GPU_OUT ?= benchmarks/results/gpu-run
+gpu-check: install
+	PYTHON=$(BIN)/python bash benchmarks/gpu_check.sh $(GPU_OUT)

@@ -55,7 +55,8 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def bench(preset: str, p: dict, device: torch.device, batch: int, steps: int, workers: int, peak_tflops: float):
+def bench(preset: str, p: dict, device: torch.device, batch: int, steps: int, workers: int, peak_tflops: float,
+          compile_model: bool = False):
     d = p["decode"]
     size = 256 if preset == "paper" else d["frame_size"]
     seconds = 5.0 if preset == "paper" else d["segment_seconds"]
@@ -66,6 +67,7 @@ def bench(preset: str, p: dict, device: torch.device, batch: int, steps: int, wo
         model = model.to(memory_format=torch.channels_last)
         torch.cuda.reset_peak_memory_stats(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    net = torch.compile(model) if compile_model else model
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
 
     def step(frames, mel, vids):
@@ -73,7 +75,7 @@ def bench(preset: str, p: dict, device: torch.device, batch: int, steps: int, wo
         if cuda:
             frames = frames.contiguous(memory_format=torch.channels_last)
         with amp:
-            out = model(frames, mel)
+            out = net(frames, mel)
         loss, _ = max_margin_loss(out["ca"].float(), out["cv"].float(), mismatch_indices(vids).to(device), 5.0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -81,7 +83,7 @@ def bench(preset: str, p: dict, device: torch.device, batch: int, steps: int, wo
 
     def timed(batches):
         it = iter(batches)
-        step(*next(it))                        # warm-up (cudnn autotune, allocator)
+        step(*next(it))                        # warm-up (cudnn autotune, allocator, compilation)
         if cuda:
             torch.cuda.synchronize()
         t = time.perf_counter()
@@ -104,11 +106,14 @@ def bench(preset: str, p: dict, device: torch.device, batch: int, steps: int, wo
         from torch.utils.flop_counter import FlopCounterMode
 
         frames, mel, vids = in_memory[0]
-        with FlopCounterMode(display=False) as fc:
-            step(frames, mel, vids)
+        with FlopCounterMode(display=False) as fc:    # counted on the eager model
+            with amp:
+                out = model(frames.to(device).contiguous(memory_format=torch.channels_last), mel.to(device))
+            max_margin_loss(out["ca"].float(), out["cv"].float(), mismatch_indices(vids).to(device),
+                            5.0)[0].backward()
         flops = fc.get_total_flops()
     mfu = flops / t_mem / (peak_tflops * 1e12) if flops and peak_tflops else None
-    return {"preset": preset, "frame": size, "logmel": f"{frames_t}x{d['n_mels']}", "batch": batch,
+    return {"preset": preset, "compile": compile_model, "frame": size, "logmel": f"{frames_t}x{d['n_mels']}", "batch": batch,
             "step_s": t_mem, "samples_per_s": batch / t_mem, "loader_step_s": t_loader,
             "data_wait_share": max(0.0, (t_loader - t_mem) / t_loader), "peak_mem_mb": peak_memory_mb(device),
             "mfu": mfu}
@@ -121,6 +126,7 @@ def main():
     ap.add_argument("--batch", type=int, nargs="+", default=None, help="per preset (default: tiny 32, paper 4 on CPU / 32 on GPU)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--peak-tflops", type=float, default=989.0, help="bf16 dense peak of the GPU (H100 SXM: 989)")
+    ap.add_argument("--compile", choices=["off", "on", "both"], default="off", help="torch.compile the model")
     args = ap.parse_args()
     p = load_params()
     device = pick_device("auto")
@@ -129,12 +135,13 @@ def main():
     rows = []
     for i, preset in enumerate(args.presets):
         batch = args.batch[i] if args.batch else (32 if preset == "tiny" or device.type == "cuda" else 4)
-        rows.append(bench(preset, p, device, batch, args.steps, args.workers, args.peak_tflops))
-    print(f"\n{'preset':7s} {'frame':>5s} {'log-mel':>8s} {'batch':>5s} {'step s':>8s} {'samples/s':>10s} "
+        for compiled in {"off": [False], "on": [True], "both": [False, True]}[args.compile]:
+            rows.append(bench(preset, p, device, batch, args.steps, args.workers, args.peak_tflops, compiled))
+    print(f"\n{'preset':7s} {'comp':>4s} {'frame':>5s} {'log-mel':>8s} {'batch':>5s} {'step s':>8s} {'samples/s':>10s} "
           f"{'loader step s':>13s} {'data wait':>9s} {'peak MB':>8s} {'MFU':>6s}")
     for r in rows:
         mfu = f"{r['mfu']:.1%}" if r["mfu"] is not None else "-"
-        print(f"{r['preset']:7s} {r['frame']:5d} {r['logmel']:>8s} {r['batch']:5d} {r['step_s']:8.3f} "
+        print(f"{r['preset']:7s} {'on' if r['compile'] else 'off':>4s} {r['frame']:5d} {r['logmel']:>8s} {r['batch']:5d} {r['step_s']:8.3f} "
               f"{r['samples_per_s']:10.1f} {r['loader_step_s']:13.3f} {r['data_wait_share']:9.1%} "
               f"{r['peak_mem_mb']:8.0f} {mfu:>6s}")
 

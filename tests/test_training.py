@@ -174,6 +174,28 @@ def test_torchrun_ddp_two_gloo_processes(small_corpus, tmp_path):
 
 
 @pytest.mark.slow
+def test_torchrun_one_process_uses_ddp_and_writes_the_plain_runs_files(small_corpus, tmp_path):
+    """`torchrun --nproc_per_node 1` runs through the process group and DDP (how the GPU check smoke-
+    tests nccl on one GPU); on the CPU (gloo) the model it writes is byte-identical to a plain run's."""
+    p = write_params(tmp_path / "params.yaml", fast_params(train__epochs=1, train__batch_size=8, train__checkpoint_every=0))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    runs = {"plain": [sys.executable, "-m", "dmc.cli"],
+            "torchrun": [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1",
+                         "-m", "dmc.cli"]}
+    for name, head in runs.items():
+        out = tmp_path / name
+        cmd = head + ["--params", str(p), "train", "--decoded", str(small_corpus / "decoded"), "--out",
+                      str(out / "m.pt"), "--train-log", str(out / "log.csv"), "--checkpoints", str(out / "ck")]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        if name == "torchrun":
+            assert "DDP over a gloo process group of 1 process(es)" in proc.stderr, proc.stderr[-3000:]
+    files = {n: sorted(f.relative_to(tmp_path / n) for f in (tmp_path / n).rglob("*") if f.is_file()) for n in runs}
+    assert files["plain"] == files["torchrun"]
+    assert (tmp_path / "plain/m.pt").read_bytes() == (tmp_path / "torchrun/m.pt").read_bytes()
+
+
+@pytest.mark.slow
 def test_bad_batch_size_refused_before_training(small_corpus, tmp_path):
     p = fast_params(train__batch_size=100000)
     with pytest.raises(ValueError, match="train.batch_size"):

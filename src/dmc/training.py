@@ -92,12 +92,18 @@ class Trainer:
         self.log_csv, self.ckpt = Path(log_csv), Path(checkpoint_dir) / "last.pt"
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
+        # under torchrun (it sets TORCHELASTIC_RUN_ID) the process group is used even for one
+        # process, so `torchrun --nproc_per_node 1` exercises DDP and nccl/gloo on one device
+        self.distributed = self.world > 1 or "TORCHELASTIC_RUN_ID" in os.environ
         self.device = pick_device(self.t["device"])
-        if self.world > 1:
+        if self.distributed:
             if self.device.type == "cuda":
                 self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
                 torch.cuda.set_device(self.device)
             dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+            if self.rank == 0:
+                print(f"train: DDP over a {dist.get_backend()} process group of {self.world} process(es)",
+                      file=sys.stderr)
         self.is_main = self.rank == 0
         cuda = self.device.type == "cuda"
         if cuda:
@@ -118,7 +124,7 @@ class Trainer:
         self.net = self.model
         if self.t["compile"]:
             self.net = torch.compile(self.net)
-        if self.world > 1:
+        if self.distributed:
             self.net = torch.nn.parallel.DistributedDataParallel(self.net)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=self.t["lr"], weight_decay=self.t["weight_decay"])
         self.steps_per_epoch = len(epoch_batches(len(self.train_set), self.t["batch_size"], 0, 0,
@@ -270,7 +276,7 @@ class Trainer:
         self.save_model()
         if self.metrics_json and self.is_main:
             heldout_report(self, self.metrics_json)
-        if self.world > 1:
+        if self.distributed:
             dist.barrier()
             dist.destroy_process_group()
         return self.log[-1]
