@@ -173,6 +173,20 @@ def test_torchrun_ddp_two_gloo_processes(small_corpus, tmp_path):
     load_model(tmp_path / "m.pt")
 
 
+def test_checkpoint_resumes_whatever_the_trainers_device(small_corpus, tmp_path):
+    """Found on the GPU machine: `try_resume` mapped the whole checkpoint to the trainer's device, so
+    the saved CPU RNG state became a CUDA tensor and every resume on a GPU failed. A trainer whose
+    device is not the CPU (here "meta", the one such device every machine has) must still resume."""
+    p = fast_params(train__epochs=1, train__batch_size=16, train__checkpoint_every=0)
+    Trainer(p, small_corpus / "decoded", tmp_path / "m.pt", tmp_path / "log.csv", tmp_path / "ck").fit()
+    saved = torch.load(tmp_path / "ck" / "last.pt", map_location="cpu", weights_only=True)
+    tr = Trainer(p, small_corpus / "decoded", tmp_path / "m2.pt", tmp_path / "log2.csv", tmp_path / "ck")
+    tr.device = torch.device("meta")
+    assert tr.try_resume() and tr.step == saved["step"]
+    assert torch.equal(torch.get_rng_state(), saved["torch_rng"])
+    assert all(torch.equal(v, saved["model"][k]) for k, v in tr.model.state_dict().items())
+
+
 @pytest.mark.slow
 def test_torchrun_one_process_uses_ddp_and_writes_the_plain_runs_files(small_corpus, tmp_path):
     """`torchrun --nproc_per_node 1` runs through the process group and DDP (how the GPU check smoke-

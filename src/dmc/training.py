@@ -171,7 +171,9 @@ class Trainer:
     def try_resume(self) -> bool:
         if not self.ckpt.exists():
             return False
-        state = torch.load(self.ckpt, map_location=self.device, weights_only=True)
+        # loaded on the CPU whatever the device: the RNG state must stay a CPU ByteTensor (mapped to
+        # CUDA it made every resume on a GPU fail), and load_state_dict moves the rest where it belongs
+        state = torch.load(self.ckpt, map_location="cpu", weights_only=True)
         if state.get("fingerprint") != self.fp:
             if self.is_main:
                 print(f"train: {self.ckpt} is from other params or data; starting afresh", file=sys.stderr)
