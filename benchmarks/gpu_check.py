@@ -349,6 +349,69 @@ def write_json(out: Path, name: str, obj) -> None:
     tmp.rename(out / f"{name}.json")
 
 
+def _encode(codec: str, fmt: str, signal: np.ndarray, rate: int, out_rate: int, portable: bool,
+            options: dict | None = None) -> bytes:
+    """``signal`` (mono float32 at ``rate``) encoded with ``codec`` in a ``fmt`` container, in memory."""
+    import io
+
+    import av
+
+    from dmc.avcpu import ffmpeg_portable
+
+    buf = io.BytesIO()
+    ctx = ffmpeg_portable() if portable else __import__("contextlib").nullcontext()
+    with ctx, av.open(buf, "w", format=fmt, options={"fflags": "+bitexact"}) as c:
+        st = c.add_stream(codec, rate=out_rate)
+        st.layout = "mono"
+        st.codec_context.thread_count = 1
+        st.codec_context.options = {"strict": "-2", "flags": "+bitexact", **(options or {})}
+        frame = av.AudioFrame.from_ndarray(signal[None], format="fltp", layout="mono")
+        frame.sample_rate = rate
+        for packet in [*st.encode(frame), *st.encode(None)]:
+            c.mux(packet)
+    return buf.getvalue()
+
+
+def part_codec_hashes(args) -> dict:
+    """One fixed signal (integer arithmetic only, so identical on every host) through each audio
+    encoder and through the resampler alone: which stage's bytes depend on the host (issue 27)."""
+    import av
+
+    from dmc.avcpu import ffmpeg_portable
+
+    n = np.arange(44100 * 2, dtype=np.int64)
+    signal = (((n * 7919) % 2003) - 1001).astype(np.float32) / 4000.0       # a deterministic buzz
+    signal48 = (((np.arange(48000 * 2) * 7919) % 2003) - 1001).astype(np.float32) / 4000.0
+    h = lambda b: hashlib.sha256(b).hexdigest()[:16]   # noqa: E731
+    res = {}
+    cases = {"opus_native_48k_in": ("opus", "ogg", signal48, 48000, 48000, {}),
+             "opus_native_44k_in": ("opus", "ogg", signal, 44100, 48000, {}),
+             "libopus_48k_in": ("libopus", "ogg", signal48, 48000, 48000, {}),
+             "libopus_48k_in_fec_off": ("libopus", "ogg", signal48, 48000, 48000, {"apply_phase_inv": "0"}),
+             "aac_44k": ("aac", "adts", signal, 44100, 44100, {"aac_coder": "fast"}),
+             "flac_44k": ("flac", "flac", signal, 44100, 44100, {}),
+             "flac_48k_from_44k": ("flac", "flac", signal, 44100, 48000, {}),
+             "vorbis_native_44k": ("vorbis", "ogg", signal, 44100, 44100, {})}
+    for name, (codec, fmt, sig, rate, out_rate, opts) in cases.items():
+        for portable in (True, False):
+            key = f"{name}{'' if portable else '_detected_cpu'}"
+            try:
+                res[key] = h(_encode(codec, fmt, sig, rate, out_rate, portable, opts))
+            except Exception as exc:   # an encoder this build lacks is itself a finding
+                res[key] = f"error: {exc!r}"[:200]
+    for portable in (True, False):
+        ctx = ffmpeg_portable() if portable else __import__("contextlib").nullcontext()
+        with ctx:
+            frame = av.AudioFrame.from_ndarray(signal[None], format="fltp", layout="mono")
+            frame.sample_rate = 44100
+            rs = av.AudioResampler(format="fltp", layout="mono", rate=48000)
+            out = [f.to_ndarray() for f in [*rs.resample(frame), *rs.resample(None)]]
+        res[f"resampler_44k_to_48k{'' if portable else '_detected_cpu'}"] = h(np.concatenate(out, axis=1).tobytes())
+    res["libm"] = h(np.array([float(np.float32(x)) for x in (
+        __import__("math").exp(0.3), __import__("math").sin(1.1), __import__("math").pow(2.1, 0.7))]).tobytes())
+    return res
+
+
 def machine() -> dict:
     info = {"date": time.strftime("%Y-%m-%d"), "python": platform.python_version(), "torch": torch.__version__,
             "cpu_count": os.cpu_count(), "processor": platform.processor()}
@@ -370,7 +433,8 @@ def machine() -> dict:
 
 
 PARTS = {"matmul": part_matmul, "correctness": part_correctness, "throughput": part_throughput,
-         "corpus_hashes": part_corpus_hashes, "machine": lambda args: machine()}
+         "corpus_hashes": part_corpus_hashes, "codec_hashes": part_codec_hashes,
+         "machine": lambda args: machine()}
 
 
 def main(argv=None) -> int:

@@ -27,6 +27,11 @@ export PYTHONUNBUFFERED=1
 CORES=$(nproc)
 if $PY -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then DEV=cuda; else DEV=cpu; fi
 if [ -n "$TINY" ]; then SIZE=tiny; SHARDS=4; EPOCHS=2; T=--tiny; else SIZE=medium; SHARDS=16; EPOCHS=60; T=; fi
+SIZE=${GPU_CHECK_SIZE:-$SIZE}
+# GPU_CHECK_PARTS: the groups to run (default all): probe codec basic correctness throughput pipeline
+# scaling ddp compile; a second run can take the ones a first run did not finish
+PARTS=" ${GPU_CHECK_PARTS:-probe codec basic correctness throughput pipeline scaling ddp compile} "
+want() { [[ "$PARTS" == *" $1 "* ]]; }
 echo "gpu_check: device $DEV, $CORES cores, size $SIZE, budget $BUDGET s, results in $RES" | tee "$RES/steps.log"
 
 left() { echo $((BUDGET - ($(date +%s) - START))); }
@@ -80,19 +85,19 @@ probe() {
 AVX512="-AVX512F,-AVX512CD,-AVX512BW,-AVX512DQ,-AVX512VL,-AVX512_VNNI,-AVX512_BF16,-AVX512_FP16"
 export PY GC RES PROBE_PP CORES
 export -f probe
-(
+want probe && (
   run probe_tiny_default 240 probe tiny_default tiny
   run probe_tiny_vpx_c 240 probe tiny_vpx_c tiny VPX_SIMD_CAPS_MASK=0
   run probe_tiny_glibc_no_avx512 240 probe tiny_glibc_no_avx512 tiny GLIBC_TUNABLES=glibc.cpu.hwcaps=$AVX512
   [ -n "$TINY" ] || run probe_small_default 300 probe small_default small
 ) &
-PROBE_PID=$!
 
 run machine 30 $GC machine --out "$RES"
 nvidia-smi > "$RES/logs/nvidia-smi.txt" 2>&1 || true
-run matmul 60 $GC matmul --out "$RES" $T
-run correctness 150 $GC correctness --out "$RES" $T
-run throughput 120 $GC throughput --out "$RES" $T --workers $((CORES / 2))
+want codec && run codec_hashes 30 $GC codec_hashes --out "$RES"
+want basic && run matmul 60 $GC matmul --out "$RES" $T
+want correctness && run correctness 150 $GC correctness --out "$RES" $T
+want throughput && run throughput 120 $GC throughput --out "$RES" $T --workers $((CORES / 2))
 
 # -- the whole pipeline on this device, stage by stage through the CLI (as the rules run it)
 P="$WORK/pipe"
@@ -130,20 +135,27 @@ extracts() {
 }
 export D
 export -f synth_all decode_shards evalsets extracts
-run pipe_synth 150 synth_all
-run pipe_decode 60 decode_shards params.yaml data/synth/videos data/decoded "$SHARDS"
-run pipe_decode_index 30 $D decode-index data/decoded/shard-* --out-dir data/decoded
-run pipe_train 240 $D train
-run pipe_evalset 60 evalsets
-run pipe_extract 60 extracts
-run pipe_evaluate 90 $D evaluate
-run pipe_localize 90 $D localize
+if want pipeline; then
+  run pipe_synth 150 synth_all
+  run pipe_decode 60 decode_shards params.yaml data/synth/videos data/decoded "$SHARDS"
+  run pipe_decode_index 30 $D decode-index data/decoded/shard-* --out-dir data/decoded
+  run pipe_train 240 $D train
+  run pipe_evalset 120 evalsets
+  run pipe_extract 60 extracts
+  run pipe_evaluate 90 $D evaluate
+  run pipe_localize 90 $D localize
+elif want ddp || want scaling; then   # their clips and shards without the rest of the pipeline
+  run pipe_synth_videos 150 $D synth videos --out data/synth/videos --ground-truth data/synth/ground_truth
+  run pipe_decode 60 decode_shards params.yaml data/synth/videos data/decoded "$SHARDS"
+  run pipe_decode_index 30 $D decode-index data/decoded/shard-* --out-dir data/decoded
+fi
 cp results/metrics.json "$RES/pipeline_metrics.json" 2>/dev/null
 cp results/localization_metrics.json "$RES/pipeline_localization_metrics.json" 2>/dev/null
 cp results/train/metrics.json "$RES/pipeline_train_metrics.json" 2>/dev/null
 cp results/train/log.csv "$RES/logs/pipeline_train_log.csv" 2>/dev/null
 
 # -- decode scaling: the same clips (the corpus twice, hard-linked) as 1 shard and as 16
+if want scaling; then
 S="$WORK/scale"
 mkdir -p "$S/videos"
 cp -al data/synth/videos "$S/videos/a" && cp -al data/synth/videos "$S/videos/b"
@@ -164,8 +176,10 @@ out.write_text(json.dumps({"clips": clips, "segments": segs, "shards": int(n), "
                            f"seconds_{n}_shards": many, "clips_per_s_1": clips / one, f"clips_per_s_{n}": clips / many,
                            "ratio": one / many, "target_ratio": 12}, indent=1))
 EOF
+fi
 
 # -- DDP smoke: torchrun, one process (nccl on CUDA), one epoch vs a plain run with the same params
+if want ddp; then
 $PY -c "import yaml; p = yaml.safe_load(open('params.yaml')); p['train']['epochs'] = 1; yaml.safe_dump(p, open('p_ddp.yaml', 'w'))"
 TRAIN="--params p_ddp.yaml train --decoded data/decoded"
 run ddp_plain 90 $PY -m dmc.cli $TRAIN --out ddp/plain/m.pt --train-log ddp/plain/log.csv --checkpoints ddp/plain/ck
@@ -178,7 +192,7 @@ import torch
 files = {n: sorted(str(f.relative_to(Path("ddp") / n)) for f in (Path("ddp") / n).rglob("*") if f.is_file())
          for n in ("plain", "torchrun")}
 r = {"files_plain": files["plain"], "files_torchrun": files["torchrun"], "same_files": files["plain"] == files["torchrun"],
-     "process_group_line": [l for l in open(sys.argv[2]) if "process group" in l][:1]}
+     "process_group_line": [l for l in open(sys.argv[2]) if "process group" in l][:1] if Path(sys.argv[2]).exists() else []}
 try:
     a = torch.load("ddp/plain/m.pt", map_location="cpu", weights_only=True)["model"]
     b = torch.load("ddp/torchrun/m.pt", map_location="cpu", weights_only=True)["model"]
@@ -190,7 +204,8 @@ except Exception as exc:   # a missing model is itself the finding
     r["error"] = repr(exc)
 Path(sys.argv[1]).write_text(json.dumps(r, indent=1))
 EOF
+fi
 cd "$REPO"
 # -- last, with what is left of the budget: the same rows under torch.compile (compilation is slow)
-run throughput_compile 200 $GC throughput --compile on --out "$RES" $T --workers $((CORES / 2))
-wait "$PROBE_PID"
+want compile && run throughput_compile 200 $GC throughput --compile on --out "$RES" $T --workers $((CORES / 2))
+wait
