@@ -4,14 +4,14 @@ On an ESC-50-sized set (2000 clips of 5 s, 50 categories, 5 folds; made by the s
 generator, or ``--esc50 DIR``) and a DCASE-sized one (100 recordings of 30 s, 10 scenes, 60
 sub-clips each; or ``--dcase DIR``), in this process, one after another:
 
-  1. decoding + log-mel of every clip: ``dmc evalset``'s path (dmc.audio: stdlib WAV reader,
+  1. decoding + log-mel of every clip: ``dmc evalset``'s path (dmc.io.audio: stdlib WAV reader,
      batched resampling) and the previous path (PyAV with a full probe, libswresample per
      frame, one resampler call per file);
   2. features of the untrained network (``random_init``; the trained model costs the same);
-  3. the SVM protocol with the C search: dmc.svm's batched Newton solver to a tolerance, and the
+  3. the SVM protocol with the C search: dmc.evaluation.svm's batched Newton solver to a tolerance, and the
      previous scikit-learn path (``LinearSVC`` capped at 1000 iterations, C chosen by
      ``cross_val_score``), on the same features and the same C grid;
-  4. the reference for the accuracy target: dmc.evaluation's own protocol (same inner sets, same
+  4. the reference for the accuracy target: dmc.evaluation.protocols's own protocol (same inner sets, same
      C search) with every SVM solved to ``REF_TOL`` (1e-8) instead of 1e-4 (not timed against
      the targets).
 
@@ -35,11 +35,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dmc.datasets import read_dcase, read_esc50
-from dmc.evaluation import evaluate_dcase, evaluate_esc50
-from dmc.features import evalset_logmel, method_features
-from dmc.logmel import LogMel
-from dmc.params import load_params
+from dmc.io.evalsets import read_dcase, read_esc50
+from dmc.evaluation.protocols import evaluate_dcase, evaluate_esc50
+from dmc.evaluation.features import evalset_logmel, method_features
+from dmc.io.logmel import LogMel
+from dmc.pipeline.params import load_params
 from dmc.synth import generate_dcase, generate_esc50
 
 TARGETS = {"esc50 total": 30.0, "esc50 SVM": 10.0, "dcase total": 20.0}
@@ -52,13 +52,13 @@ REF_TOL = 1e-8
 # ---------------------------------------------------------------- the previous path (reference)
 
 def old_load_audio(path, sample_rate):
-    """dmc.datasets.load_audio before dmc.audio: full probe, libswresample per frame. A stereo
-    file is resampled per channel, then averaged (dmc.audio averages first, then resamples: the
+    """dmc.io.evalsets.load_audio before dmc.io.audio: full probe, libswresample per frame. A stereo
+    file is resampled per channel, then averaged (dmc.io.audio averages first, then resamples: the
     same signal up to float32 rounding, so the DCASE-like set's stereo log-mels differ in the last
     bits; the mono ESC-50-like ones are identical)."""
     import av
 
-    from dmc.audio import torch_resampler
+    from dmc.io.audio import torch_resampler
 
     chunks = []
     with av.open(str(path)) as container:
@@ -84,7 +84,7 @@ def old_evalset_logmel(dataset, root, decode):
         for p in read_esc50(root)["path"]:
             waves.append(fit(old_load_audio(p, sr)))
     else:
-        from dmc.evaluation import subclip_starts
+        from dmc.evaluation.protocols import subclip_starts
         for p in read_dcase(root)["path"]:
             w = old_load_audio(p, sr)
             for start in subclip_starts(len(w) / sr, 60, 5.0, decode["hop_seconds"]):
@@ -137,7 +137,7 @@ def old_folds(X, meta, grid):
 
 
 def old_dcase(X, clips, grid):
-    from dmc.evaluation import aggregate_decisions
+    from dmc.evaluation.protocols import aggregate_decisions
 
     rec, lab, split = clips["recording"].to_numpy(), clips["label"].to_numpy(), clips["split"].to_numpy()
     tr, te = split == "train", split == "test"
@@ -152,9 +152,9 @@ def old_dcase(X, clips, grid):
 # ---------------------------------------------------------------- tightly converged (reference)
 
 def converged_reference(dataset, feats, clips, grid):
-    """dmc.evaluation's protocol (the same inner sets and C search) with every SVM solved to
-    ``REF_TOL`` instead of dmc.evaluation.SVM_TOL: float64 throughout, the tolerance at which
-    tests/test_svm.py checks the solver against liblinear run to convergence."""
+    """dmc.evaluation.protocols's protocol (the same inner sets and C search) with every SVM solved to
+    ``REF_TOL`` instead of dmc.evaluation.protocols.SVM_TOL: float64 throughout, the tolerance at which
+    tests/test_evaluation_svm.py checks the solver against liblinear run to convergence."""
     if dataset == "esc50":
         return evaluate_esc50(feats, clips, grid, tol=REF_TOL)
     table = clips.drop_duplicates("recording")[["recording", "label", "split"]]

@@ -94,7 +94,7 @@ def _plain(obj):
 def run(argv: list[str], record: str) -> int:
     import torch
 
-    import dmc.cli as cli
+    import dmc.pipeline.cli as cli
 
     seen: set[str] = set()
     load = cli.load_params

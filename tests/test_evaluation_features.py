@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from conftest import load_default_params, with_overrides
-from dmc.evaluation import evaluate_esc50
-from dmc.evaluation import subclip_starts
-from dmc.features import block_outputs, evalset_logmel, method_features, pool, subclip_logmel
-from dmc.logmel import LogMel
+from dmc.evaluation.protocols import evaluate_esc50
+from dmc.evaluation.protocols import subclip_starts
+from dmc.evaluation.features import block_outputs, evalset_logmel, method_features, pool, subclip_logmel
+from dmc.io.logmel import LogMel
 from dmc.hear import get_scene_embeddings, get_timestamp_embeddings, load_model
-from dmc.model import DMC
+from dmc.model.network import DMC
 from dmc.synth import generate_dcase, generate_esc50
 
 

@@ -1,4 +1,4 @@
-"""Tests of dmc.evaluation (SVM protocols) and dmc.reporting (metrics, tables, figures)."""
+"""Tests of dmc.evaluation.protocols (SVM protocols) and dmc.evaluation.reporting (metrics, tables, figures)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dmc import evaluation, reporting
+from dmc.evaluation import protocols
+from dmc.evaluation import reporting
 from dmc.errors import EvaluationError
-from dmc.evaluation import (aggregate_decisions, evaluate_dcase, evaluate_esc50, group_accuracy, logmel_stats,
+from dmc.evaluation.protocols import (aggregate_decisions, evaluate_dcase, evaluate_esc50, group_accuracy, logmel_stats,
                             subclip_starts)
 
 N_CLASSES, PER_CELL = 4, 4  # toy ESC: 5 folds x 4 classes x 4 clips = 80 clips
@@ -323,9 +324,9 @@ def test_write_results_writes_everything(tmp_path, results):
                 "figures/esc50_logmel_stats_confusion.png", "figures/dcase_dmc_confusion.png"}
     files = {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()}
     assert files == expected == {str(p.relative_to(tmp_path)) for p in written}
-    # the evaluate step declares exactly the tables it writes (dmc.graph lists them one by one,
+    # the evaluate step declares exactly the tables it writes (dmc.pipeline.graph lists them one by one,
     # so that `dvc repro` leaves the sweep tables beside them alone)
-    from dmc.graph import EVALUATE_TABLES
+    from dmc.pipeline.graph import EVALUATE_TABLES
     assert {f for f in files if f.startswith("tables/")} == {f"tables/{t}" for t in EVALUATE_TABLES}
     assert json.loads((tmp_path / "metrics.json").read_text()) == reporting.flatten_metrics(results)
     summary = pd.read_csv(tmp_path / "tables/summary.csv")
@@ -393,7 +394,7 @@ def test_protocol_impossible_stops_with_one_line():
 
 def test_evaluate_cli_one_line_error(tmp_path, capsys):
     """`dmc evaluate` on data the protocol cannot use: exit 1, one line naming data set and fold."""
-    from dmc.cli import main
+    from dmc.pipeline.cli import main
     from dmc.atomic import save_npy
 
     X, meta = toy_esc()

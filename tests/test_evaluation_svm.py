@@ -1,4 +1,4 @@
-"""dmc.svm: the batched Newton-CG solver gives scikit-learn's LinearSVC, converged."""
+"""dmc.evaluation.svm: the batched Newton-CG solver gives scikit-learn's LinearSVC, converged."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from sklearn.svm import LinearSVC
 
 import torch
 
-from dmc import svm
-from dmc.svm import fit_ovr, objective, scaler
+from dmc.evaluation import svm
+from dmc.evaluation.svm import fit_ovr, objective, scaler
 
 
 def toy(n=240, d=12, k=4, seed=0, sep=1.5):

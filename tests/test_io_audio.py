@@ -1,4 +1,4 @@
-"""dmc.audio: one decoder for training videos and evaluation clips, equal to the previous path."""
+"""dmc.io.audio: one decoder for training videos and evaluation clips, equal to the previous path."""
 
 from __future__ import annotations
 
@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from dmc.audio import read_audio, resample
-from dmc.avcpu import ffmpeg_portable
-from dmc.datasets import load_audio
-from dmc.features import evalset_logmel
-from dmc.logmel import LogMel
+from dmc.io.audio import read_audio, resample
+from dmc.io.avcpu import ffmpeg_portable
+from dmc.io.evalsets import load_audio
+from dmc.evaluation.features import evalset_logmel
+from dmc.io.logmel import LogMel
 from media import make_video, tone
 
 
 def previous_load_audio(path, sample_rate):
-    """The evaluation clips' decoder before dmc.audio (release of stop 7), kept as the reference:
+    """The evaluation clips' decoder before dmc.io.audio (release of stop 7), kept as the reference:
     PyAV with FFmpeg's full probe, every frame through libswresample to planar float, the whole
     file resampled, then the channel mean; with today's resampler (float64, CPU-independent)."""
     chunks = []

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torchaudio
 
-from dmc.decoding import DecodeError, decode_video
-from dmc.logmel import LogMel
+from dmc.io.decoding import DecodeError, decode_video
+from dmc.io.logmel import LogMel
 from media import make_video, tone
 
 SEG, SIZE, SR = 1.0, 32, 16000

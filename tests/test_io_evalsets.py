@@ -1,4 +1,4 @@
-"""Tests of dmc.datasets: ESC-50 / DCASE layouts, their validation, and audio decoding."""
+"""Tests of dmc.io.evalsets: ESC-50 / DCASE layouts, their validation, and audio decoding."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dmc.datasets import DatasetError, load_audio, read_dcase, read_esc50
+from dmc.io.evalsets import DatasetError, load_audio, read_dcase, read_esc50
 
 HEADER = "filename,fold,target,category,esc10,src_file,take"
 
@@ -263,8 +263,8 @@ def test_load_audio_unreadable_names_file(tmp_path):
 def test_read_esc10_release_layout(tmp_path):
     """The ESC-10 release as generated (OGG Opus in 'NNN - Class name/' folders): folds from the
     file names, labels from the folders; the same log-mel pipeline reads it."""
-    from dmc.datasets import read_esc10
-    from dmc.features import evalset_logmel
+    from dmc.io.evalsets import read_esc10
+    from dmc.evaluation.features import evalset_logmel
     from dmc.synth import generate_esc10
     from conftest import load_default_params
 
@@ -290,7 +290,7 @@ def test_read_esc10_release_layout(tmp_path):
     (lambda r: None, "no clips"),
 ])
 def test_esc10_errors_name_the_path(tmp_path, make, reason):
-    from dmc.datasets import read_esc10
+    from dmc.io.evalsets import read_esc10
 
     root = tmp_path / "ESC-10"
     root.mkdir()

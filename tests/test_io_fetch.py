@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dmc.cli import main
-from dmc.datasets import read_dcase, read_esc50
-from dmc.fetch import SOURCES
+from dmc.pipeline.cli import main
+from dmc.io.evalsets import read_dcase, read_esc50
+from dmc.io.fetch import SOURCES
 
 ROOT = Path(__file__).resolve().parents[1]
 RATE = 8000

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from dmc.atomic import atomic_dir
-from dmc.shards import (TooManyBadVideos, build_index, list_videos, open_shard, shard_of,
+from dmc.io.shards import (TooManyBadVideos, build_index, list_videos, open_shard, shard_of,
                         videos_of_shard, write_shard)
 from media import make_video
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from dmc.clustering import Clusters, MultimodalClustering, squash
+from dmc.model.clustering import Clusters, MultimodalClustering, squash
 
 torch.set_num_threads(2)
 

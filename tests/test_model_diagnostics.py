@@ -1,11 +1,11 @@
-"""Sharpness of the soft assignments (dmc.diagnostics) against hand computations."""
+"""Sharpness of the soft assignments (dmc.model.diagnostics) against hand computations."""
 
 import math
 
 import pytest
 import torch
 
-from dmc.diagnostics import SharpnessMeter, sharpness, sharpness_per_clip
+from dmc.model.diagnostics import SharpnessMeter, sharpness, sharpness_per_clip
 
 
 def test_hand_computed_example():

@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from dmc.loss import max_margin_loss, mismatch_indices, similarity
-from dmc.model import DMC
-from dmc.subnets import PRESETS, AudioNet, ConvStack, VisualNet, check_preset, to_vectors
+from dmc.model.loss import max_margin_loss, mismatch_indices, similarity
+from dmc.model.network import DMC
+from dmc.model.subnets import PRESETS, AudioNet, ConvStack, VisualNet, check_preset, to_vectors
 
 torch.set_num_threads(2)
 

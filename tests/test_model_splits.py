@@ -11,8 +11,8 @@ import zlib
 import pytest
 import yaml
 
-from dmc.data import SPLITS, is_held_out, split_of, split_of_fractions
-from dmc.params import ParamsError, validate_params
+from dmc.model.dataset import SPLITS, is_held_out, split_of, split_of_fractions
+from dmc.pipeline.params import ParamsError, validate_params
 
 VIDEOS = [f"clips/{c}/video_{i:05d}.mp4" for c in "abc" for i in range(2000)]
 
@@ -23,7 +23,7 @@ def test_split_is_a_pure_function_of_the_path(params):
     random.Random(1).shuffle(shuffled)
     assert {v: split_of(v, params) for v in shuffled} == first
     # the same hash in another interpreter (no per-process hash seed involved)
-    code = ("import json,sys; from dmc.data import split_of_fractions as f; "
+    code = ("import json,sys; from dmc.model.dataset import split_of_fractions as f; "
             "print(json.dumps([f(v, 0.2, 0.2) for v in json.load(sys.stdin)]))")
     out = subprocess.run([sys.executable, "-c", code], input=json.dumps(VIDEOS[:300]), capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONHASHSEED": "123"})
@@ -74,6 +74,6 @@ def test_cli_refuses_bad_test_fraction(params, tmp_path):
     bad["train"]["test_fraction"] = 0.9
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(bad))
-    proc = subprocess.run([sys.executable, "-m", "dmc.cli", "--params", str(path), "check-params"],
+    proc = subprocess.run([sys.executable, "-m", "dmc.pipeline.cli", "--params", str(path), "check-params"],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "train.test_fraction" in proc.stderr

@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from conftest import load_default_params, with_overrides, write_params
-from dmc.data import ShardDataset, split_of
-from dmc.training import LOG_FIELDS, Trainer, epoch_batches, load_model
+from dmc.model.dataset import ShardDataset, split_of
+from dmc.model.training import LOG_FIELDS, Trainer, epoch_batches, load_model
 
 
 def fast_params(**over):
@@ -104,7 +104,7 @@ def test_no_choice_reads_the_test_split(small_corpus, tmp_path):
 
 
 def run_train(params_path, out, env=None):
-    return subprocess.Popen([sys.executable, "-m", "dmc.cli", "--params", str(params_path), "train",
+    return subprocess.Popen([sys.executable, "-m", "dmc.pipeline.cli", "--params", str(params_path), "train",
                              "--decoded", str(out["decoded"]), "--out", str(out["model"]), "--train-log",
                              str(out["log"]), "--checkpoints", str(out["ck"])],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
@@ -161,7 +161,7 @@ def test_torchrun_ddp_two_gloo_processes(small_corpus, tmp_path):
     p = write_params(tmp_path / "params.yaml", fast_params(train__epochs=1, train__batch_size=8))
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "dmc.cli", "--params", str(p), "train", "--decoded", str(small_corpus / "decoded"),
+           "-m", "dmc.pipeline.cli", "--params", str(p), "train", "--decoded", str(small_corpus / "decoded"),
            "--out", str(tmp_path / "m.pt"), "--train-log", str(tmp_path / "log.csv"), "--checkpoints", str(tmp_path / "ck")]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

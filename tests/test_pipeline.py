@@ -1,5 +1,5 @@
-"""The Snakemake + DVC spine: the DAG resolves, dvc.yaml (generated from src/dmc/graph.py, see
-tests/test_graph.py) agrees with the rules, and the whole pipeline runs end to end on a tiny
+"""The Snakemake + DVC spine: the DAG resolves, dvc.yaml (generated from src/dmc/pipeline/graph.py, see
+tests/test_pipeline_graph.py) agrees with the rules, and the whole pipeline runs end to end on a tiny
 corpus, twice (the second time doing nothing)."""
 
 import json

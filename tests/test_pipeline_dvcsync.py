@@ -1,10 +1,11 @@
-"""Snakemake follows DVC's record (src/dmc/dvcsync.py): which steps it marks current, when it
+"""Snakemake follows DVC's record (src/dmc/pipeline/dvcsync.py): which steps it marks current, when it
 looks again, when it stays out of the way. The four real switches: tests/test_switches.py."""
 
 import os
 from types import SimpleNamespace
 
-from dmc import dvcsync, graph
+from dmc.pipeline import dvcsync
+from dmc.pipeline import graph
 
 ALL = {s.name for s in graph.STEPS if not s.foreach} | {f"{s.name}@{k}" for s in graph.STEPS if s.foreach
                                                       for k in s.foreach}

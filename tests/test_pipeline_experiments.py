@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from dmc.experiments import (PENDING, SweepError, aggregate, collect, configs, match_config, plan, queue_command,
+from dmc.pipeline.experiments import (PENDING, SweepError, aggregate, collect, configs, match_config, plan, queue_command,
                              run_command, sweep_seeds)
-from dmc.params import ParamsError, validate_params
+from dmc.pipeline.params import ParamsError, validate_params
 
 DATA = Path(__file__).parent / "data"
 
@@ -175,7 +175,7 @@ def test_cli_refuses_a_bad_grid_before_queueing(params, tmp_path):
     bad["sweeps"]["ablation"]["train.iterations"] = [3, 0]
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(bad))
-    proc = subprocess.run([sys.executable, "-m", "dmc.cli", "--params", str(path), "sweep", "ablation", "--queue"],
+    proc = subprocess.run([sys.executable, "-m", "dmc.pipeline.cli", "--params", str(path), "sweep", "ablation", "--queue"],
                           capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 2 and "dvc" not in proc.stderr
     assert proc.stderr.strip() == (f"dmc: invalid parameters: {path}: sweeps.ablation.train.iterations: "
@@ -225,7 +225,7 @@ def test_two_tiny_experiments_end_to_end(params, tmp_path):
     run("dvc", "init", "-q")
     run("git", "add", "-A")
     run("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny project")
-    run(sys.executable, "-m", "dmc.cli", "sweep", "seeds")
+    run(sys.executable, "-m", "dmc.pipeline.cli", "sweep", "seeds")
     table = pd.read_csv(tmp_path / "results/tables/seeds.csv")
     assert list(table.config) == ["default"] and table.n[0] == 2
     assert table["esc50.dmc.acc_mean.mean"][0] == pytest.approx(0.806, abs=1e-4)

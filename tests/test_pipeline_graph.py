@@ -1,4 +1,4 @@
-"""The pipeline graph, written once (src/dmc/graph.py): dvc.yaml is generated from it, each
+"""The pipeline graph, written once (src/dmc/pipeline/graph.py): dvc.yaml is generated from it, each
 stage lists the code its step really imports and exactly the params keys its step reads.
 
 The drift tests run the Snakemake rules' own `dmc` commands on a tiny corpus through a
@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from conftest import ROOT, load_default_params, with_overrides, write_params
-from dmc import graph
-from dmc.cli import main
+from dmc.pipeline import graph
+from dmc.pipeline.cli import main
 from step_recorder import install_shim
 
 BIN = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin"
@@ -42,7 +42,7 @@ def test_dvc_yaml_is_the_one_generated_from_the_table():
 
 def test_dvc_yaml_check_fails_on_a_hand_edit(tmp_path):
     edited = tmp_path / "dvc.yaml"
-    edited.write_text((ROOT / "dvc.yaml").read_text().replace("    - src/dmc/training.py\n", "", 1))
+    edited.write_text((ROOT / "dvc.yaml").read_text().replace("    - src/dmc/model/training.py\n", "", 1))
     with pytest.raises(SystemExit) as exc:
         main(["--params", str(ROOT / "params.yaml"), "dvc-yaml", "--file", str(edited)])
     assert "differs from the pipeline table" in str(exc.value.code)
@@ -52,12 +52,12 @@ def test_dvc_yaml_check_fails_on_a_hand_edit(tmp_path):
 
 def test_code_deps_follow_imports_inside_functions():
     # the issue's examples of drift: modules a step runs that the hand-written lists missed
-    assert {"src/dmc/decoding.py", "src/dmc/evaluation.py"} <= set(graph.code_deps("evalset"))
-    assert {"src/dmc/training.py", "src/dmc/shards.py"} <= set(graph.code_deps("localize"))
-    assert {"src/dmc/cli.py", "src/dmc/params.py"} <= set(graph.code_deps("synth"))
+    assert {"src/dmc/io/decoding.py", "src/dmc/evaluation/protocols.py"} <= set(graph.code_deps("evalset"))
+    assert {"src/dmc/model/training.py", "src/dmc/io/shards.py"} <= set(graph.code_deps("localize"))
+    assert {"src/dmc/pipeline/cli.py", "src/dmc/pipeline/params.py"} <= set(graph.code_deps("synth"))
     # and not more than the step's own subcommands import
-    assert "src/dmc/training.py" not in graph.code_deps("decode")
-    assert "src/dmc/reporting.py" not in graph.code_deps("train")
+    assert "src/dmc/model/training.py" not in graph.code_deps("decode")
+    assert "src/dmc/evaluation/reporting.py" not in graph.code_deps("train")
 
 
 def test_every_key_of_the_table_exists_and_rules_get_their_params():
@@ -145,7 +145,7 @@ def test_each_stage_lists_exactly_the_params_keys_its_step_reads(recorded):
 
 
 def test_shared_names_match_the_package():
-    from dmc.reporting import METHODS
+    from dmc.evaluation.reporting import METHODS
 
     assert tuple(METHODS) == graph.METHODS
     assert set(graph.EVALSETS) <= set(load_default_params()["data"])

@@ -7,7 +7,7 @@ import sys
 import pytest
 import yaml
 
-from dmc.params import ParamsError, validate_params
+from dmc.pipeline.params import ParamsError, validate_params
 
 
 def set_key(p, dotted, value):
@@ -51,7 +51,7 @@ def test_cli_refuses_before_work(tmp_path, params):
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(bad))
     out = tmp_path / "videos"
-    proc = subprocess.run([sys.executable, "-m", "dmc.cli", "--params", str(path), "synth", "videos",
+    proc = subprocess.run([sys.executable, "-m", "dmc.pipeline.cli", "--params", str(path), "synth", "videos",
                            "--out", str(out)], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
@@ -78,8 +78,8 @@ def test_invalid_training_params_name_the_key(params, key, value, message):
 
 
 def test_schema_heatmap_rules_are_the_code_rules():
-    """localize.heatmap_rule accepts exactly the rules dmc.heatmaps computes."""
-    from dmc.heatmaps import RULES
-    from dmc.params import schema
+    """localize.heatmap_rule accepts exactly the rules dmc.localization.heatmaps computes."""
+    from dmc.localization.heatmaps import RULES
+    from dmc.pipeline.params import schema
 
     assert schema()["properties"]["localize"]["properties"]["heatmap_rule"]["enum"] == list(RULES)

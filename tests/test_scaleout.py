@@ -146,6 +146,6 @@ def test_dvc_push_and_pull_from_a_local_remote_restores_identical_outputs(tmp_pa
     sh("dvc pull synth decode", d)
     assert tree_hashes(d / "data") == before
     assert "up to date" in sh("dvc status synth decode", d)
-    # Snakemake agrees with no sync command (src/dmc/dvcsync.py; Snakemake's directory markers,
+    # Snakemake agrees with no sync command (src/dmc/pipeline/dvcsync.py; Snakemake's directory markers,
     # .snakemake_timestamp, are in .dvcignore: not data, so not compared above)
     assert "Nothing to be done" in sh("snakemake -n --cores 1 decode", d)

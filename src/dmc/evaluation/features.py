@@ -8,9 +8,9 @@ Layer and pooling (the paper only says "audio subnet conv features + linear SVM"
   ``meanmax`` (default; mean and max over time and mel bands, concatenated: 2C values),
   ``mean`` or ``max`` (C values).
 
-Evaluation clips go through the same log-mel frontend as training (``dmc.logmel``):
+Evaluation clips go through the same log-mel frontend as training (``dmc.io.logmel``):
 ESC-50 clips are cut or zero-padded to 5 s; DCASE recordings are cut into 60 overlapping
-5 s sub-clips (``dmc.evaluation.subclip_starts``, starts on the log-mel hop), whose log-mels
+5 s sub-clips (``dmc.evaluation.protocols.subclip_starts``, starts on the log-mel hop), whose log-mels
 :func:`subclip_logmel` takes from one STFT of the recording.
 
 Clips go through the resampler and the frontend a few at a time (``RESAMPLE_CHUNK``,
@@ -30,9 +30,9 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from .datasets import DatasetError, read_dcase, read_esc10, read_esc50
-from .evaluation import logmel_stats, subclip_starts
-from .logmel import LogMel
+from dmc.io.evalsets import DatasetError, read_dcase, read_esc10, read_esc50
+from dmc.evaluation.protocols import logmel_stats, subclip_starts
+from dmc.io.logmel import LogMel
 
 CLIP_SECONDS = 5.0   # ESC-50 clip length and DCASE sub-clip length
 RESAMPLE_CHUNK = 4   # files resampled per call (those of one chunk that share rate and length)
@@ -86,8 +86,8 @@ def _fit(wave: np.ndarray, n: int) -> np.ndarray:
 
 
 def _read_mono(paths: list[str]) -> list[tuple[np.ndarray, int]]:
-    """Decode files to mono at their own rate (:func:`dmc.audio.read_audio`), in order."""
-    from .audio import AudioReadError, read_audio, to_mono
+    """Decode files to mono at their own rate (:func:`dmc.io.audio.read_audio`), in order."""
+    from dmc.io.audio import AudioReadError, read_audio, to_mono
 
     out = []
     for path in paths:
@@ -104,7 +104,7 @@ def resampled_audio(paths: list[str], sample_rate: int, desc: str, chunk: int = 
     rate, then the files of one chunk that share rate and length resampled together in one batch
     (identical to resampling them one by one). The next chunk is read by a second thread while
     this one is resampled (reading is mostly file I/O and numpy, which release the GIL)."""
-    from .audio import resample
+    from dmc.io.audio import resample
 
     bar = _progress(range(len(paths)), len(paths), desc)
     with ThreadPoolExecutor(1) as reader:
@@ -201,11 +201,11 @@ def method_features(method: str, logmel: np.ndarray, params: dict, model_path: s
     if method == "logmel_stats":
         return logmel_stats(logmel).astype(np.float32)
     if method == "dmc":
-        from .training import load_model
+        from dmc.model.training import load_model
 
         model, _ = load_model(model_path)
     else:
-        from .model import DMC
+        from dmc.model.network import DMC
 
         model = DMC.random_init(params)
     layer = f["layer"] or model.audio.num_pools + 1

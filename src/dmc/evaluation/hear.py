@@ -7,7 +7,7 @@
     emb, ts = get_timestamp_embeddings(audio, model)      # (2, n_times, D), (2, n_times) in ms
 
 The scene embedding is the pooled conv map used by ``dmc extract`` (layer and pooling
-as in ``dmc.features``); timestamp embeddings pool over mel bands only, one per
+as in ``dmc.evaluation.features``); timestamp embeddings pool over mel bands only, one per
 time cell of the conv map, stamped at the cell's centre.
 """
 
@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import torch
 
-from .features import block_outputs, pool
-from .logmel import LogMel
-from .training import load_model as _load_dmc
+from dmc.evaluation.features import block_outputs, pool
+from dmc.io.logmel import LogMel
+from dmc.model.training import load_model as _load_dmc
 
 
 class AudioEmbedding(torch.nn.Module):

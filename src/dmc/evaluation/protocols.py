@@ -3,10 +3,10 @@
 Features come in as arrays; how they were computed is not this module's business. Every
 classifier is a one-vs-rest linear SVM (squared hinge, L2: scikit-learn's ``LinearSVC``) on
 features standardised with the training rows only, solved to a stated tolerance by
-:mod:`dmc.svm`; its ``C`` is chosen by cross-validation inside the training rows only, so a
+:mod:`dmc.evaluation.svm`; its ``C`` is chosen by cross-validation inside the training rows only, so a
 test row never influences the scaler, the weights or ``C``.
 
-All the fits of one protocol are batched (:func:`dmc.svm.fit_ovr`): for ESC-50 the training sets
+All the fits of one protocol are batched (:func:`dmc.evaluation.svm.fit_ovr`): for ESC-50 the training sets
 of the C search are every "all folds but f and g" (the inner cross-validation of outer folds f
 and g share it), each for every C of the grid and every class; the final fits ("all folds but
 f") are batched per chosen C, each warm-started from the mean of its inner fits at that C.
@@ -25,7 +25,7 @@ classes are not all in its training folds is skipped and reported as not evaluat
 split whose training part has fewer than two classes is left out of the C search.
 
 Results are plain Python (lists, floats, ints, str) so they can be written to JSON as they
-are and read back by :mod:`dmc.reporting`. Accuracies are fractions in 0..1.
+are and read back by :mod:`dmc.evaluation.reporting`. Accuracies are fractions in 0..1.
 """
 
 from __future__ import annotations
@@ -38,12 +38,12 @@ import pandas as pd
 import torch
 from sklearn.model_selection import LeaveOneGroupOut, StratifiedGroupKFold
 
-from .errors import EvaluationError
-from .svm import fit_ovr
+from dmc.errors import EvaluationError
+from dmc.evaluation.svm import fit_ovr
 
 C_GRID = (0.0001, 0.001, 0.01, 0.1, 1.0, 10.0)
 C_BOUNDS = (1e-6, 1e3)   # the grid is never extended beyond these
-SVM_TOL = 1e-4           # ||grad|| <= SVM_TOL * ||grad at 0|| for every SVM (dmc.svm)
+SVM_TOL = 1e-4           # ||grad|| <= SVM_TOL * ||grad at 0|| for every SVM (dmc.evaluation.svm)
 
 
 def _pick(scores: np.ndarray, grid: list[float]) -> tuple[int, str | None]:
@@ -264,7 +264,7 @@ def evaluate_esc50(features: np.ndarray, meta: pd.DataFrame,
                    C_grid: Sequence[float] = C_GRID, dataset: str = "esc50", tol: float = SVM_TOL) -> dict:
     """ESC-50 protocol on the predefined folds of ``meta`` (never re-split).
 
-    ``features[i]`` belongs to ``meta.iloc[i]`` (as from :func:`dmc.datasets.read_esc50`).
+    ``features[i]`` belongs to ``meta.iloc[i]`` (as from :func:`dmc.io.evalsets.read_esc50`).
     For each fold f: C chosen by leave-one-fold-out CV on the other folds (ESC-50 keeps all
     clips of one source recording in one fold, so grouping by fold keeps them together),
     fit on the other folds, test on f. Returns per-fold accuracy / size / C (and whether C sat
@@ -311,7 +311,7 @@ def subclip_starts(duration_s: float, n: int = 60, length_s: float = 5.0, step_s
     ``step_s`` (the feature pipeline passes the log-mel hop, 0.05 s) rounds each start to a
     multiple of it, never past ``duration_s - length_s`` (a choice the paper leaves open): the
     sub-clips' spectrogram frames then fall on the recording's own frame grid, and
-    :func:`dmc.features.subclip_logmel` computes them from one STFT of the recording.
+    :func:`dmc.evaluation.features.subclip_logmel` computes them from one STFT of the recording.
     """
     if n < 1 or length_s <= 0 or not np.isfinite(duration_s) or duration_s < 0:
         raise ValueError(f"bad sub-clip request: duration {duration_s}, n {n}, length {length_s}")
@@ -349,7 +349,7 @@ def evaluate_dcase(features: np.ndarray, recording_ids: Sequence, table: pd.Data
     """DCASE scene protocol: sub-clip SVM, recording label by averaged decision values.
 
     ``features[i]`` is sub-clip i of recording ``recording_ids[i]``; ``table`` has one row per
-    recording (id, label, split as from :func:`dmc.datasets.read_dcase`). The SVM is trained
+    recording (id, label, split as from :func:`dmc.io.evalsets.read_dcase`). The SVM is trained
     on every sub-clip of the training recordings (C chosen by CV on them, grouped by
     recording: leave-one-recording-out with at most 5 recordings, else stratified 5-fold by
     recording); each test recording gets the argmax of its sub-clips' mean decision values.

@@ -1,8 +1,8 @@
 """Reports of the evaluation: flat metrics.json, tables, confusion matrices.
 
 ``results`` is ``{dataset: {method: result}}`` with datasets ``esc50`` and ``esc10`` (the ESC-10
-release; results of :func:`dmc.evaluation.evaluate_esc50`) and ``dcase``
-(:func:`dmc.evaluation.evaluate_dcase`). A data set that was not evaluated (``data.<name>: null``)
+release; results of :func:`dmc.evaluation.protocols.evaluate_esc50`) and ``dcase``
+(:func:`dmc.evaluation.protocols.evaluate_dcase`). A data set that was not evaluated (``data.<name>: null``)
 or a fold that could not be (``folds_not_evaluated``) has null metrics and says why in the tables.
 Our numbers are fractions in 0..1 in ``metrics.json`` and the CSV files, percentages in the
 Markdown tables. The paper's numbers (:data:`PUBLISHED`) are shown beside ours in rows

@@ -1,5 +1,5 @@
-"""Audio decoding shared by the training videos (:mod:`dmc.decoding`) and the evaluation clips
-(:mod:`dmc.datasets`): decoded frames -> planar float32 -> mono -> torchaudio resampling.
+"""Audio decoding shared by the training videos (:mod:`dmc.io.decoding`) and the evaluation clips
+(:mod:`dmc.io.evalsets`): decoded frames -> planar float32 -> mono -> torchaudio resampling.
 
 * :class:`PlanarFloat` collects the decoded frames of one audio stream as ``(channels, samples)``
   float32 at the stream's own rate. AAC, Opus and Vorbis decode to planar float and their planes
@@ -15,7 +15,7 @@
   matrix product instead of a strided conv1d), its kernel built once per rate pair
   (:func:`torch_resampler`, in float64 so the bytes do not depend on the CPU), applied to a
   batch of waveforms at once.
-* Decoding runs FFmpeg's portable C code (:func:`dmc.avcpu.ffmpeg_portable`): its SIMD float
+* Decoding runs FFmpeg's portable C code (:func:`dmc.io.avcpu.ffmpeg_portable`): its SIMD float
   decoders (AAC, Opus, ...) round differently per CPU.
 """
 
@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torchaudio
 
-from .avcpu import ffmpeg_portable
+from dmc.io.avcpu import ffmpeg_portable
 
 # FFmpeg sample formats converted here with numpy: dtype and the scale libswresample uses
 _INTEGER = {"s16": (np.int16, 2.0 ** -15, 0), "s32": (np.int32, 2.0 ** -31, 0),
@@ -157,7 +157,7 @@ class SincResample(torch.nn.Module):
     torchaudio applies its (phases, taps) kernel as a strided ``conv1d``; here the padded input
     is framed as a strided view and multiplied by the kernel as one matrix product, the same
     sums without conv1d's float64 im2col copies (faster: ``benchmarks/evaluate.py`` measures the
-    decoding; tests/test_audio.py checks it against torchaudio). The input is converted to
+    decoding; tests/test_io_audio.py checks it against torchaudio). The input is converted to
     float64 straight into its padded buffer (one copy, not a conversion and then a pad).
     float64 keeps the bytes independent of the CPU's kernels: their summation order moves a
     float64 result far below float32's last bit (tests/test_determinism.py)."""

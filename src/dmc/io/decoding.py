@@ -31,8 +31,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from .audio import PlanarFloat, resample, to_mono
-from .errors import DmcError
+from dmc.io.audio import PlanarFloat, resample, to_mono
+from dmc.errors import DmcError
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
 
@@ -143,7 +143,7 @@ def decode_video(path: str | Path, segment_seconds: float, frame_size: int,
         vstream.thread_type = "AUTO"
         rate = float(vstream.average_rate or vstream.guessed_rate or 25)
         picker = _FramePicker(segment_seconds, frame_size)
-        audio = PlanarFloat()   # keeps rate and layout, planar float (dmc.audio)
+        audio = PlanarFloat()   # keeps rate and layout, planar float (dmc.io.audio)
         note = ""
         try:
             for packet in container.demux(vstream, astream):

@@ -32,7 +32,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pandas as pd
 
-from .errors import DmcError
+from dmc.errors import DmcError
 
 ESC50_REQUIRED = ("filename", "fold", "target", "category")
 AUDIO_EXTENSIONS = (".wav", ".ogg", ".flac", ".mp3", ".opus", ".m4a")
@@ -294,7 +294,7 @@ def read_dcase(root: str | Path) -> pd.DataFrame:
 
 def load_audio(path: str | Path, sample_rate: int, mono: bool = True,
                offset: float = 0.0, duration: float | None = None) -> np.ndarray:
-    """Decode an audio file (:func:`dmc.audio.read_audio`: any format FFmpeg reads, fast path for
+    """Decode an audio file (:func:`dmc.io.audio.read_audio`: any format FFmpeg reads, fast path for
     PCM WAV), resampled to ``sample_rate`` with the torchaudio kernel the training videos use.
 
     Returns ``(samples,)`` float32 when ``mono`` (the mean of the channels), else
@@ -303,7 +303,7 @@ def load_audio(path: str | Path, sample_rate: int, mono: bool = True,
     file shorter than that gives what there is; callers pad. Raises :class:`DatasetError` naming
     the file when it cannot be decoded or has no audio stream.
     """
-    from .audio import AudioReadError, read_audio, resample, to_mono
+    from dmc.io.audio import AudioReadError, read_audio, resample, to_mono
 
     if offset < 0 or (duration is not None and duration < 0):
         raise ValueError(f"offset and duration must be >= 0, got {offset}, {duration}")

@@ -9,7 +9,7 @@ Steps: download each archive of the data set from its pinned URL (an immutable c
 or a fixed file, never a moving branch) into a temporary folder beside ``--out``; check its
 checksum where one is published (else print the SHA-256 it got, to pin with ``--sha256``);
 unpack (zip or tar; members that would leave the folder are refused); convert to the layout
-of :mod:`dmc.datasets`; verify what was unpacked (the reader's checks: every file the
+of :mod:`dmc.io.evalsets`; verify what was unpacked (the reader's checks: every file the
 metadata lists is present; then expected counts, a balanced design, and every audio file
 decodes with the expected duration); only then rename the result to ``--out``. On any error
 the message names the archive or the file, and nothing is left under ``--out`` or beside it
@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
-from .atomic import atomic_dir
-from .datasets import DatasetError, read_dcase, read_esc50
+from dmc.atomic import atomic_dir
+from dmc.io.evalsets import DatasetError, read_dcase, read_esc50
 
 __all__ = ["FetchError", "Archive", "SOURCES", "fetch"]
 

@@ -16,7 +16,7 @@ float32's last bit) and the result is rounded to float32 at the end: a float64 r
 to another float32 only if it lies within about 1e-16 of a rounding boundary. The constants
 are computed with scalar math instead of torchaudio's float32 kernels, which differ by CPU
 (the Hann window, the mel filterbank), and the log goes through the table of
-:mod:`dmc.portable` (within 3e-8 of ``torch.log``).
+:mod:`dmc.io.portable` (within 3e-8 of ``torch.log``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import math
 import numpy as np
 import torch
 
-from .portable import log2_table
+from dmc.io.portable import log2_table
 
 
 def _hann(n: int) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Elementary functions whose results do not depend on the CPU they run on.
 
 Used where bytes must be the same on every machine: the synthetic corpus (``dmc.synth``)
-and the log of the log-mel frontend (``dmc.logmel``).
+and the log of the log-mel frontend (``dmc.io.logmel``).
 numpy picks a SIMD kernel for ``sin``, ``cos``, ``exp``, ``power``, ``arctan2``, ``hypot``,
 the complex product ... at run time (SSE, AVX2, AVX-512) and those kernels round differently, so the same
 seed gave different synthetic audio, hence different media files, on two machines. The
@@ -41,7 +41,7 @@ _LOG2, _DLOG2 = _table(lambda x: math.log2(0.5 + 0.5 * x), _N)   # log2 on [0.5,
 
 def log2_table() -> tuple[np.ndarray, np.ndarray, int]:
     """(values, differences, entries) of the log2 table on [0.5, 1), for a torch version of
-    :func:`log2` (``dmc.logmel``)."""
+    :func:`log2` (``dmc.io.logmel``)."""
     return _LOG2, _DLOG2, _N
 
 

@@ -14,7 +14,7 @@ stable hash of their path relative to the corpus root, so adding a video changes
 shard only and the assignment needs no state.
 
 The bytes of a shard do not depend on the CPU or the thread count: FFmpeg decodes with its
-C code (``dmc.avcpu``; its float AAC and Opus decoders round differently with each SIMD
+C code (``dmc.io.avcpu``; its float AAC and Opus decoders round differently with each SIMD
 kernel) and the log-mel frontend and resampler work in float64.
 """
 
@@ -35,11 +35,11 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from .atomic import atomic_dir, atomic_file
-from .avcpu import ffmpeg_portable
-from .decoding import VIDEO_EXTENSIONS, DecodeError, decode_video
-from .errors import DmcError
-from .logmel import LogMel
+from dmc.atomic import atomic_dir, atomic_file
+from dmc.io.avcpu import ffmpeg_portable
+from dmc.io.decoding import VIDEO_EXTENSIONS, DecodeError, decode_video
+from dmc.errors import DmcError
+from dmc.io.logmel import LogMel
 
 SEGMENT_COLUMNS = ["video", "segment", "start_s", "end_s", "frame_time_s"]
 REPORT_COLUMNS = ["video", "status", "reason", "segments", "audio_seconds"]

@@ -1,7 +1,7 @@
 """Sound-localization heat maps from DMC's clusters.
 
 For a (frame, audio segment) pair, with û_ij^v the visual conv-map vector i projected
-into shared space j (:meth:`dmc.clustering.MultimodalClustering.project`), s_ij^v and d_ij^v
+into shared space j (:meth:`dmc.model.clustering.MultimodalClustering.project`), s_ij^v and d_ij^v
 its soft assignment and distance to the visual centers (eq. 1-6), and c_j^a, c_j^v the audio /
 visual centers of the pair:
 
@@ -12,7 +12,7 @@ with the per-cluster map m_ij given by ``localize.heatmap_rule`` (:data:`RULES`)
 
 * ``proximity``: m_ij = max(0, <û_ij^v, c_j^a / ||c_j^a||>) = (-d_ij^{v->a})_+, how close
   visual position i lies to the *audio* centers ("the visual components matched by the audio";
-  d is the clustering distance of :func:`dmc.clustering.distances`, visual vectors against
+  d is the clustering distance of :func:`dmc.model.clustering.distances`, visual vectors against
   audio centers);
 * ``assignment``: m_ij = s_ij^v, the visual soft assignments;
 * ``assignment_proximity``: m_ij = s_ij^v (-d_ij^v)_+, assignments times closeness to the
@@ -22,7 +22,7 @@ The coarse (h, w) map is upsampled bilinearly (``align_corners=False``) to the f
 min-max normalised to [0, 1] (a constant map becomes all zeros).  tau =
 ``localize.agreement_temperature``.
 
-The rule and tau are chosen on the val split (``make heatmap-choice``, :mod:`dmc.heatmap_choice`,
+The rule and tau are chosen on the val split (``make heatmap-choice``, :mod:`dmc.studies.heatmap_choice`,
 with the trained models of the seeds sweep; the test split that the pipeline reports is not
 read): the candidate with the highest mean val pointing (results/tables/heatmap_choice.md).
 
@@ -38,15 +38,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .clustering import distances
-from .multisource import hard_shares
+from dmc.model.clustering import distances
+from dmc.localization.multisource import hard_shares
 
 
 class Analysis(NamedTuple):
     """DMC's view of a batch of pairs (numpy arrays).
 
     coarse:   (B, h, w) heat map at the visual conv-map resolution (not normalised)
-    shares_a: (B, k) hard shares of the audio vectors per cluster (:func:`dmc.multisource.hard_shares`)
+    shares_a: (B, k) hard shares of the audio vectors per cluster (:func:`dmc.localization.multisource.hard_shares`)
     shares_v: (B, k) same for the visual vectors
     agreement: (B, k) cos(c_j^a, c_j^v)
     centers_a: (B, k, d) audio centers c_j^a
@@ -137,7 +137,7 @@ def center_prior(size: tuple[int, int], sigma: float = 0.25) -> np.ndarray:
 
 
 def frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
-    """uint8 frames (B, H, W, 3) -> float (B, 3, H, W) in [-1, 1], as :class:`dmc.data.ShardDataset`."""
+    """uint8 frames (B, H, W, 3) -> float (B, 3, H, W) in [-1, 1], as :class:`dmc.model.dataset.ShardDataset`."""
     return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
 
 

@@ -1,12 +1,12 @@
 """The localization step: DMC's heat maps and source counts on the held-out videos.
 
-Parts: heat maps (:mod:`dmc.heatmaps`), metrics (:mod:`dmc.loc_metrics`), the synthetic
-ground truth (:mod:`dmc.ground_truth`), drawing (:mod:`dmc.overlays`) and multi-source
-counting (:mod:`dmc.multisource`).  This module runs them over the decoded shards:
+Parts: heat maps (:mod:`dmc.localization.heatmaps`), metrics (:mod:`dmc.localization.metrics`), the synthetic
+ground truth (:mod:`dmc.io.ground_truth`), drawing (:mod:`dmc.localization.overlays`) and multi-source
+counting (:mod:`dmc.localization.multisource`).  This module runs them over the decoded shards:
 :func:`run_benchmark` scores the trained model and two baselines in the same run: the same
-network at random init (seeded as ``dmc.features.method_features``:
+network at random init (seeded as ``dmc.evaluation.features.method_features``:
 ``torch.manual_seed(seed); DMC.from_params(...)``) and a centre prior
-(:func:`dmc.heatmaps.center_prior`); :func:`localize_videos` draws heat maps of any video.
+(:func:`dmc.localization.heatmaps.center_prior`); :func:`localize_videos` draws heat maps of any video.
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import multisource as ms
-from .atomic import atomic_dir, atomic_file
-from .ground_truth import GroundTruth, box_mask
-from .heatmaps import Analysis, analyse_arrays, center_prior, concat, upsample
-from .loc_metrics import LOC_FIELDS, SUCCESS_THRESHOLDS, ciou, pointing_hit, score_maps, summarize
-from .overlays import Panel, draw_panels, safe_name
-from .shards import shard_arrays
+from dmc.localization import multisource as ms
+from dmc.atomic import atomic_dir, atomic_file
+from dmc.io.ground_truth import GroundTruth, box_mask
+from dmc.localization.heatmaps import Analysis, analyse_arrays, center_prior, concat, upsample
+from dmc.localization.metrics import LOC_FIELDS, SUCCESS_THRESHOLDS, ciou, pointing_hit, score_maps, summarize
+from dmc.localization.overlays import Panel, draw_panels, safe_name
+from dmc.io.shards import shard_arrays
 
 LOC_METHODS = ("dmc", "random_init", "center_prior")
 MS_METHODS = ("dmc", "random_init", "majority")
@@ -36,24 +36,24 @@ MS_METHODS = ("dmc", "random_init", "majority")
 # the pipeline step: held-out videos of the decoded shards, trained vs baselines
 # ---------------------------------------------------------------------------------------
 def random_init_model(params: dict):
-    """The same network untrained, as for the feature baseline (:meth:`dmc.model.DMC.random_init`)."""
-    from .model import DMC
+    """The same network untrained, as for the feature baseline (:meth:`dmc.model.network.DMC.random_init`)."""
+    from dmc.model.network import DMC
 
     return DMC.random_init(params)
 
 
 def _load_split(decoded_dir: Path, params: dict):
     """Index rows (fit, report): the count rule's cut points are fitted on the train and val
-    splits; every number is reported on the test split, which no choice reads (dmc.data.split_of)."""
-    from .data import ShardDataset
+    splits; every number is reported on the test split, which no choice reads (dmc.model.dataset.split_of)."""
+    from dmc.model.dataset import ShardDataset
 
     fit = pd.concat([ShardDataset.of_split(decoded_dir, params, s).index for s in ("train", "val")])
     return fit, ShardDataset.of_split(decoded_dir, params, "test").index
 
 
 def split_rows(decoded_dir: Path, params: dict, split: str, gt: GroundTruth) -> pd.DataFrame:
-    """Index rows of one split (``dmc.data.split_of``) whose videos have ground truth, renumbered."""
-    from .data import ShardDataset
+    """Index rows of one split (``dmc.model.dataset.split_of``) whose videos have ground truth, renumbered."""
+    from dmc.model.dataset import ShardDataset
 
     rows = ShardDataset.of_split(decoded_dir, params, split).index
     return rows[rows.video.isin(gt.clips.index)].reset_index(drop=True)
@@ -109,9 +109,9 @@ def _clean(x):
 
 def correspondence_accuracy(an: Analysis, videos, seed: int) -> float:
     """Held-out audiovisual correspondence: share of pairs with S(own audio, frame) > S(audio of
-    another video, frame), one negative per pair drawn as in training (:func:`dmc.loss.mismatch_indices`,
+    another video, frame), one negative per pair drawn as in training (:func:`dmc.model.loss.mismatch_indices`,
     seeded by ``seed``); nan with fewer than two videos."""
-    from .loss import mismatch_indices, similarity
+    from dmc.model.loss import mismatch_indices, similarity
 
     ids = torch.as_tensor(pd.factorize(pd.Series(list(videos)))[0])
     if len(set(ids.tolist())) < 2:
@@ -131,7 +131,7 @@ def run_benchmark(params: dict, decoded_dir: str | Path, model_path: str | Path,
     the box and count metrics are written as null (not applicable).
     Returns the flat metrics written to ``metrics_path``.
     """
-    from .training import load_model
+    from dmc.model.training import load_model
 
     lp = params["localize"]
     decoded_dir, out_dir = Path(decoded_dir), Path(out_dir)
@@ -139,7 +139,7 @@ def run_benchmark(params: dict, decoded_dir: str | Path, model_path: str | Path,
     if gt_dir:
         cuts = lp["multisource_cuts"]
         if cuts is not None and (len(cuts) != lp["max_sources"] - 1 or list(cuts) != sorted(cuts)):
-            from .params import ParamsError
+            from dmc.errors import ParamsError
 
             raise ParamsError(f"params.yaml: localize.multisource_cuts: needs localize.max_sources - 1 = "
                               f"{lp['max_sources'] - 1} increasing numbers, got {cuts}")
@@ -372,9 +372,9 @@ def localize_videos(paths: Iterable[str | Path], model_path: str | Path, params:
 
     Returns (processed, skipped).
     """
-    from .decoding import DecodeError, decode_video
-    from .logmel import LogMel
-    from .training import load_model
+    from dmc.io.decoding import DecodeError, decode_video
+    from dmc.io.logmel import LogMel
+    from dmc.model.training import load_model
 
     d, lp = params["decode"], params["localize"]
     model = load_model(model_path)[0]

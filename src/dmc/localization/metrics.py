@@ -1,4 +1,4 @@
-"""Localization metrics (numpy, per pair), against a ground-truth mask (:mod:`dmc.ground_truth`).
+"""Localization metrics (numpy, per pair), against a ground-truth mask (:mod:`dmc.io.ground_truth`).
 
 * cIoU (Senocak et al. 2018, as in their and LVS's evaluation code): the heat map is
   binarised at ``localize.ciou_threshold`` (a value on the normalised map);

@@ -21,7 +21,7 @@ version still does: the cluster each vector is closest to, argmax_j s_ij.
    accuracy-maximising monotone cuts, by dynamic programming) and applied unchanged to the
    held-out videos; ``localize.multisource_cuts`` can fix them instead.
 
-The score was chosen on the val split (:mod:`dmc.count_choice`, ``make count-choice``) among
+The score was chosen on the val split (:mod:`dmc.studies.count_choice`, ``make count-choice``) among
 one-modality effective numbers and the counting rule of the task sketch (cluster pairs j with
 cos(c_j^a, c_j^v) above a threshold that hold audio mass).
 

@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .atomic import atomic_file
+from dmc.atomic import atomic_file
 
 
 class Panel(NamedTuple):

@@ -26,7 +26,7 @@ Squash placement (the reference code squashes twice; the supplement does not say
 ``"projected"`` squashes only the projections (the conv vectors keep their norms, so the
 first squash no longer acts as an L2 normalisation); ``"input"`` squashes only the conv
 vectors (the projections are not bounded by 1); ``"none"`` squashes nothing (the supplement's
-sec. 3: DMC has no squash). ``make structure`` and ``benchmarks/clustering_study.py`` compare them.
+sec. 3: DMC has no squash). ``make structure`` and ``src/dmc/studies/clustering.py`` compare them.
 
 In the k shared spaces u_i is replaced by its projection u^_ij = W_j u_i, so the updates read
 s_ij = softmax_j(-z d_ij), c_j = sum_i s_ij u^_ij, d_ij = -<u^_ij, c_j / ||c_j||>.

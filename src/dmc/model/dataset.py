@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from .shards import shard_arrays
+from dmc.io.shards import shard_arrays
 
 
 SPLITS = ("train", "val", "test")

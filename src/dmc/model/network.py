@@ -5,7 +5,7 @@
     logmel (B,1,T,M) --AudioNet---> (B,C,t,m) --to_vectors--> (B,p_a,C) --+   (same projection W)
                                                                                -> cv (B,k,d), ca (B,k,d)
 
-The loss (see :mod:`dmc.loss`) compares audio center j with visual center j.
+The loss (see :mod:`dmc.model.loss`) compares audio center j with visual center j.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from dmc.clustering import Clusters, MultimodalClustering
-from dmc.subnets import PRESETS, AudioNet, VisualNet, check_preset, to_vectors
+from dmc.model.clustering import Clusters, MultimodalClustering
+from dmc.model.subnets import PRESETS, AudioNet, VisualNet, check_preset, to_vectors
 
 # Reference-code defaults (method summary): k = 10 clusters, d = 16, 3 iterations, z = 1.
 DEFAULTS = {"clusters": 10, "dim": 16, "iterations": 3, "temperature": 1.0, "squash": "both",
@@ -31,10 +31,10 @@ class DMC(nn.Module):
 
     Args:
         visual_blocks, audio_blocks: conv widths per block of each stream (see
-            :data:`dmc.subnets.PRESETS`); both must end with the same width C.
+            :data:`dmc.model.subnets.PRESETS`); both must end with the same width C.
         clusters: k.  dim: d.  iterations: fixed-point iterations.  temperature: z.
         batch_norm: BatchNorm in the subnets (off in the paper).
-        squash, cluster_init: squash placement and first assignments (:mod:`dmc.clustering`).
+        squash, cluster_init: squash placement and first assignments (:mod:`dmc.model.clustering`).
     """
 
     def __init__(
@@ -65,7 +65,7 @@ class DMC(nn.Module):
 
         model_params: {"preset": name, "presets": {name: {"visual": [...], "audio": [...]}},
         "batch_norm": bool (optional)}; a preset missing from "presets" (or no "presets" at
-        all) is looked up in :data:`dmc.subnets.PRESETS`.
+        all) is looked up in :data:`dmc.model.subnets.PRESETS`.
         train_params: clusters, dim, iterations, temperature, squash, cluster_init (missing keys take the
         reference defaults, :data:`DEFAULTS`); other keys are ignored.
         """

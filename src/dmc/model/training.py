@@ -13,9 +13,9 @@
   every ``train.checkpoint_every`` steps and at the end, to ``<checkpoint_dir>/last.pt``;
   ``dmc train`` resumes from it when its fingerprint (params + data index) matches, and
   starts afresh otherwise.  Everything is loaded with ``weights_only=True``.
-* Splits (:func:`dmc.data.split_of`): the weights are fitted on ``train``; each epoch's
+* Splits (:func:`dmc.model.dataset.split_of`): the weights are fitted on ``train``; each epoch's
   held-out numbers (correspondence and how sharp the clustering is, per modality, see
-  :mod:`dmc.diagnostics`) come from ``val``.  The trainer never opens ``test``: after
+  :mod:`dmc.model.diagnostics`) come from ``val``.  The trainer never opens ``test``: after
   training, :func:`heldout_report` scores the final model on val and test for the report.
 """
 
@@ -36,11 +36,11 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from .atomic import atomic_file
-from .data import ShardDataset
-from .diagnostics import NAMES as SHARPNESS, SharpnessMeter
-from .loss import max_margin_loss, mismatch_indices
-from .model import DMC, STRUCTURE_DEFAULTS
+from dmc.atomic import atomic_file
+from dmc.model.dataset import ShardDataset
+from dmc.model.diagnostics import NAMES as SHARPNESS, SharpnessMeter
+from dmc.model.loss import max_margin_loss, mismatch_indices
+from dmc.model.network import DMC, STRUCTURE_DEFAULTS
 
 MODALITIES = ("audio", "visual")
 SHARPNESS_FIELDS = [f"val_{m}_{name}" for m in MODALITIES for name in SHARPNESS]

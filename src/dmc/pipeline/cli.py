@@ -11,12 +11,12 @@ import errno
 import sys
 from pathlib import Path
 
-from .names import DATASETS, SWEEPS
-from .params import ParamsError, load_params
+from dmc.names import DATASETS, SWEEPS
+from dmc.pipeline.params import ParamsError, load_params
 
 
 def _synth(args, p):
-    from . import synth
+    from dmc import synth
 
     s = {**p["synth"], **synth.scaled_counts(p["synth"])}
     seed = p["synth"]["seed"]   # the corpus's own seed: `seed` (training) sweeps keep the data fixed
@@ -42,7 +42,7 @@ def _synth(args, p):
 
 
 def _decode(args, p):
-    from .shards import shard_name, videos_of_shard, write_shard
+    from dmc.io.shards import shard_name, videos_of_shard, write_shard
 
     d = p["decode"]
     root = args.videos or p["data"]["videos"]
@@ -59,7 +59,7 @@ def _decode(args, p):
 
 
 def _index_and_print(shard_dirs, out_dir, d):
-    from .shards import build_index
+    from dmc.io.shards import build_index
 
     s = build_index(shard_dirs, out_dir, d)
     print(f"decode summary: {s['videos']} videos ({s['ok']} ok, {s['partial']} partial, {s['bad']} skipped), "
@@ -72,7 +72,7 @@ def _decode_index(args, p):
 
 
 def _train(args, p):
-    from .training import Trainer
+    from dmc.model.training import Trainer
 
     metrics = args.metrics or Path(args.train_log).with_name("metrics.json")
     last = Trainer(p, args.decoded, args.out, args.train_log, args.checkpoints, metrics).fit()
@@ -81,8 +81,8 @@ def _train(args, p):
 
 
 def _evalset(args, p):
-    from .atomic import atomic_file, save_npy
-    from .features import evalset_logmel
+    from dmc.atomic import atomic_file, save_npy
+    from dmc.evaluation.features import evalset_logmel
 
     logmel, clips = evalset_logmel(args.dataset, args.root or p["data"][args.dataset], p["decode"])
     out = Path(args.out_dir)
@@ -95,9 +95,9 @@ def _evalset(args, p):
 def _extract(args, p):
     import numpy as np
 
-    from .atomic import save_npy
-    from .features import method_features
-    from .training import pick_device
+    from dmc.atomic import save_npy
+    from dmc.evaluation.features import method_features
+    from dmc.model.training import pick_device
 
     logmel = np.load(args.logmel, mmap_mode="r", allow_pickle=False)
     feats = method_features(args.method, logmel, p, args.model, pick_device(p["features"]["device"]))
@@ -109,9 +109,9 @@ def _evaluate(args, p):
     import numpy as np
     import pandas as pd
 
-    from .evaluation import evaluate_dcase, evaluate_esc50
-    from .names import FOLD_DATASETS, METHODS
-    from .reporting import write_results
+    from dmc.evaluation.protocols import evaluate_dcase, evaluate_esc50
+    from dmc.names import FOLD_DATASETS, METHODS
+    from dmc.evaluation.reporting import write_results
 
     grid = p["evaluate"]["C_grid"]
     results = {d: {} for d in DATASETS}
@@ -131,9 +131,9 @@ def _evaluate(args, p):
 
 
 def _localize(args, p):
-    from .localization import localize_videos, run_benchmark
-    from .shards import list_videos
-    from .training import pick_device
+    from dmc.localization.localize import localize_videos, run_benchmark
+    from dmc.io.shards import list_videos
+    from dmc.model.training import pick_device
 
     device = pick_device(p["localize"]["device"])
     if args.video:
@@ -158,13 +158,13 @@ def _localize(args, p):
 
 
 def _fetch(args, p):
-    from .fetch import fetch
+    from dmc.io.fetch import fetch
 
     fetch(args.dataset, args.out, urls=args.url, sha256=args.sha256, expect_files=args.expect_files)
 
 
 def _sweep(args, p):
-    from .experiments import run_sweep
+    from dmc.pipeline.experiments import run_sweep
 
     steps = (args.queue, args.run, args.aggregate)
     queue, run, aggregate = steps if any(steps) else (True, True, True)
@@ -177,20 +177,20 @@ def _check_params(args, p):
 
 
 def _dvc_yaml(args, p):
-    from .graph import dvc_yaml
+    from dmc.pipeline.graph import dvc_yaml
 
     text, path = dvc_yaml(), Path(args.file)
     if args.write:
-        from .atomic import atomic_file
+        from dmc.atomic import atomic_file
 
         with atomic_file(path) as tmp:
             tmp.write_text(text)
         print(f"dvc-yaml: wrote {path}", file=sys.stderr)
     elif not path.is_file() or path.read_text() != text:
-        raise SystemExit(f"dmc dvc-yaml: {path} differs from the pipeline table in src/dmc/graph.py: "
+        raise SystemExit(f"dmc dvc-yaml: {path} differs from the pipeline table in src/dmc/pipeline/graph.py: "
                          "run `dmc dvc-yaml --write`")
     else:
-        print(f"{path}: matches src/dmc/graph.py", file=sys.stderr)
+        print(f"{path}: matches src/dmc/pipeline/graph.py", file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -211,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--expect-files", type=int, help="expected number of audio files (default: the release's)")
     c.set_defaults(func=_fetch)
 
-    c = sub.add_parser("dvc-yaml", help="check (default) or --write dvc.yaml, generated from src/dmc/graph.py")
+    c = sub.add_parser("dvc-yaml", help="check (default) or --write dvc.yaml, generated from src/dmc/pipeline/graph.py")
     c.add_argument("--write", action="store_true", help="regenerate the file instead of checking it")
     c.add_argument("--file", default="dvc.yaml")
     c.set_defaults(func=_dvc_yaml)
@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dmc: invalid parameters: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # one clear line for known failures; tracebacks for bugs
-        from .errors import DmcError
+        from dmc.errors import DmcError
 
         if isinstance(exc, (DmcError, FileNotFoundError)):
             print(f"dmc {args.command}: {exc}", file=sys.stderr)

@@ -25,7 +25,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import graph
+from dmc.pipeline import graph
 
 STATE = Path(".snakemake") / "dmc-dvc-sync.json"
 OFF = "DMC_NO_DVC_SYNC"          # set (to anything) to switch the check off, e.g. in the touch run

@@ -32,10 +32,10 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from .atomic import atomic_file
-from .errors import DmcError
-from .names import GRIDS, SWEEPS
-from .params import get_dotted
+from dmc.atomic import atomic_file
+from dmc.errors import DmcError
+from dmc.names import GRIDS, SWEEPS
+from dmc.pipeline.params import get_dotted
 
 CONTROL = "control"
 DEFAULT = "default"

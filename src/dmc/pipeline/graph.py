@@ -11,7 +11,7 @@ A step's **code deps** are computed, not listed: the source files of the ``dmc``
 subcommands it runs, i.e. ``cli.py`` (the subcommand's handler, the helpers it calls, the
 module's own imports) and the closure of the ``dmc`` modules they import, anywhere in a
 module (imports inside functions count: they run when the step runs).
-A step's **params** are the exact keys it reads (tests/test_graph.py records them by
+A step's **params** are the exact keys it reads (tests/test_pipeline_graph.py records them by
 running the steps); keys it reads that cannot change a result (devices, DataLoader
 workers, checkpoint frequency) are listed under ``ignored`` and do not invalidate.
 """
@@ -23,10 +23,10 @@ import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .names import DATASETS as EVALSETS, METHODS   # evaluation sets, feature methods
+from dmc.names import DATASETS as EVALSETS, METHODS   # evaluation sets, feature methods
 
 PACKAGE = "dmc"
-SRC = Path(__file__).resolve().parent            # src/dmc
+SRC = Path(__file__).resolve().parents[1]        # src/dmc
 ROOT = SRC.parents[1]                            # the repository (src layout)
 
 # Evaluation data sets: params key data.<name> is the folder; one DVC stage `evalset@<name>`.
@@ -206,7 +206,7 @@ def module_closure(modules: set[str]) -> set[str]:
 
 
 def _handler_names(command: str) -> str:
-    from .cli import build_parser
+    from dmc.pipeline.cli import build_parser
 
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")   # argparse keeps subparsers here
@@ -218,7 +218,7 @@ def _handler_names(command: str) -> str:
 def command_modules(command: str) -> set[str]:
     """dmc modules a `dmc <command>` run can import: cli.py's own imports, the handler's and those
     of the cli.py helpers it calls, and their closure."""
-    path = _module_file(f"{PACKAGE}.cli")
+    path = _module_file(f"{PACKAGE}.pipeline.cli")
     tree = ast.parse(path.read_text(), str(path))
     funcs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
     top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
@@ -233,7 +233,7 @@ def command_modules(command: str) -> set[str]:
         todo += [c.func.id for c in ast.walk(funcs[name]) if isinstance(c, ast.Call)
                  and isinstance(c.func, ast.Name) and c.func.id in funcs]
     # cli.py itself is a dep, but only the parts above are followed (not every subcommand's imports)
-    return {f"{PACKAGE}.cli"} | module_closure(_imports(top + body, PACKAGE))
+    return {f"{PACKAGE}.pipeline.cli"} | module_closure(_imports(top + body, PACKAGE))
 
 
 def code_deps(name: str) -> list[str]:
@@ -249,8 +249,8 @@ def _code_deps(name: str) -> tuple[str, ...]:
 
 # -- dvc.yaml ---------------------------------------------------------------------------------------
 HEADER = """\
-# GENERATED from src/dmc/graph.py by `dmc dvc-yaml --write`; do not edit by hand
-# (tests/test_graph.py fails when this file and the table differ).
+# GENERATED from src/dmc/pipeline/graph.py by `dmc dvc-yaml --write`; do not edit by hand
+# (tests/test_pipeline_graph.py fails when this file and the table differ).
 #
 # One DVC stage per pipeline step, each driving Snakemake for that step's rules only:
 # * DVC decides WHETHER a step must run (content hashes of deps, params, outs);

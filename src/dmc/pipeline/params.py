@@ -17,14 +17,10 @@ from typing import Any
 import jsonschema
 import yaml
 
-from .errors import DmcError
-from .names import GRIDS
+from dmc.errors import ParamsError   # defined with the other errors: lower layers raise it too
+from dmc.names import GRIDS
 
 DEFAULT_PATH = "params.yaml"
-
-
-class ParamsError(DmcError, ValueError):
-    """An invalid params.yaml; the message is one line that names the key."""
 
 
 def schema() -> dict:

@@ -4,9 +4,9 @@ Short trainings on a decoded corpus; for each (variant, seed) the validation spl
 after the last epoch (and at initialisation) are printed as one Markdown table row:
 correspondence accuracy and, per modality, the mean largest assignment max_i s_ij (uniform:
 1/k), the mean row entropy / log k (uniform: 1) and the effective number of clusters holding
-mass (see dmc.diagnostics). Nothing here reads the test split.
+mass (see dmc.model.diagnostics). Nothing here reads the test split.
 
-    python benchmarks/clustering_study.py --decoded DIR --epochs 8 --seeds 0 1 \
+    python -m dmc.studies.clustering --decoded DIR --epochs 8 --seeds 0 1 \
         --variant z=1 --variant z=10 --variant z=30 --variant z=10,iterations=1 \
         --variant z=10,squash=projected --variant z=10,init=spread
 
@@ -29,9 +29,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from dmc import clustering
-from dmc.params import load_params
-from dmc.training import Trainer
+from dmc.model import clustering
+from dmc.pipeline.params import load_params
+from dmc.model.training import Trainer
 
 KEYS = {"z": "temperature", "iterations": "iterations", "clusters": "clusters", "squash": "squash",
         "init": "cluster_init"}

@@ -1,8 +1,8 @@
 """The multi-source count rule, chosen on the validation split.
 
-``python -m dmc.count_choice`` (``make count-choice``; after ``make seeds``) scores candidate
+``python -m dmc.studies.count_choice`` (``make count-choice``; after ``make seeds``) scores candidate
 count scores (:data:`CANDIDATES`) for the trained model of every run of the seeds sweep: each
-score's cut points are fitted on the *train* videos (:func:`dmc.multisource.fit_cuts`, the
+score's cut points are fitted on the *train* videos (:func:`dmc.localization.multisource.fit_cuts`, the
 pipeline's exact monotone fit), the counts are predicted for the *val* videos and compared with
 their ground truth. The test split, which the pipeline reports, is never read. Writes
 ``results/tables/count_choice.md|csv`` (per run: ``count_choice_runs.csv``): val count accuracy,
@@ -11,10 +11,10 @@ the candidate with the highest mean val accuracy; ties go to the earlier candida
 :data:`CANDIDATES` (the pipeline's rule first).
 
 Candidates, per (frame, audio segment) pair, averaged over a clip's pairs
-(:func:`dmc.multisource.clip_scores`), with ``N = exp(H(pi))`` the effective number of clusters
-of a modality's hard shares ``pi`` (:mod:`dmc.multisource`):
+(:func:`dmc.localization.multisource.clip_scores`), with ``N = exp(H(pi))`` the effective number of clusters
+of a modality's hard shares ``pi`` (:mod:`dmc.localization.multisource`):
 
-* ``effective_av``: ``(N^a + N^v) / 2``, the pipeline's rule (:func:`dmc.multisource.source_score`);
+* ``effective_av``: ``(N^a + N^v) / 2``, the pipeline's rule (:func:`dmc.localization.multisource.source_score`);
 * ``effective_a``, ``effective_v``: one modality's N;
 * ``agreeing_<t>``: the counting rule of the task sketch, the number of clusters j whose audio and
   visual centers agree (``cos(c_j^a, c_j^v) > t``) and that hold audio mass (hard audio share > 0).
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import multisource as ms
+from dmc.localization import multisource as ms
 
 AGREEMENT_THRESHOLDS = (0.5, 0.8)
 CANDIDATES = ("effective_av", "effective_a", "effective_v",
@@ -35,7 +35,7 @@ CANDIDATES = ("effective_av", "effective_a", "effective_v",
 
 
 def candidate_scores(an) -> dict[str, np.ndarray]:
-    """{candidate: (B,) score per pair} of a :class:`dmc.heatmaps.Analysis`."""
+    """{candidate: (B,) score per pair} of a :class:`dmc.localization.heatmaps.Analysis`."""
     na, nv = ms.effective_number(an.shares_a), ms.effective_number(an.shares_v)
     out = {"effective_av": (na + nv) / 2, "effective_a": na, "effective_v": nv}
     for t in AGREEMENT_THRESHOLDS:
@@ -67,10 +67,10 @@ def choose(table: pd.DataFrame) -> str:
 
 
 def main(argv=None) -> None:
-    from .heatmap_choice import study_setup, write_study
-    from .heatmaps import analyse_arrays
-    from .localization import _ShardReader, split_rows
-    from .training import load_model
+    from dmc.studies.heatmap_choice import study_setup, write_study
+    from dmc.localization.heatmaps import analyse_arrays
+    from dmc.localization.localize import _ShardReader, split_rows
+    from dmc.model.training import load_model
 
     args, params, gt, models = study_setup(__doc__.splitlines()[0], "results/tables/count_choice", argv)
     lp = params["localize"]

@@ -1,7 +1,7 @@
 """The heat-map rule and its agreement temperature, chosen on the validation split.
 
-``python -m dmc.heatmap_choice`` (``make heatmap-choice``; after ``make seeds``) scores each
-candidate heat map of :mod:`dmc.heatmaps` on the *val* videos (the split every choice reads;
+``python -m dmc.studies.heatmap_choice`` (``make heatmap-choice``; after ``make seeds``) scores each
+candidate heat map of :mod:`dmc.localization.heatmaps` on the *val* videos (the split every choice reads;
 the test split, which the pipeline reports, is never touched here) for the trained model of
 every run of the seeds sweep, and writes ``results/tables/heatmap_choice.md|csv``: pointing
 and AUC of cIoU, mean ± sample std over the seeds, beside the centre prior and beside the same
@@ -11,8 +11,8 @@ that training adds. The choice is the candidate with
 the highest mean pointing of the trained models (the issue's first localization target), ties
 broken by AUC; the untrained column is reported, not used by the choice.
 
-Candidates: every rule of :data:`dmc.heatmaps.RULES` (the values ``localize.heatmap_rule``
-takes; the forms are written in :mod:`dmc.heatmaps`) at every tau of :data:`TAUS`.
+Candidates: every rule of :data:`dmc.localization.heatmaps.RULES` (the values ``localize.heatmap_rule``
+takes; the forms are written in :mod:`dmc.localization.heatmaps`) at every tau of :data:`TAUS`.
 
 Then, for the chosen rule and tau, the threshold at which cIoU binarises the normalised heat map
 (``localize.ciou_threshold``): each of :data:`THRESHOLDS` scored on the same val pairs, the
@@ -37,8 +37,8 @@ import pandas as pd
 import torch
 import yaml
 
-from .heatmaps import RULES, center_prior, cluster_map, cluster_pairs, frames_to_tensor, upsample, weighted_heat
-from .loc_metrics import score_maps
+from dmc.localization.heatmaps import RULES, center_prior, cluster_map, cluster_pairs, frames_to_tensor, upsample, weighted_heat
+from dmc.localization.metrics import score_maps
 
 TAUS = (0.0, 1.0, 5.0, 20.0)
 # binarisation thresholds of the normalised heat map for cIoU (localize.ciou_threshold), scored for
@@ -102,11 +102,11 @@ def models_of_seeds(runs_csv: str | Path, cache: str | Path = ".dvc/cache/files/
 
 
 def study_setup(description: str, out: str, argv=None):
-    """The command line shared by the val studies (this one and :mod:`dmc.count_choice`):
+    """The command line shared by the val studies (this one and :mod:`dmc.studies.count_choice`):
     (args, params, ground truth, {seed: model path})."""
-    from .graph import DECODED
-    from .ground_truth import GroundTruth
-    from .params import load_params
+    from dmc.pipeline.graph import DECODED
+    from dmc.io.ground_truth import GroundTruth
+    from dmc.pipeline.params import load_params
 
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--params", default="params.yaml")
@@ -126,7 +126,7 @@ def study_setup(description: str, out: str, argv=None):
 def write_study(out: str | Path, table: pd.DataFrame, per_run: pd.DataFrame, lines: list[str]) -> None:
     """``<out>.csv`` (per candidate), ``<out>_runs.csv`` (per run) and ``<out>.md`` (each written
     to a temporary name, then renamed), and the Markdown printed."""
-    from .atomic import atomic_file
+    from dmc.atomic import atomic_file
 
     out = Path(out)
     with atomic_file(out.with_suffix(".csv")) as tmp:
@@ -139,8 +139,8 @@ def write_study(out: str | Path, table: pd.DataFrame, per_run: pd.DataFrame, lin
 
 
 def main(argv=None) -> None:
-    from .localization import _ShardReader, random_init_model, split_rows
-    from .training import load_model
+    from dmc.localization.localize import _ShardReader, random_init_model, split_rows
+    from dmc.model.training import load_model
 
     args, params, gt, models = study_setup(__doc__.splitlines()[0], "results/tables/heatmap_choice", argv)
     decoded = Path(args.decoded)
