@@ -54,10 +54,56 @@ def test_code_deps_follow_imports_inside_functions():
     # the issue's examples of drift: modules a step runs that the hand-written lists missed
     assert {"src/dmc/io/decoding.py", "src/dmc/evaluation/protocols.py"} <= set(graph.code_deps("evalset"))
     assert {"src/dmc/model/training.py", "src/dmc/io/shards.py"} <= set(graph.code_deps("localize"))
-    assert {"src/dmc/pipeline/cli.py", "src/dmc/pipeline/params.py"} <= set(graph.code_deps("synth"))
+    assert {"src/dmc/pipeline/steps/synth.py", "src/dmc/pipeline/params.py"} <= set(graph.code_deps("synth"))
     # and not more than the step's own subcommands import
     assert "src/dmc/model/training.py" not in graph.code_deps("decode")
     assert "src/dmc/evaluation/reporting.py" not in graph.code_deps("train")
+
+
+ENTRIES = {s.name: f"src/dmc/pipeline/steps/{s.name}.py" for s in graph.STEPS}
+
+
+def test_a_stage_lists_its_own_entry_module_and_no_other_nor_cli():
+    """cli.py only assembles the steps' entry modules: no stage lists it, nor another step's entry
+    module, so editing one step's handler leaves the other stages current."""
+    for s in graph.STEPS:
+        deps = set(graph.code_deps(s.name))
+        assert "src/dmc/pipeline/cli.py" not in deps and "src/dmc/pipeline/tools.py" not in deps
+        assert {e for e in ENTRIES.values() if e in deps} == {ENTRIES[s.name]}, s.name
+
+
+def test_each_steps_subcommands_come_from_its_entry_module():
+    import argparse
+    import importlib
+
+    for s in graph.STEPS:
+        sub = argparse.ArgumentParser().add_subparsers(dest="command")
+        importlib.import_module(s.entry).add_parsers(sub)
+        assert set(sub.choices) == set(s.commands), s.name
+        assert all(c.get_default("func").__module__ == s.entry for c in sub.choices.values())
+
+
+def test_editing_one_steps_handler_leaves_the_other_stages_current(tmp_path):
+    """A real `dvc status`: a repository with the package and one stage per step whose deps are the
+    generated code deps (no data, a command that does nothing); after `dvc repro`, an edit of the
+    decode step's entry module makes the decode stage stale and leaves the others current."""
+    shutil.copytree(ROOT / "src", tmp_path / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    stages = {s.name: {"cmd": "true", "deps": graph.code_deps(s.name)} for s in graph.STEPS}
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}, sort_keys=False))
+    env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}", DVC_NO_ANALYTICS="1")
+    sh("dvc init --no-scm -q && dvc repro -q", tmp_path, env)
+
+    def stale():
+        proc = subprocess.run(["dvc", "status", "--json"], cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        return set(json.loads(proc.stdout))
+
+    assert stale() == set()
+    entry = tmp_path / ENTRIES["decode"]
+    entry.write_text(entry.read_text().replace("decode summary:", "decode totals:"))
+    assert stale() == {"decode"}
+    (tmp_path / "src/dmc/io/ground_truth.py").write_text("# an edit of a module only the localize step imports\n")
+    assert stale() == {"decode", "localize"}
 
 
 def test_every_key_of_the_table_exists_and_rules_get_their_params():
@@ -112,9 +158,20 @@ def test_each_stage_lists_every_module_its_step_imports(recorded):
     for r in recorded:
         name = step_of(r["command"]).name
         listed = {d for d in stages[name]["deps"] if d.startswith("src/")}
-        imported = {m[m.rindex("/src/dmc/") + 1:] for m in r["modules"] if "/src/dmc/" in m}
-        assert imported <= listed, f"stage {name} (dmc {r['command']}) imports {sorted(imported - listed)}, " \
-                                   "which its deps in dvc.yaml do not list"
+        imported, dispatch = ({m[m.rindex("/src/dmc/") + 1:] for m in r[k] if "/src/dmc/" in m}
+                              for k in ("modules", "dispatch"))
+        # cli.py imports every step's entry module to build its parser: only this step's one runs
+        assert dispatch <= DISPATCH | set(ENTRIES.values()), f"the CLI imports {sorted(dispatch - DISPATCH)} " \
+                                                             "to parse argv"
+        ran = (imported - dispatch) | {ENTRIES[name]}
+        assert ran <= listed, f"stage {name} (dmc {r['command']}) imports {sorted(ran - listed)}, " \
+                              "which its deps in dvc.yaml do not list"
+
+
+# what the CLI imports before a step runs, besides the entry modules: light, and read by no step
+# (params.py and what it imports are every stage's deps)
+DISPATCH = {f"src/dmc/{m}.py" for m in ("__init__", "errors", "names", "pipeline/__init__", "pipeline/cli",
+                                        "pipeline/tools", "pipeline/params", "pipeline/steps/__init__")}
 
 
 def covers(key: str, listed) -> bool:

@@ -7,10 +7,11 @@
 * the Snakemake rules (workflow/rules/*.smk) take their shared paths, the code inputs of
   each step (:func:`code_deps`) and the params each step depends on (:func:`params_of`).
 
-A step's **code deps** are computed, not listed: the source files of the ``dmc``
-subcommands it runs, i.e. ``cli.py`` (the subcommand's handler, the helpers it calls, the
-module's own imports) and the closure of the ``dmc`` modules they import, anywhere in a
-module (imports inside functions count: they run when the step runs).
+A step's **code deps** are computed, not listed: the step's entry module
+(``dmc/pipeline/steps/<step>.py``: its subcommands' parsers and handlers), ``params.py`` and the
+closure of the ``dmc`` modules they import, anywhere in a module (imports inside functions
+count: they run when the step runs). ``cli.py`` only assembles the entry modules, so editing one
+step's handler leaves the other stages current.
 A step's **params** are the exact keys it reads (tests/test_pipeline_graph.py records them by
 running the steps); keys it reads that cannot change a result (devices, DataLoader
 workers, checkpoint frequency) are listed under ``ignored`` and do not invalidate.
@@ -26,6 +27,7 @@ from pathlib import Path
 from dmc.names import DATASETS as EVALSETS, METHODS   # evaluation sets, feature methods
 
 PACKAGE = "dmc"
+PARAMS_MODULE = f"{PACKAGE}.pipeline.params"    # loads and validates params.yaml for every step
 SRC = Path(__file__).resolve().parents[1]        # src/dmc
 ROOT = SRC.parents[1]                            # the repository (src layout)
 
@@ -57,7 +59,7 @@ class Out:
 @dataclass(frozen=True)
 class Step:
     name: str
-    commands: tuple[str, ...]    # `dmc` subcommands the step runs (its entry points)
+    commands: tuple[str, ...]    # `dmc` subcommands the step runs (parsers and handlers: :attr:`entry`)
     rules: tuple[str, ...]       # Snakemake rules of the step (DVC runs only these)
     targets: tuple[str, ...]     # Snakemake targets that make the step's outputs
     deps: tuple[str, ...]        # data inputs (DVC ${...} templating from params.yaml allowed)
@@ -67,6 +69,12 @@ class Step:
     foreach: dict | None = None  # DVC foreach: key -> item (${key}, ${item} in the fields)
     comment: str = ""
     extra: dict = field(default_factory=dict)   # more DVC stage fields, verbatim
+
+    @property
+    def entry(self) -> str:
+        """The step's entry module, src/dmc/pipeline/steps/<name>.py: its subcommands' parsers and
+        handlers. The CLI (cli.py) only assembles the entry modules and is no code dep of a step."""
+        return f"{PACKAGE}.pipeline.steps.{self.name}"
 
 
 STEPS: tuple[Step, ...] = (
@@ -205,35 +213,10 @@ def module_closure(modules: set[str]) -> set[str]:
     return seen
 
 
-def _handler_names(command: str) -> str:
-    from dmc.pipeline.cli import build_parser
-
-    parser = build_parser()
-    sub = next(a for a in parser._actions if a.dest == "command")   # argparse keeps subparsers here
-    if command not in sub.choices:
-        raise KeyError(f"dmc has no subcommand {command!r}")
-    return sub.choices[command].get_default("func").__name__
-
-
-def command_modules(command: str) -> set[str]:
-    """dmc modules a `dmc <command>` run can import: cli.py's own imports, the handler's and those
-    of the cli.py helpers it calls, and their closure."""
-    path = _module_file(f"{PACKAGE}.pipeline.cli")
-    tree = ast.parse(path.read_text(), str(path))
-    funcs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
-    top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
-    todo, body = [_handler_names(command)], []
-    seen = set()
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        body.append(funcs[name])
-        todo += [c.func.id for c in ast.walk(funcs[name]) if isinstance(c, ast.Call)
-                 and isinstance(c.func, ast.Name) and c.func.id in funcs]
-    # cli.py itself is a dep, but only the parts above are followed (not every subcommand's imports)
-    return {f"{PACKAGE}.pipeline.cli"} | module_closure(_imports(top + body, PACKAGE))
+def step_modules(name: str) -> set[str]:
+    """dmc modules a run of step ``name`` can import: its entry module, :data:`PARAMS_MODULE` (the
+    CLI validates params.yaml with it before the step runs) and their import closure."""
+    return module_closure({step(name).entry, PARAMS_MODULE})
 
 
 def code_deps(name: str) -> list[str]:
@@ -243,7 +226,7 @@ def code_deps(name: str) -> list[str]:
 
 @functools.lru_cache(maxsize=None)
 def _code_deps(name: str) -> tuple[str, ...]:
-    mods = set().union(*(command_modules(c) for c in step(name).commands))
+    mods = step_modules(name)
     return tuple(sorted(_module_file(m).relative_to(ROOT).as_posix() for m in mods))
 
 
