@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dmc.evaluation import protocols
+from dmc.evaluation import protocols as evaluation
 from dmc.evaluation import reporting
 from dmc.errors import EvaluationError
 from dmc.evaluation.protocols import (aggregate_decisions, evaluate_dcase, evaluate_esc50, group_accuracy, logmel_stats,
