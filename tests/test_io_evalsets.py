@@ -302,7 +302,7 @@ def test_esc10_errors_name_the_path(tmp_path, make, reason):
 def test_esc50_manifest_rows_in_any_audio_format(tmp_path):
     """FLAC, MP3, OGG and WAV rows of meta/esc50.csv go through the same decoder."""
     from media import tone
-    from test_audio import write_audio
+    from test_io_audio import write_audio
 
     root = tmp_path / "esc"
     (root / "audio").mkdir(parents=True)

@@ -251,7 +251,7 @@ def clean_and_poisoned(decoded, p, tmp_path):
     are overwritten by test_training.poison_test_split)."""
     import shutil
 
-    from test_training import poison_test_split
+    from test_model_training import poison_test_split
 
     for name in ("clean", "poisoned"):
         copy = tmp_path / name
@@ -366,7 +366,7 @@ def test_count_choice_reads_only_the_train_and_val_splits(small_corpus, trained,
 
     from dmc.studies import count_choice as CC
     from dmc.model.dataset import split_of
-    from test_training import poison_test_split
+    from test_model_training import poison_test_split
 
     p, model_path = trained
     params = write_params(tmp_path / "params.yaml", p)
