@@ -10,7 +10,7 @@ BIN    := $(CURDIR)/$(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install hooks demo test test-fast test-cluster cluster-deps sync seeds ablation control structure heatmap-choice count-choice bench-decode bench-decode-memory bench-evaluate lock clean
+.PHONY: install hooks demo test test-fast test-cluster cluster-deps seeds ablation control structure heatmap-choice count-choice bench-decode bench-decode-memory bench-evaluate lock clean
 
 install: $(STAMP) hooks
 
@@ -60,11 +60,6 @@ cluster-deps: install
 # Starts (and stops) munged, slurmctld, slurmd and sshd on localhost: needs root.
 test-cluster: install
 	$(BIN)/python -m pytest -q -m cluster
-
-# Not needed any more (Snakemake follows DVC's record by itself, src/dmc/pipeline/dvcsync.py); kept
-# for old habits: runs that same check now.
-sync: install
-	snakemake --cores 1 -n --quiet > /dev/null
 
 # Seeds and ablations as DVC experiments (grid: params.yaml `sweeps`): queue, run, and
 # aggregate `dvc exp show --json` into results/tables/{seeds,ablation}.{md,csv}. JOBS=N runs

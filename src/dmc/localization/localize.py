@@ -82,11 +82,6 @@ class _ShardReader:
         return frames, mels
 
 
-def _arrays_of(decoded_dir: Path, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 frames (N, S, S, 3) and log-mel (N, T, n_mels) of the index rows, in their order."""
-    return _ShardReader(decoded_dir)(rows)
-
-
 def _analyse_rows(models: dict, reader: _ShardReader, rows: pd.DataFrame, tau: float, bs: int, device,
                   keep: list[int] = (), rule: str = "proximity") -> tuple[dict, dict, tuple]:
     """:class:`Analysis` per model over the rows, streamed in batches; the frames of the rows

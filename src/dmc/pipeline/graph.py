@@ -167,12 +167,6 @@ def _module_file(module: str) -> Path | None:
     return None
 
 
-def _package_of(path: Path) -> str:
-    rel = path.relative_to(SRC.parent).with_suffix("")
-    parts = list(rel.parts)
-    return ".".join(parts[:-1] if parts[-1] != "__init__" else parts[:-1])
-
-
 def _imports(nodes, package: str) -> set[str]:
     """dmc modules named by the import statements among ``nodes`` (a module or function body)."""
     found = set()
