@@ -57,7 +57,7 @@ def make_project(d: Path, **overrides) -> Path:
         shutil.copytree(ROOT / name, d / name, symlinks=True,
                         ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache", "config.local"))
     write_params(d / "params.yaml", with_overrides(load_default_params(), **{**TINY, **overrides}))
-    (d / ".gitignore").write_text("/.snakemake/\n__pycache__/\n")
+    (d / ".gitignore").write_text("/.snakemake/\n/logs/\n__pycache__/\n")
     sh("git init -q && git add -A && git -c user.name=t -c user.email=t@t commit -qm init", d)
     return d
 
