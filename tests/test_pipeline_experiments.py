@@ -1,4 +1,4 @@
-"""Seeds / ablation sweeps: the grid, the dvc commands, and the aggregation of `dvc exp show --json`."""
+"""Seeds / ablation sweeps: the grid, the dvc commands, and the aggregation of dvc.api.exp_show()'s rows."""
 
 import copy
 import json
@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from dmc.pipeline.experiments import (PENDING, SweepError, aggregate, collect, configs, match_config, plan, queue_command,
-                             run_command, sweep_seeds)
+from dmc.pipeline.experiments import (PENDING, SweepError, aggregate, collect, configs, experiment_rows, match_config,
+                                     plan, queue_command, run_command, sweep_seeds)
 from dmc.pipeline.params import ParamsError, validate_params
 
 DATA = Path(__file__).parent / "data"
@@ -78,25 +78,43 @@ def test_match_config_by_params(params):
     assert match_config({**base, "train.temperature": 10.0}, base, params, "seeds") is None
     assert match_config({**base, "train.temperature": 7.0}, base, params, "ablation") is None     # not in the grid
     assert match_config({**base, "train.temperature": 10.0, "train.clusters": 4}, base, params, "ablation") is None
+    # exp_show's cells: booleans read back as bools, numbers as floats; a label is the grid's value
+    grid = params["sweeps"]["ablation"]
+    assert False in grid["synth.variants"] and 32 in grid["decode.frame_size"]
+    assert match_config({**base, "synth.variants": True}, {**base, "synth.variants": False}, params,
+                        "ablation") == "synth.variants=true"
+    assert match_config({**base, "decode.frame_size": 32.0}, {**base, "decode.frame_size": 64.0}, params,
+                        "ablation") == "decode.frame_size=32"
 
 
-# ---- a `dvc exp show --json` document of the dvc 3.x structure, built by hand --------------
+# ---- rows of dvc.api.exp_show(), built by hand as the recorded sample has them -------------------
+# (tests/data/dvc_exp_show_sample.json): one flat dict per row, params and metrics by dotted name,
+# numbers as floats, booleans as "True"/"False", lists as their str(); the workspace, the baseline
+# commit, then its experiments newest first (queued ones last).
 
-def exp(rev, params, metrics, ts, state="success", name=None):
-    state_exp = {"rev": rev, "name": name or rev, "error": None, "experiments": None,
-                 "data": {"rev": rev, "timestamp": ts, "params": {"params.yaml": {"data": params}},
-                          "metrics": {"results/metrics.json": {"data": metrics}}, "deps": {}, "outs": {}, "meta": {}}}
-    return {"revs": [state_exp], "name": name or rev, "executor": {"state": state, "name": "dvc-task", "local": None}}
+def flat(d, prefix=""):
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}.{k}" if prefix else k
+        out.update(flat(v, key) if isinstance(v, dict) else {key: v})
+    return out
+
+
+def cell(v):
+    return str(v) if isinstance(v, (bool, list)) else float(v) if isinstance(v, (int, float)) else v
+
+
+def exp(rev, params, metrics, state=None, typ="branch_commit", name=None):
+    return {"Experiment": name or rev, "rev": rev, "typ": typ, "Created": "01:00 PM", "parent": None,
+            "State": state, "Executor": None if state is None else "Dvc-task",
+            **{k: cell(v) for k, v in flat(params).items()}, **metrics}
 
 
 def show_doc(base_params, experiments):
-    return [{"rev": "workspace", "name": None, "error": None, "experiments": None,
-             "data": {"rev": "workspace", "timestamp": None, "params": {"params.yaml": {"data": base_params}},
-                      "metrics": {}, "deps": {}, "outs": {}, "meta": {}}},
-            {"rev": "a" * 40, "name": "main", "error": None, "experiments": experiments,
-             "data": {"rev": "a" * 40, "timestamp": "2026-01-01T00:00:00",
-                      "params": {"params.yaml": {"data": base_params}}, "metrics": {}, "deps": {}, "outs": {},
-                      "meta": {}}}]
+    """workspace, baseline, then ``experiments`` (give them newest first)"""
+    base = exp("main", base_params, {}, typ="baseline", name=None)
+    base["Experiment"] = None
+    return [dict(base, rev="workspace", Created=None), base, *experiments]
 
 
 def variant(params, seed, **dotted):
@@ -119,21 +137,21 @@ def test_aggregate_hand_computed(params, tmp_path):
     p["sweeps"]["seeds"] = [0, 1, 2]
     p["sweeps"].pop("ablation_seeds", None)
     p["sweeps"]["metrics"] = ["esc50.dmc.acc_mean", "esc50.random_init.acc_mean", "localization.dmc.auc"]
-    exps = [
-        exp("r0", variant(p, 0), m(0.80, 0.70), "2026-01-01T01:00:00"),
-        exp("r1", variant(p, 1), m(0.90, 0.75), "2026-01-01T01:00:01"),
-        exp("r2old", variant(p, 2), m(0.10, 0.10), "2026-01-01T01:00:02"),     # rerun below: newest counts
-        exp("r2", variant(p, 2), m(0.85, 0.65), "2026-01-01T02:00:00"),
-        exp("t0", variant(p, 0, train__temperature=10.0), m(0.60, 0.70), "2026-01-01T01:00:03"),
-        exp("t1", variant(p, 1, train__temperature=10.0), m(0.70, 0.75), "2026-01-01T01:00:04"),
-        exp("q", variant(p, 1, train__temperature=30.0), {}, None, state="queued"),
-        exp("f", variant(p, 2, train__temperature=30.0), m(0.0, 0.0), "2026-01-01T01:00:05", state="failed"),
-        exp("x", variant(p, 0, train__lr=0.5), m(0.99, 0.1), "2026-01-01T01:00:06"),   # not in the grid
-        exp("s9", variant(p, 9), m(0.99, 0.1), "2026-01-01T01:00:07"),                 # seed not in the sweep
+    exps = [   # newest first, as exp_show lists them; queued ones last
+        exp("r2", variant(p, 2), m(0.85, 0.65)),                 # the rerun of r2old: the newest counts
+        exp("s9", variant(p, 9), m(0.99, 0.1)),                  # seed not in the sweep
+        exp("x", variant(p, 0, train__lr=0.5), m(0.99, 0.1)),    # not in the grid
+        exp("f", variant(p, 2, train__temperature=30.0), m(0.0, 0.0), state="Failed"),
+        exp("t1", variant(p, 1, train__temperature=10.0), m(0.70, 0.75)),
+        exp("t0", variant(p, 0, train__temperature=10.0), m(0.60, 0.70)),
+        exp("r2old", variant(p, 2), m(0.10, 0.10)),
+        exp("r1", variant(p, 1), m(0.90, 0.75)),
+        exp("r0", variant(p, 0), m(0.80, 0.70)),
+        exp("q", variant(p, 1, train__temperature=30.0), {}, state="Queued", typ="branch_base"),
     ]
     doc = json.loads(json.dumps(show_doc(p, exps)))
     runs = collect(doc, p, "ablation")
-    assert sorted(runs.rev) == ["r0", "r1", "r2", "t0", "t1"]
+    assert list(runs.rev) == ["r0", "r1", "t0", "t1", "r2"]      # oldest first
     # what `dmc sweep --queue` does not queue again: finished, queued or running (not failed)
     known = collect(doc, p, "ablation", states=PENDING)
     assert set(zip(known.config, known.seed)) == {("default", 0), ("default", 1), ("default", 2),
@@ -165,7 +183,7 @@ def test_aggregate_hand_computed(params, tmp_path):
 
 
 def test_aggregate_refuses_when_nothing_finished(params, tmp_path):
-    doc = show_doc(params, [exp("q", variant(params, 1), {}, None, state="queued")])
+    doc = show_doc(params, [exp("q", variant(params, 1), {}, state="Queued", typ="branch_base")])
     with pytest.raises(SweepError, match="no finished experiment of the seeds sweep"):
         aggregate(doc, params, "seeds", tmp_path)
 
@@ -182,15 +200,29 @@ def test_cli_refuses_a_bad_grid_before_queueing(params, tmp_path):
                                    "value 0 is invalid: train.iterations: 0 is less than the minimum of 1")
 
 
-def test_real_dvc_exp_show_sample(params, tmp_path):
-    """The parser on output recorded from the installed dvc (two seeds of a tiny project and a
-    temperature=10 variant, made like test_two_tiny_experiments_end_to_end)."""
-    doc = json.loads((DATA / "dvc_exp_show_sample.json").read_text())
-    base = doc[1]["data"]["params"]["params.yaml"]["data"]
-    table = aggregate(doc, base, "ablation", tmp_path).set_index("config")
-    assert table.loc["default"].n == 2
-    assert table.loc["default", "esc50.dmc.acc_mean.mean"] == pytest.approx((0.801 + 0.811) / 2)
-    assert table.loc["train.temperature=10.0", "esc50.dmc.acc_mean.mean"] == pytest.approx((0.81 + 0.82) / 2)
+def test_real_dvc_exp_show_sample(tmp_path):
+    """The reader on rows recorded from the installed dvc (tests/data/make_exp_show_sample.py: two
+    seeds of a tiny project at the default and at temperature=10, seed 1 at the default run again
+    with a changed stage (+0.1), seed 2 at temperature=10 run from the queue, seed 2 at the default
+    queued, not run)."""
+    sample = json.loads((DATA / "dvc_exp_show_sample.json").read_text())
+    p, rows = sample["params"], sample["rows"]
+    base, exps = experiment_rows(rows, p)
+    assert base["synth.variants"] is False and base["data.ground_truth"] == p["data"]["ground_truth"]
+    assert len(exps) == 6 and all(e["params"]["synth.variants"] is False for e in exps)
+    table = aggregate(rows, p, "ablation", tmp_path).set_index("config")
+    assert list(table.index) == ["default", "train.temperature=10.0"]
+    assert table.loc["default"].n == 2            # seed 1's newer run (0.911) replaces the older (0.811)
+    assert table.loc["default", "esc50.dmc.acc_mean.mean"] == pytest.approx((0.801 + 0.911) / 2)
+    assert table.loc["train.temperature=10.0"].n == 3     # seed 2 ran from the queue
+    assert table.loc["train.temperature=10.0", "esc50.dmc.acc_mean.mean"] == pytest.approx((0.81 + 0.82 + 0.83) / 3)
+    known = collect(rows, p, "ablation", states=PENDING)      # the queued run is not queued again
+    assert ("default", 2) in set(zip(known.config, known.seed))
+
+
+def test_rows_that_are_not_exp_show_rows_are_refused(params):
+    with pytest.raises(SweepError, match=r"not the rows of dvc.api.exp_show\(\)"):
+        collect([{"rev": "workspace", "data": {}}], params, "seeds")      # `dvc exp show --json` of dvc 3.x
 
 
 FAKE_STAGE = '''import json, yaml

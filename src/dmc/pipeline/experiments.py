@@ -9,10 +9,11 @@ The grid lives in params.yaml (``sweeps``), nowhere else:
   a full factorial: the runs grow with the sum of the values, not their product.
 
 :func:`plan` turns the grid into runs, :func:`queue_command` into ``dvc exp run --queue -S``
-command lines, and :func:`aggregate` reads the JSON of ``dvc exp show --json`` (dvc 3.x:
-a list of baselines, each with ``experiments``: ranges whose ``revs`` carry ``data.params``
-and ``data.metrics`` as ``{file: {"data": {...}}}``) back into one row per run and one row
-per configuration with the mean and sample standard deviation over its seeds.
+command lines, and :func:`aggregate` reads the rows of ``dvc.api.exp_show()`` (one flat dict
+per row: the workspace, the baseline commit, then its experiments, newest first; params and
+metrics as columns by their dotted names, meta columns ``Experiment``, ``rev``, ``typ``,
+``State`` ...) back into one row per run and one row per configuration with the mean and sample
+standard deviation over its seeds.
 
 An experiment is matched to its configuration by its *params*, not by its name: its
 params.yaml is compared with the baseline commit's, and it belongs to the sweep when it
@@ -40,7 +41,11 @@ from dmc.pipeline.params import get_dotted
 CONTROL = "control"
 DEFAULT = "default"
 IGNORED_KEYS = ("seed", "sweeps")   # never part of a configuration
-PENDING = ("success", "queued", "running")     # states of an experiment that is not to be queued again
+# exp_show's State of a row: None (run in the workspace) or "Success" (run from the queue) when the
+# experiment finished; rows in PENDING are not queued again
+FINISHED = (None, "Success")
+PENDING = (*FINISHED, "Queued", "Running")
+META = ("Experiment", "rev", "typ", "Created", "parent", "State", "Executor")   # exp_show's columns besides params, metrics, deps
 DMC, BASELINE = ".dmc.", ".random_init."
 
 
@@ -120,8 +125,12 @@ def run_command(jobs: int = 1) -> list[str]:
     return ["dvc", "exp", "run", "--run-all", "--jobs", str(jobs)]
 
 
-def show_command(queued: bool = False) -> list[str]:
-    return ["dvc", "exp", "show", "--json", "--hide-workspace"] + ([] if queued else ["--hide-queued"])
+def exp_rows(cwd: str | Path = ".", log=print) -> list[dict]:
+    """``dvc.api.exp_show()`` of the repository at ``cwd``: the experiments of its HEAD."""
+    import dvc.api
+
+    log(f"dvc.api.exp_show(repo={str(cwd)!r})")
+    return dvc.api.exp_show(repo=str(cwd))
 
 
 def sh(cmd: list[str], cwd: str | Path = ".", log=print) -> str:
@@ -134,10 +143,10 @@ def sh(cmd: list[str], cwd: str | Path = ".", log=print) -> str:
 
 
 # ---------------------------------------------------------------------------------------
-# reading `dvc exp show --json`
+# reading dvc.api.exp_show()
 # ---------------------------------------------------------------------------------------
 def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
-    """{"a": {"b": 1}} -> {"a.b": 1}; keys that already contain dots (flat metrics) stay."""
+    """{"a": {"b": 1}} -> {"a.b": 1}, as exp_show names the params."""
     if not isinstance(d, dict):
         return {prefix: d} if prefix else {}
     out = {}
@@ -150,46 +159,40 @@ def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _file_data(files: dict | None, only: str | None = None) -> dict[str, Any]:
-    """Merge the ``data`` of every file of ``data.params`` / ``data.metrics`` (flattened)."""
-    out = {}
-    for name, result in (files or {}).items():
-        if only is not None and name != only:
-            continue
-        if isinstance(result, dict) and isinstance(result.get("data"), dict):
-            out.update(_flatten(result["data"]))
-    return out
+def _cell(value: Any) -> Any:
+    """An exp_show cell as the value params.yaml holds: numbers come as floats and null as None
+    already; booleans come as the strings "True" / "False"."""
+    return {"True": True, "False": False}.get(value, value) if isinstance(value, str) else value
 
 
-def experiment_rows(show: list[dict], params_file: str = "params.yaml",
-                    states: tuple[str, ...] = ("success",)) -> tuple[dict, list[dict]]:
-    """(baseline params, one dict per finished experiment) from ``dvc exp show --json``.
+def experiment_rows(rows: list[dict], params: dict,
+                    states: tuple = FINISHED) -> tuple[dict, list[dict]]:
+    """(baseline params, one dict per experiment in ``states``, newest first) from the rows of
+    ``dvc.api.exp_show()``.
 
-    Each experiment dict has ``rev``, ``name``, ``timestamp``, ``params`` (flat, dotted) and
-    ``metrics`` (flat). The baseline is the first entry that is not the workspace (HEAD).
+    Params are the keys of ``params`` (params.yaml, flattened); each experiment dict has ``rev``,
+    ``name``, ``created``, ``params`` and ``metrics`` (the numeric columns that are neither params
+    nor meta). The baseline is the first row of type ``baseline`` that is not the workspace
+    (HEAD); its experiments are the rows after it, up to the next baseline.
     """
-    if not isinstance(show, list):
-        raise SweepError("`dvc exp show --json` output is not a list of baselines")
-    baselines = [b for b in show if isinstance(b, dict) and b.get("rev") != "workspace"]
-    if not baselines:
-        raise SweepError("`dvc exp show --json` lists no baseline commit")
-    base = baselines[0]
-    base_params = _file_data(((base.get("data") or {}).get("params")), params_file)
-    rows = []
-    for rng in base.get("experiments") or []:
-        state = (rng.get("executor") or {}).get("state", "success")
-        if state not in states:
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and "typ" in r and "rev" in r for r in rows):
+        raise SweepError("not the rows of dvc.api.exp_show() (a list of dicts with 'typ', 'rev', 'State', ...)")
+    keys = set(_flatten(params))
+    at = [i for i, r in enumerate(rows) if r["typ"] == "baseline" and r["rev"] != "workspace"]
+    if not at:
+        raise SweepError("dvc.api.exp_show() lists no baseline commit")
+    base = rows[at[0]]
+    exps = []
+    for r in rows[at[0] + 1:]:
+        if r["typ"] == "baseline":
+            break
+        if r.get("State") not in states:
             continue
-        for exp in rng.get("revs") or []:
-            data = exp.get("data")
-            if not data or exp.get("error"):
-                continue
-            rows.append({"rev": exp.get("rev"), "name": exp.get("name") or rng.get("name"),
-                         "timestamp": data.get("timestamp") or "",
-                         "params": _file_data(data.get("params"), params_file),
-                         "metrics": {k: v for k, v in _file_data(data.get("metrics")).items()
-                                     if isinstance(v, (int, float)) and not isinstance(v, bool)}})
-    return base_params, rows
+        exps.append({"rev": r["rev"], "name": r.get("Experiment"), "created": r.get("Created") or "",
+                     "params": {k: _cell(r[k]) for k in keys if k in r},
+                     "metrics": {k: v for k, v in r.items() if k not in keys and k not in META
+                                 and isinstance(v, (int, float)) and not isinstance(v, bool)}})
+    return {k: _cell(base[k]) for k in keys if k in base}, exps
 
 
 def match_config(exp_params: dict, base_params: dict, params: dict, sweep: str) -> str | None:
@@ -210,28 +213,28 @@ def match_config(exp_params: dict, base_params: dict, params: dict, sweep: str) 
     key = changed[0]
     grid = (params["sweeps"].get(sweep) or {}).get(key, []) if sweep in GRIDS else []
     value = exp_params.get(key)
-    return _label(key, value) if any(_same(value, v) for v in grid) else None
+    match = [v for v in grid if _same(value, v)]
+    return _label(key, match[0]) if match else None      # labelled by the grid's value (exp_show: 32.0 for 32)
 
 
-def collect(show: list[dict], params: dict, sweep: str, params_file: str = "params.yaml",
-            states: tuple[str, ...] = ("success",)) -> pd.DataFrame:
-    """One row per run of the sweep: config, seed, rev, name and its metrics (newest run of a
-    (config, seed) only; seeds outside ``sweeps.seeds`` and ``sweeps.ablation_seeds`` are ignored)."""
-    base_params, exps = experiment_rows(show, params_file, states)
+def collect(rows: list[dict], params: dict, sweep: str, states: tuple = FINISHED) -> pd.DataFrame:
+    """One row per run of the sweep, oldest first: config, seed, rev, name, created and its metrics
+    (the newest run of a (config, seed) only; seeds outside ``sweeps.seeds`` and
+    ``sweeps.ablation_seeds`` are ignored). ``rows``: ``dvc.api.exp_show()``, newest first."""
+    base_params, exps = experiment_rows(rows, params, states)
     seeds = set(sweep_seeds(params, sweep)) | set(params["sweeps"]["seeds"])   # the default row: every seed run
-    rows = []
+    runs = []
     for e in exps:
         config = match_config(e["params"], base_params, params, sweep)
         seed = e["params"].get("seed")
         if config is None or seed not in seeds:
             continue
-        rows.append({"config": config, "seed": int(seed), "rev": e["rev"], "name": e["name"],
-                     "timestamp": str(e["timestamp"]), **e["metrics"]})
-    df = pd.DataFrame(rows, columns=["config", "seed", "rev", "name", "timestamp"] + sorted(
-        {k for r in rows for k in r} - {"config", "seed", "rev", "name", "timestamp"}))
-    if len(df):
-        df = df.sort_values("timestamp").drop_duplicates(["config", "seed"], keep="last")
-    return df.reset_index(drop=True)
+        runs.append({"config": config, "seed": int(seed), "rev": e["rev"], "name": e["name"],
+                     "created": e["created"], **e["metrics"]})
+    df = pd.DataFrame(runs, columns=["config", "seed", "rev", "name", "created"] + sorted(
+        {k for r in runs for k in r} - {"config", "seed", "rev", "name", "created"}))
+    df = df.drop_duplicates(["config", "seed"], keep="first")     # exp_show lists the newest first
+    return df.iloc[::-1].reset_index(drop=True)
 
 
 # ---------------------------------------------------------------------------------------
@@ -286,12 +289,12 @@ def markdown(table: pd.DataFrame, sweep: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def aggregate(show: list[dict], params: dict, sweep: str, out_dir: str | Path) -> pd.DataFrame:
+def aggregate(rows: list[dict], params: dict, sweep: str, out_dir: str | Path) -> pd.DataFrame:
     """Write ``<out_dir>/<sweep>.csv`` (one row per configuration), ``<sweep>.md`` and
-    ``<sweep>_runs.csv`` (one row per run) from ``dvc exp show --json`` output."""
-    runs = collect(show, params, sweep)
+    ``<sweep>_runs.csv`` (one row per run) from the rows of ``dvc.api.exp_show()``."""
+    runs = collect(rows, params, sweep)
     if not len(runs):
-        raise SweepError(f"no finished experiment of the {sweep} sweep in `dvc exp show` "
+        raise SweepError(f"no finished experiment of the {sweep} sweep in dvc.api.exp_show() "
                          f"(queue them with `dmc sweep {sweep} --queue --run`)")
     order = [label for label, _ in configs(params, sweep)]
     table = summarise(runs, params["sweeps"]["metrics"], order)
@@ -309,10 +312,10 @@ def aggregate(show: list[dict], params: dict, sweep: str, out_dir: str | Path) -
 
 
 def run_sweep(params: dict, sweep: str, *, queue: bool, run: bool, aggregate_to: str | Path | None,
-              jobs: int = 1, show_json: str | Path | None = None, cwd: str | Path = ".", log=print) -> None:
+              jobs: int = 1, rows_json: str | Path | None = None, cwd: str | Path = ".", log=print) -> None:
     """The steps of ``dmc sweep``: queue the runs, run the queue, aggregate the results."""
     if queue:   # runs already finished, queued or running (same params, same baseline) are not queued again
-        known = collect(json.loads(sh(show_command(queued=True), cwd, log)), params, sweep, states=PENDING)
+        known = collect(exp_rows(cwd, log), params, sweep, states=PENDING)
         runs = plan(params, sweep, set(zip(known.config, known.seed)))
         for r in runs:
             sh(queue_command(r), cwd, log)
@@ -320,10 +323,10 @@ def run_sweep(params: dict, sweep: str, *, queue: bool, run: bool, aggregate_to:
     if run:
         sh(run_command(jobs), cwd, log)
     if aggregate_to is not None:
-        if show_json:
-            show = json.loads(Path(show_json).read_text())
+        if rows_json:
+            rows = json.loads(Path(rows_json).read_text())
         else:
-            show = json.loads(sh(show_command(), cwd, log))
-        table = aggregate(show, params, sweep, aggregate_to)
+            rows = exp_rows(cwd, log)
+        table = aggregate(rows, params, sweep, aggregate_to)
         log(f"sweep {sweep}: {int(table.n.sum())} runs in {len(table)} configurations -> "
             f"{Path(aggregate_to) / (sweep + '.md')}")

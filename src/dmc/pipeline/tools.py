@@ -32,13 +32,13 @@ def add_parsers(sub) -> None:
 
 def add_sweep_parser(sub) -> None:
     c = sub.add_parser("sweep", help="seeds / ablation grid (params sweeps) as DVC experiments: queue, run, "
-                                     "aggregate `dvc exp show --json` into results/tables/<sweep>.md|csv")
+                                     "aggregate dvc.api.exp_show() into results/tables/<sweep>.md|csv")
     c.add_argument("sweep", choices=SWEEPS)
     c.add_argument("--queue", action="store_true", help="queue the runs (dvc exp run --queue -S ...)")
     c.add_argument("--run", action="store_true", help="run the queue and wait (dvc exp run --run-all)")
-    c.add_argument("--aggregate", action="store_true", help="write the tables from dvc exp show --json")
+    c.add_argument("--aggregate", action="store_true", help="write the tables from dvc.api.exp_show()")
     c.add_argument("--jobs", type=int, default=1, help="experiments run at once (default 1)")
-    c.add_argument("--show-json", help="aggregate this saved `dvc exp show --json` output instead")
+    c.add_argument("--rows-json", help="aggregate these saved rows of dvc.api.exp_show() (a JSON list) instead")
     c.add_argument("--out-dir", default="results/tables",
                    help="tables folder (default: beside the evaluation's tables; DVC tracks those by file)")
     c.set_defaults(func=sweep)
@@ -77,4 +77,4 @@ def sweep(args, p):
     steps = (args.queue, args.run, args.aggregate)
     queue, run, aggregate = steps if any(steps) else (True, True, True)
     run_sweep(p, args.sweep, queue=queue, run=run, aggregate_to=args.out_dir if aggregate else None,
-              jobs=args.jobs, show_json=args.show_json, log=lambda m: print(m, file=sys.stderr))
+              jobs=args.jobs, rows_json=args.rows_json, log=lambda m: print(m, file=sys.stderr))
