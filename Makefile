@@ -62,7 +62,7 @@ test-cluster: install
 	$(BIN)/python -m pytest -q -m cluster
 
 # Seeds and ablations as DVC experiments (grid: params.yaml `sweeps`): queue, run, and
-# aggregate `dvc exp show --json` into results/tables/{seeds,ablation}.{md,csv}. JOBS=N runs
+# aggregate dvc.api.exp_show() into results/tables/seeds.{md,csv} and results/studies/<sweep>/. JOBS=N runs
 # N experiments at once.
 JOBS ?= 1
 seeds: install
@@ -72,12 +72,12 @@ ablation: install
 	dmc sweep ablation --queue --run --aggregate --jobs $(JOBS)
 
 # The heat-map rule and agreement temperature scored on the val split with the seeds sweep's
-# models (results/tables/heatmap_choice.md): run after `make seeds`
+# models (results/studies/heatmap_choice/heatmap_choice.md): run after `make seeds`
 heatmap-choice: install
 	$(BIN)/python -m dmc.studies.heatmap_choice
 
 # The multi-source count rule scored on the val split (cut points fitted on the train split) with
-# the seeds sweep's models (results/tables/count_choice.md): run after `make seeds`
+# the seeds sweep's models (results/studies/count_choice/count_choice.md): run after `make seeds`
 count-choice: install
 	$(BIN)/python -m dmc.studies.count_choice
 

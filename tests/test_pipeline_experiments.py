@@ -306,3 +306,45 @@ def test_structure_sweep_is_a_one_key_grid_of_its_own(params):
     bad["sweeps"]["structure"]["train.squash"] = ["both", "twice"]
     with pytest.raises(ParamsError, match=r"sweeps\.structure\.train\.squash: value 'twice' is invalid"):
         validate_params(bad, sweeps=True)
+
+
+# ---- results that say what they are: studies in results/studies/<name>/, each .md with its header ---
+STUDIES = Path(__file__).resolve().parents[1] / "results" / "studies"
+
+
+def test_a_sweep_writes_its_study_folder_with_a_header_and_the_seeds_table_beside_the_run(tmp_path, monkeypatch):
+    from dmc.pipeline.cli import main
+
+    sample = json.loads((DATA / "dvc_exp_show_sample.json").read_text())
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(sample["params"], sort_keys=False))
+    (tmp_path / "rows.json").write_text(json.dumps(sample["rows"]))
+    monkeypatch.chdir(tmp_path)            # not a git checkout: the header says so
+    assert main(["sweep", "ablation", "--aggregate", "--rows-json", "rows.json"]) == 0
+    md = (tmp_path / "results/studies/ablation/ablation.md").read_text().splitlines()
+    assert md[0].startswith("> **Study `ablation`**: what moves when one key at a time leaves the default")
+    assert "**Made at**: no git commit (its params.yaml" in md[0] and "**Command**: `dmc sweep ablation --rows-json rows.json`" in md[0]
+    assert md[1] == "" and md[2].startswith("<!-- dmc sweep ablation")
+    assert main(["sweep", "seeds", "--aggregate", "--rows-json", "rows.json"]) == 0
+    assert (tmp_path / "results/tables/seeds.md").read_text().startswith("<!-- dmc sweep seeds")    # no study
+
+
+def test_the_header_names_the_commit():
+    from dmc.pipeline.provenance import git_commit, header
+
+    sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=STUDIES, capture_output=True, text=True).stdout.strip()
+    assert git_commit(STUDIES).startswith(f"commit {sha}")
+    assert header("x", "why?", "commit abc", "dmc sweep x", "2026-01-02") == \
+        "> **Study `x`**: why? **Made at**: commit abc. **Command**: `dmc sweep x`. **Date**: 2026-01-02."
+
+
+def test_every_committed_study_says_what_it_is_and_is_in_the_index():
+    folders = sorted(p.name for p in STUDIES.iterdir() if p.is_dir())
+    assert folders, "no studies under results/studies"
+    index = (STUDIES / "README.md").read_text()
+    for name in folders:
+        assert f"| `{name}` |" in index, f"results/studies/README.md does not list {name}"
+        for md in sorted((STUDIES / name).glob("*.md")):
+            first = md.read_text().splitlines()[0]
+            assert first.startswith(f"> **Study `{name}`**: "), f"{md}: no header line"
+            assert all(f"**{k}**: " in first for k in ("Made at", "Command", "Date")), f"{md}: {first}"
+    assert not [p for p in (STUDIES.parent / "tables").glob("*") if p.is_dir()], "a study folder left in results/tables"

@@ -24,7 +24,7 @@ min-max normalised to [0, 1] (a constant map becomes all zeros).  tau =
 
 The rule and tau are chosen on the val split (``make heatmap-choice``, :mod:`dmc.studies.heatmap_choice`,
 with the trained models of the seeds sweep; the test split that the pipeline reports is not
-read): the candidate with the highest mean val pointing (results/tables/heatmap_choice.md).
+read): the candidate with the highest mean val pointing (results/studies/heatmap_choice/heatmap_choice.md).
 
 The centre prior (an isotropic Gaussian at the frame centre, sigma =
 ``localize.center_sigma`` x frame size, min-max normalised) is the trivial baseline map.

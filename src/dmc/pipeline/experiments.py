@@ -37,6 +37,7 @@ from dmc.atomic import atomic_file
 from dmc.errors import DmcError
 from dmc.names import GRIDS, SWEEPS
 from dmc.pipeline.params import get_dotted
+from dmc.pipeline.provenance import STUDIES, git_commit, header
 
 CONTROL = "control"
 DEFAULT = "default"
@@ -47,6 +48,24 @@ FINISHED = (None, "Success")
 PENDING = (*FINISHED, "Queued", "Running")
 META = ("Experiment", "rev", "typ", "Created", "parent", "State", "Executor")   # exp_show's columns besides params, metrics, deps
 DMC, BASELINE = ".dmc.", ".random_init."
+
+
+#: What each sweep asks (the first line of its table; the seeds sweep is the current default's
+#: table, in results/tables, the others are studies, in results/studies/<sweep>).
+QUESTIONS = {
+    "seeds": "the default configuration under each seed.",
+    "ablation": "what moves when one key at a time leaves the default (params.yaml sweeps.ablation, "
+                "under sweeps.ablation_seeds)?",
+    "control": "the shortcut control: does audiovisual correspondence fall to chance when the sounding "
+               "objects are not drawn (params.yaml sweeps.control)?",
+    "structure": "the clustering's structure, one key at a time (params.yaml sweeps.structure: squash "
+                 "placement, first centers)?",
+}
+
+
+def default_out_dir(sweep: str) -> Path:
+    """results/tables for the seeds sweep (the current default's table), results/studies/<sweep> else."""
+    return Path("results/tables") if sweep == "seeds" else STUDIES / sweep
 
 
 class SweepError(DmcError, ValueError):
@@ -289,9 +308,11 @@ def markdown(table: pd.DataFrame, sweep: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def aggregate(rows: list[dict], params: dict, sweep: str, out_dir: str | Path) -> pd.DataFrame:
-    """Write ``<out_dir>/<sweep>.csv`` (one row per configuration), ``<sweep>.md`` and
-    ``<sweep>_runs.csv`` (one row per run) from the rows of ``dvc.api.exp_show()``."""
+def aggregate(rows: list[dict], params: dict, sweep: str, out_dir: str | Path,
+              study_header: str | None = None) -> pd.DataFrame:
+    """Write ``<out_dir>/<sweep>.csv`` (one row per configuration), ``<sweep>.md`` (first line:
+    ``study_header`` when given) and ``<sweep>_runs.csv`` (one row per run) from the rows of
+    ``dvc.api.exp_show()``."""
     runs = collect(rows, params, sweep)
     if not len(runs):
         raise SweepError(f"no finished experiment of the {sweep} sweep in dvc.api.exp_show() "
@@ -307,13 +328,15 @@ def aggregate(rows: list[dict], params: dict, sweep: str, out_dir: str | Path) -
     with atomic_file(out / f"{sweep}_runs.csv") as tmp:
         runs.to_csv(tmp, index=False, float_format="%.4f")
     with atomic_file(out / f"{sweep}.md") as tmp:
-        Path(tmp).write_text(markdown(table, sweep))
+        Path(tmp).write_text((f"{study_header}\n\n" if study_header else "") + markdown(table, sweep))
     return table
 
 
 def run_sweep(params: dict, sweep: str, *, queue: bool, run: bool, aggregate_to: str | Path | None,
-              jobs: int = 1, rows_json: str | Path | None = None, cwd: str | Path = ".", log=print) -> None:
-    """The steps of ``dmc sweep``: queue the runs, run the queue, aggregate the results."""
+              jobs: int = 1, rows_json: str | Path | None = None, cwd: str | Path = ".", log=print,
+              command: str | None = None) -> None:
+    """The steps of ``dmc sweep``: queue the runs, run the queue, aggregate the results (a study's
+    table, every sweep but the seeds, starts with a header naming ``command`` and the commit)."""
     if queue:   # runs already finished, queued or running (same params, same baseline) are not queued again
         known = collect(exp_rows(cwd, log), params, sweep, states=PENDING)
         runs = plan(params, sweep, set(zip(known.config, known.seed)))
@@ -327,6 +350,9 @@ def run_sweep(params: dict, sweep: str, *, queue: bool, run: bool, aggregate_to:
             rows = json.loads(Path(rows_json).read_text())
         else:
             rows = exp_rows(cwd, log)
-        table = aggregate(rows, params, sweep, aggregate_to)
+        study = None if sweep == "seeds" else header(
+            sweep, QUESTIONS[sweep], f"{git_commit(cwd)} (its params.yaml; each row changes the keys its label names)",
+            command or f"dmc sweep {sweep}")
+        table = aggregate(rows, params, sweep, aggregate_to, study)
         log(f"sweep {sweep}: {int(table.n.sum())} runs in {len(table)} configurations -> "
             f"{Path(aggregate_to) / (sweep + '.md')}")

@@ -40,7 +40,7 @@ TRAIN_METRICS = "results/train/metrics.json"   # val and test correspondence of 
 EVALSET_DIR = "data/evalsets"
 FEATURES = "data/features"
 # the tables `dmc evaluate` writes: files, not the folder, so that results/tables can also hold
-# the sweep tables (dmc sweep), which `dvc repro` must not remove
+# the seeds table (dmc sweep seeds), which `dvc repro` must not remove
 EVALUATE_TABLES = tuple(f"{name}.{ext}" for name in ("summary", "esc50_folds", "dcase_scenes") for ext in ("csv", "md"))
 LOCALIZATION = "results/localization"
 LOCALIZATION_METRICS = "results/localization_metrics.json"

@@ -32,15 +32,16 @@ def add_parsers(sub) -> None:
 
 def add_sweep_parser(sub) -> None:
     c = sub.add_parser("sweep", help="seeds / ablation grid (params sweeps) as DVC experiments: queue, run, "
-                                     "aggregate dvc.api.exp_show() into results/tables/<sweep>.md|csv")
+                                     "aggregate dvc.api.exp_show() into <sweep>.md|csv (seeds: results/tables, "
+                                     "the others: results/studies/<sweep>)")
     c.add_argument("sweep", choices=SWEEPS)
     c.add_argument("--queue", action="store_true", help="queue the runs (dvc exp run --queue -S ...)")
     c.add_argument("--run", action="store_true", help="run the queue and wait (dvc exp run --run-all)")
     c.add_argument("--aggregate", action="store_true", help="write the tables from dvc.api.exp_show()")
     c.add_argument("--jobs", type=int, default=1, help="experiments run at once (default 1)")
     c.add_argument("--rows-json", help="aggregate these saved rows of dvc.api.exp_show() (a JSON list) instead")
-    c.add_argument("--out-dir", default="results/tables",
-                   help="tables folder (default: beside the evaluation's tables; DVC tracks those by file)")
+    c.add_argument("--out-dir", help="tables folder (default: results/tables for seeds, beside the evaluation's "
+                                     "tables, which DVC tracks by file; results/studies/<sweep> for the others)")
     c.set_defaults(func=sweep)
 
 
@@ -72,9 +73,12 @@ def dvc_yaml(args, p):
 
 
 def sweep(args, p):
-    from dmc.pipeline.experiments import run_sweep
+    from dmc.pipeline.experiments import default_out_dir, run_sweep
 
     steps = (args.queue, args.run, args.aggregate)
     queue, run, aggregate = steps if any(steps) else (True, True, True)
-    run_sweep(p, args.sweep, queue=queue, run=run, aggregate_to=args.out_dir if aggregate else None,
-              jobs=args.jobs, rows_json=args.rows_json, log=lambda m: print(m, file=sys.stderr))
+    out_dir = args.out_dir or default_out_dir(args.sweep)
+    command = " ".join(["dmc sweep", args.sweep, *(["--rows-json", args.rows_json] if args.rows_json else []),
+                        *(["--out-dir", args.out_dir] if args.out_dir else [])])
+    run_sweep(p, args.sweep, queue=queue, run=run, aggregate_to=out_dir if aggregate else None,
+              jobs=args.jobs, rows_json=args.rows_json, log=lambda m: print(m, file=sys.stderr), command=command)

@@ -5,7 +5,7 @@ count scores (:data:`CANDIDATES`) for the trained model of every run of the seed
 score's cut points are fitted on the *train* videos (:func:`dmc.localization.multisource.fit_cuts`, the
 pipeline's exact monotone fit), the counts are predicted for the *val* videos and compared with
 their ground truth. The test split, which the pipeline reports, is never read. Writes
-``results/tables/count_choice.md|csv`` (per run: ``count_choice_runs.csv``): val count accuracy,
+``results/studies/count_choice/count_choice.md|csv`` (per run: ``count_choice_runs.csv``): val count accuracy,
 mean ± sample std over the seeds, beside the majority count of the train videos. The choice is
 the candidate with the highest mean val accuracy; ties go to the earlier candidate in
 :data:`CANDIDATES` (the pipeline's rule first).
@@ -67,12 +67,16 @@ def choose(table: pd.DataFrame) -> str:
 
 
 def main(argv=None) -> None:
-    from dmc.studies.heatmap_choice import study_setup, write_study
+    import sys
+
+    from dmc.pipeline.provenance import STUDIES, command_line, header
+    from dmc.studies.heatmap_choice import made_at, study_setup, write_study
     from dmc.localization.heatmaps import analyse_arrays
     from dmc.localization.localize import _ShardReader, split_rows
     from dmc.model.training import load_model
 
-    args, params, gt, models = study_setup(__doc__.splitlines()[0], "results/tables/count_choice", argv)
+    args, params, gt, models = study_setup(__doc__.splitlines()[0], str(STUDIES / "count_choice" / "count_choice"), argv)
+    command = command_line("python -m dmc.studies.count_choice", sys.argv[1:] if argv is None else argv)
     lp = params["localize"]
     reader = _ShardReader(Path(args.decoded))
     splits = {}
@@ -100,7 +104,9 @@ def main(argv=None) -> None:
         lines.append(f"| {r.rule}{mark} | {r.accuracy:.3f} ± {r.accuracy_std:.3f} | {r.n} |")
     lines += ["", f"Chosen (highest mean val accuracy, ties to the pipeline's rule): {best}; the pipeline "
               f"uses effective_av.", ""]
-    write_study(args.out, table, per_run, lines)
+    write_study(args.out, table, per_run, lines, header(
+        "count_choice", "which clip score counts the sounding objects best on the val split (cut points fitted "
+        "on the train split)?", made_at(args, models), command))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 ``python -m dmc.studies.heatmap_choice`` (``make heatmap-choice``; after ``make seeds``) scores each
 candidate heat map of :mod:`dmc.localization.heatmaps` on the *val* videos (the split every choice reads;
 the test split, which the pipeline reports, is never touched here) for the trained model of
-every run of the seeds sweep, and writes ``results/tables/heatmap_choice.md|csv``: pointing
+every run of the seeds sweep, and writes ``results/studies/heatmap_choice/heatmap_choice.md|csv``: pointing
 and AUC of cIoU, mean ± sample std over the seeds, beside the centre prior and beside the same
 network untrained (the pipeline's random-init baseline, ``localization.random_init_model``, under
 each run's seed and the same params, scored by the same candidate): the share of the pointing
@@ -17,7 +17,7 @@ takes; the forms are written in :mod:`dmc.localization.heatmaps`) at every tau o
 Then, for the chosen rule and tau, the threshold at which cIoU binarises the normalised heat map
 (``localize.ciou_threshold``): each of :data:`THRESHOLDS` scored on the same val pairs, the
 choice the highest mean cIoU@0.5 of the trained models (ties by AUC, :func:`choose_threshold`),
-written to ``results/tables/ciou_threshold.md|csv`` (:func:`threshold_out` of ``--out``) beside the untrained network and the centre
+written to ``results/studies/heatmap_choice/ciou_threshold.md|csv`` (:func:`threshold_out` of ``--out``) beside the untrained network and the centre
 prior at every threshold, and each baseline at its own best threshold. The success criterion
 of cIoU@0.5 (IoU >= 0.5) is the metric's and is not chosen.
 
@@ -123,12 +123,22 @@ def study_setup(description: str, out: str, argv=None):
     return args, params, gt, models
 
 
-def write_study(out: str | Path, table: pd.DataFrame, per_run: pd.DataFrame, lines: list[str]) -> None:
-    """``<out>.csv`` (per candidate), ``<out>_runs.csv`` (per run) and ``<out>.md`` (each written
-    to a temporary name, then renamed), and the Markdown printed."""
+def made_at(args, models: dict) -> str:
+    """The default a val study was made at: the commit, and the models it scored."""
+    from dmc.pipeline.provenance import git_commit
+
+    which = f"--models {' '.join(str(m) for m in args.models)}" if args.models else f"the seeds runs of {args.runs}"
+    return f"{git_commit()}, {args.params}, models of seeds {sorted(models)} ({which})"
+
+
+def write_study(out: str | Path, table: pd.DataFrame, per_run: pd.DataFrame, lines: list[str],
+                header: str | None = None) -> None:
+    """``<out>.csv`` (per candidate), ``<out>_runs.csv`` (per run) and ``<out>.md`` (first line:
+    ``header`` when given; each written to a temporary name, then renamed), and the Markdown printed."""
     from dmc.atomic import atomic_file
 
     out = Path(out)
+    lines = [header, "", *lines] if header else lines
     with atomic_file(out.with_suffix(".csv")) as tmp:
         table.to_csv(tmp, index=False)
     with atomic_file(out.parent / f"{out.name}_runs.csv") as tmp:
@@ -142,7 +152,13 @@ def main(argv=None) -> None:
     from dmc.localization.localize import _ShardReader, random_init_model, split_rows
     from dmc.model.training import load_model
 
-    args, params, gt, models = study_setup(__doc__.splitlines()[0], "results/tables/heatmap_choice", argv)
+    import sys
+
+    from dmc.pipeline.provenance import STUDIES, command_line, header
+
+    args, params, gt, models = study_setup(__doc__.splitlines()[0], str(STUDIES / "heatmap_choice" / "heatmap_choice"),
+                                           argv)
+    command = command_line("python -m dmc.studies.heatmap_choice", sys.argv[1:] if argv is None else argv)
     decoded = Path(args.decoded)
     rows = split_rows(decoded, params, "val", gt)
     frames, logmel = _ShardReader(decoded)(rows)
@@ -180,7 +196,9 @@ def main(argv=None) -> None:
     lines += [f"| centre prior | | {p['pointing']:.3f} | {p['auc']:.3f} | | |", "",
               f"Chosen (highest mean pointing, ties by AUC): {best.rule}, tau = {best.tau:g}; "
               f"the pipeline uses {current[0]}, tau = {current[1]:g}.", ""]
-    write_study(args.out, table, per_run, lines)
+    write_study(args.out, table, per_run, lines, header(
+        "heatmap_choice", "which heat-map rule and agreement temperature tau point at the sounding objects best "
+        "on the val split (mean val pointing of the trained models)?", made_at(args, models), command))
 
     # the binarisation threshold of cIoU, for the chosen rule and tau
     key, records = (best.rule, float(best.tau)), []
@@ -213,7 +231,9 @@ def main(argv=None) -> None:
               f"at its own best threshold: untrained {best_of['random_init_ciou50'].random_init_ciou50:.3f} "
               f"(at {best_of['random_init_ciou50'].threshold:g}), centre prior "
               f"{best_of['center_prior_ciou50'].center_prior_ciou50:.3f} (at {best_of['center_prior_ciou50'].threshold:g}).", ""]
-    write_study(threshold_out(args.out), table, per_run, lines)
+    write_study(threshold_out(args.out), table, per_run, lines, header(
+        "heatmap_choice", "which cIoU binarisation threshold gives the highest mean val cIoU@0.5 with the chosen "
+        "heat-map rule?", made_at(args, models), command))
 
 
 if __name__ == "__main__":
