@@ -10,7 +10,7 @@ BIN    := $(CURDIR)/$(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 
-.PHONY: gpu-check install hooks demo test test-fast test-cluster cluster-deps sync seeds ablation control structure heatmap-choice count-choice bench-decode bench-decode-memory bench-evaluate lock clean
+.PHONY: gpu-check install hooks demo test test-fast test-cluster cluster-deps seeds ablation control structure heatmap-choice count-choice bench-decode bench-decode-memory bench-evaluate lock clean
 
 install: $(STAMP) hooks
 
@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml requirements.lock
 
 # git checkout of another committed result restores its data too: DVC's post-checkout hook
 # runs `dvc checkout` (only that hook: DVC's pre-push hook would need a remote). Snakemake then
-# follows DVC's record by itself (src/dmc/dvcsync.py), so nothing else is needed.
+# follows DVC's record by itself (src/dmc/pipeline/dvcsync.py), so nothing else is needed.
 HOOK := $(shell git rev-parse --git-path hooks 2>/dev/null)/post-checkout
 hooks:
 	@if git rev-parse --git-dir > /dev/null 2>&1 && { [ ! -e $(HOOK) ] || grep -q 'git-hook post-checkout' $(HOOK); }; then \
@@ -61,13 +61,8 @@ cluster-deps: install
 test-cluster: install
 	$(BIN)/python -m pytest -q -m cluster
 
-# Not needed any more (Snakemake follows DVC's record by itself, src/dmc/dvcsync.py); kept
-# for old habits: runs that same check now.
-sync: install
-	snakemake --cores 1 -n --quiet > /dev/null
-
 # Seeds and ablations as DVC experiments (grid: params.yaml `sweeps`): queue, run, and
-# aggregate `dvc exp show --json` into results/tables/{seeds,ablation}.{md,csv}. JOBS=N runs
+# aggregate dvc.api.exp_show() into results/tables/seeds.{md,csv} and results/studies/<sweep>/. JOBS=N runs
 # N experiments at once.
 JOBS ?= 1
 seeds: install
@@ -77,14 +72,14 @@ ablation: install
 	dmc sweep ablation --queue --run --aggregate --jobs $(JOBS)
 
 # The heat-map rule and agreement temperature scored on the val split with the seeds sweep's
-# models (results/tables/heatmap_choice.md): run after `make seeds`
+# models (results/studies/heatmap_choice/heatmap_choice.md): run after `make seeds`
 heatmap-choice: install
-	$(BIN)/python -m dmc.heatmap_choice
+	$(BIN)/python -m dmc.studies.heatmap_choice
 
 # The multi-source count rule scored on the val split (cut points fitted on the train split) with
-# the seeds sweep's models (results/tables/count_choice.md): run after `make seeds`
+# the seeds sweep's models (results/studies/count_choice/count_choice.md): run after `make seeds`
 count-choice: install
-	$(BIN)/python -m dmc.count_choice
+	$(BIN)/python -m dmc.studies.count_choice
 
 # The clustering's structure (params.yaml sweeps.structure: squash placement, first centers),
 # one key at a time beside the default, under sweeps.ablation_seeds

@@ -12,7 +12,7 @@ min_version("8.0")
 # experiments in copies of the repository, each of which must run the code it was queued with.
 SRC = os.path.join(workflow.basedir, "src")
 sys.path.insert(0, SRC)
-os.environ["PYTHONPATH"] = os.pathsep.join([SRC] + [p for p in [os.environ.get("PYTHONPATH")] if p])
+shell.prefix("set -euo pipefail; export PYTHONPATH={SRC:q}${{PYTHONPATH:+:$PYTHONPATH}}; ")
 
 
 configfile: "params.yaml"

@@ -8,7 +8,7 @@ each is reported.  Torch runs single-threaded (as under Snakemake, one job per c
 every pipeline lets FFmpeg pick its codec threading (``thread_type = "AUTO"``), so the
 differences come from the pipeline design, not from the thread settings.
 
-* **ours**   ``dmc.shards.write_shard`` for one shard holding every clip: the real
+* **ours**   ``dmc.io.shards.write_shard`` for one shard holding every clip: the real
   ``dmc decode`` code path (one demux pass, only the kept frames converted and resized,
   audio resampled in memory, log-mel, one ``.npy`` shard).
 * **naive**  a typical "extract frames and wavs to disk, then compute features" pipeline:
@@ -17,7 +17,7 @@ differences come from the pipeline design, not from the thread settings.
   nearest the segment centre, the same rule as ours) with PIL and writes one JPEG per
   sampled frame, and writes the audio as one 16-bit mono WAV per clip at the original
   rate; pass 2 reads each WAV back, resamples it to the target rate with torchaudio,
-  computes the log-mel with ``dmc.logmel.LogMel`` and saves one ``.npy`` per clip.
+  computes the log-mel with ``dmc.io.logmel.LogMel`` and saves one ``.npy`` per clip.
 * **floor**  PyAV decoding every packet of both streams with no conversion at all (no
   ``to_ndarray``/``reformat``, no resampling, no log-mel, no writes): the least any
   decoder-based pipeline pays.
@@ -56,9 +56,9 @@ import torch
 import torchaudio
 from PIL import Image
 
-from dmc.logmel import LogMel
-from dmc.params import load_params
-from dmc.shards import list_videos, write_shard
+from dmc.io.logmel import LogMel
+from dmc.pipeline.params import load_params
+from dmc.io.shards import list_videos, write_shard
 from dmc.synth import generate_videos
 
 REPO = Path(__file__).resolve().parents[1]

@@ -4,7 +4,7 @@ Decoding a folder of tens of thousands of videos must not hold the corpus in mem
 write one file per frame. `dmc decode --shard N` lists the folder once (relative paths
 only), keeps the videos whose path hashes to shard N, and streams each decoded clip's
 frames, log-mels and segment rows into the shard's temporary folder
-(``dmc.shards.write_shard``): its memory should not depend on the shard's size.
+(``dmc.io.shards.write_shard``): its memory should not depend on the shard's size.
 
 What is measured
 ----------------
@@ -77,10 +77,10 @@ def in_memory_shard(params_path: str, videos: str, shard: int, out: str) -> None
     import numpy as np
     import torch
 
-    from dmc.decoding import DecodeError, decode_video
-    from dmc.logmel import LogMel
-    from dmc.params import load_params
-    from dmc.shards import videos_of_shard
+    from dmc.io.decoding import DecodeError, decode_video
+    from dmc.io.logmel import LogMel
+    from dmc.pipeline.params import load_params
+    from dmc.io.shards import videos_of_shard
 
     d = load_params(params_path)["decode"]
     logmel = LogMel.from_params(d)
@@ -112,8 +112,8 @@ def main() -> None:
         p, v, s, o = args.in_memory
         return in_memory_shard(p, v, int(s), o)
 
-    from dmc.params import load_params
-    from dmc.shards import list_videos, videos_of_shard
+    from dmc.pipeline.params import load_params
+    from dmc.io.shards import list_videos, videos_of_shard
 
     params = load_params(args.params)
     work = Path(args.keep or tempfile.mkdtemp(prefix="dmc-decode-memory-"))
@@ -144,7 +144,7 @@ def main() -> None:
             ppath.write_text(yaml.safe_dump(p, sort_keys=False))
             n = len(videos_of_shard(videos, 0, num_shards))
             out = work / f"decoded_{factor}" / "shard-00000"
-            rss, wall, _ = child([py, "-m", "dmc.cli", "--params", str(ppath), "decode", "--shard", "0",
+            rss, wall, _ = child([py, "-m", "dmc.pipeline.cli", "--params", str(ppath), "decode", "--shard", "0",
                                   "--videos", str(videos), "--out", str(out)])
             size = sum(f.stat().st_size for f in out.iterdir()) / 2**20
             ref = work / f"inmem_{factor}"

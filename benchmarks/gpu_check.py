@@ -7,7 +7,7 @@
 * ``correctness``: 100 training steps of the tiny and paper presets on CUDA, bf16 autocast
   against fp32 (TF32 off) from the same seed and batches; one batch's clustering (centers,
   assignments) on CUDA (fp32 and bf16) against the CPU in fp32; the audio features of
-  ``dmc extract`` (:func:`dmc.features.embed_logmel`) on CUDA against the CPU; a checkpoint
+  ``dmc extract`` (:func:`dmc.evaluation.features.embed_logmel`) on CUDA against the CPU; a checkpoint
   written on CUDA resumed on the CPU, and one written on the CPU resumed on CUDA;
 * ``throughput``: ``benchmarks/train.py``'s rows (samples/s, step time, loader wait share, peak
   memory, bf16 MFU against the measured matmul rate) with ``torch.compile`` off and on, and one
@@ -40,11 +40,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train import bench, make_shard  # noqa: E402  (benchmarks/train.py)
 
-from dmc.features import embed_logmel  # noqa: E402
-from dmc.loss import max_margin_loss, mismatch_indices  # noqa: E402
-from dmc.model import DMC  # noqa: E402
-from dmc.params import load_params, set_dotted  # noqa: E402
-from dmc.training import Trainer, step_generator  # noqa: E402
+from dmc.evaluation.features import embed_logmel  # noqa: E402
+from dmc.model.loss import max_margin_loss, mismatch_indices  # noqa: E402
+from dmc.model.network import DMC  # noqa: E402
+from dmc.pipeline.params import load_params, set_dotted  # noqa: E402
+from dmc.model.training import Trainer, step_generator  # noqa: E402
 
 # Tolerances of the correctness part, stated once (README "GPU"): bf16 keeps 8 bits of mantissa,
 # so per-step losses drift apart as the weights do; early steps track closely, late means agree.
@@ -356,7 +356,7 @@ def _encode(codec: str, fmt: str, signal: np.ndarray, rate: int, out_rate: int, 
 
     import av
 
-    from dmc.avcpu import ffmpeg_portable
+    from dmc.io.avcpu import ffmpeg_portable
 
     buf = io.BytesIO()
     ctx = ffmpeg_portable() if portable else __import__("contextlib").nullcontext()
@@ -377,7 +377,7 @@ def part_codec_hashes(args) -> dict:
     encoder and through the resampler alone: which stage's bytes depend on the host (issue 27)."""
     import av
 
-    from dmc.avcpu import ffmpeg_portable
+    from dmc.io.avcpu import ffmpeg_portable
 
     n = np.arange(44100 * 2, dtype=np.int64)
     signal = (((n * 7919) % 2003) - 1001).astype(np.float32) / 4000.0       # a deterministic buzz

@@ -4,7 +4,7 @@ For the ``tiny`` and ``paper`` presets it measures, side by side in one run:
 
 * step time and samples/s of full training steps (forward, max-margin loss, backward,
   Adam) on batches already in memory;
-* the same steps fed by the real input pipeline (``dmc.data.ShardDataset`` over
+* the same steps fed by the real input pipeline (``dmc.model.dataset.ShardDataset`` over
   memory-mapped ``.npy`` shards + DataLoader), and so the share of step time spent
   waiting for data;
 * peak memory (CUDA: ``torch.cuda.max_memory_allocated``; CPU: peak RSS of the process);
@@ -28,11 +28,11 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from dmc.data import ShardDataset
-from dmc.loss import max_margin_loss, mismatch_indices
-from dmc.model import DMC
-from dmc.params import load_params
-from dmc.training import pick_device
+from dmc.model.dataset import ShardDataset
+from dmc.model.loss import max_margin_loss, mismatch_indices
+from dmc.model.network import DMC
+from dmc.pipeline.params import load_params
+from dmc.model.training import pick_device
 
 
 def make_shard(root: Path, n: int, size: int, frames_t: int, n_mels: int) -> Path:

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def load_default_params() -> dict:
-    from dmc.params import load_params
+    from dmc.pipeline.params import load_params
 
     return load_params(ROOT / "params.yaml")
 
@@ -50,7 +50,7 @@ def small_corpus(tmp_path_factory):
 
 def decode_corpus(root: Path, n_videos: int, seed: int, num_shards: int = 2) -> Path:
     """Generate ``n_videos`` synthetic clips at the default synth settings and decode them."""
-    from dmc.shards import build_index, videos_of_shard, write_shard
+    from dmc.io.shards import build_index, videos_of_shard, write_shard
     from dmc.synth import generate_videos
 
     p = load_default_params()
@@ -71,7 +71,7 @@ def decode_corpus(root: Path, n_videos: int, seed: int, num_shards: int = 2) -> 
 def trained_model(tmp_path_factory):
     """DMC trained as `make demo` trains it (default params: the corpus of synth.videos, train.epochs,
     CPU): shared by the feature tests. A few minutes on 2 idle cores."""
-    from dmc.training import Trainer
+    from dmc.model.training import Trainer
 
     d = tmp_path_factory.mktemp("trained")
     p = with_overrides(load_default_params(), train__checkpoint_every=0, train__device="cpu")

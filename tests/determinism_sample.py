@@ -28,9 +28,9 @@ def digests(folder: Path) -> dict[str, str]:
 def main(out: Path, workers: int, torch_threads: int) -> dict[str, str]:
     import torch
 
-    from dmc.features import evalset_logmel
-    from dmc.params import load_params
-    from dmc.shards import write_shard, list_videos
+    from dmc.evaluation.features import evalset_logmel
+    from dmc.pipeline.params import load_params
+    from dmc.io.shards import write_shard, list_videos
     from dmc.synth import evalsets, generate_videos
 
     decode = load_params(Path(__file__).resolve().parents[1] / "params.yaml")["decode"]

@@ -1,6 +1,8 @@
 """Run `dmc <subcommand>` while recording what it uses: the params keys it reads and the dmc
 modules it imports.  Put on PATH as `dmc` (see :func:`install_shim`), so that the Snakemake
-rules' own commands are what is recorded.  One JSON line per run goes to $DMC_RECORD.
+rules' own commands are what is recorded.  One JSON line per run goes to $DMC_RECORD: the
+modules imported in all (``modules``) and those already imported when the CLI had built its
+parser (``dispatch``: cli.py and every step's entry module, whose parsers it assembles).
 
 Keys are dotted leaf paths (``train.lr``); a mapping that is iterated, copied, compared,
 serialised or pickled counts as reading every leaf under it.
@@ -91,26 +93,37 @@ def _plain(obj):
     return obj
 
 
+def _dmc_modules() -> list[str]:
+    return sorted(Path(m.__file__).resolve().as_posix() for n, m in list(sys.modules.items())
+                  if (n == "dmc" or n.startswith("dmc.")) and getattr(m, "__file__", None))
+
+
 def run(argv: list[str], record: str) -> int:
     import torch
 
-    import dmc.cli as cli
+    import dmc.pipeline.cli as cli
 
     seen: set[str] = set()
     load = cli.load_params
     cli.load_params = lambda path, **kw: Recording(load(path, **kw), "", seen)
     save = torch.save
     torch.save = lambda obj, f, *a, **k: save(_plain(obj), f, *a, **k)   # files stay plain dicts
+    build, dispatch = cli.build_parser, []
+
+    def build_parser():   # the modules the CLI imported to parse argv, before the step runs
+        parser = build()
+        dispatch.extend(_dmc_modules())
+        return parser
+
+    cli.build_parser = build_parser
     code = 1
     try:
         code = cli.main(argv)
     finally:
         args = [a for i, a in enumerate(argv) if not a.startswith("-") and (i == 0 or argv[i - 1] != "--params")]
-        modules = sorted(Path(m.__file__).resolve().as_posix() for n, m in list(sys.modules.items())
-                         if (n == "dmc" or n.startswith("dmc.")) and getattr(m, "__file__", None))
         with open(record, "a") as fh:
-            fh.write(json.dumps({"command": args[0], "argv": argv, "keys": sorted(seen), "modules": modules,
-                                 "exit": code}) + "\n")
+            fh.write(json.dumps({"command": args[0], "argv": argv, "keys": sorted(seen), "modules": _dmc_modules(),
+                                 "dispatch": sorted(dispatch), "exit": code}) + "\n")
     return code
 
 

@@ -42,6 +42,6 @@ def test_dcase_verdict(bench, capsys):
 
 
 def test_reference_is_the_protocol_at_a_tighter_tolerance(bench):
-    from dmc.evaluation import SVM_TOL
+    from dmc.evaluation.protocols import SVM_TOL
 
     assert bench.REF_TOL < SVM_TOL / 1000

@@ -57,7 +57,7 @@ def make_project(d: Path, **overrides) -> Path:
         shutil.copytree(ROOT / name, d / name, symlinks=True,
                         ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache", "config.local"))
     write_params(d / "params.yaml", with_overrides(load_default_params(), **{**TINY, **overrides}))
-    (d / ".gitignore").write_text("/.snakemake/\n__pycache__/\n")
+    (d / ".gitignore").write_text("/.snakemake/\n/logs/\n__pycache__/\n")
     sh("git init -q && git add -A && git -c user.name=t -c user.email=t@t commit -qm init", d)
     return d
 
@@ -296,7 +296,7 @@ def ddp_params(path: Path, **kw) -> Path:
 
 
 def train_cmd(params: Path, decoded: Path, out: Path) -> list[str]:
-    return ["-m", "dmc.cli", "--params", str(params), "train", "--decoded", str(decoded),
+    return ["-m", "dmc.pipeline.cli", "--params", str(params), "train", "--decoded", str(decoded),
             "--out", str(out / "m.pt"), "--train-log", str(out / "log.csv"), "--checkpoints", str(out / "ck")]
 
 
@@ -360,7 +360,7 @@ def test_torchrun_two_nodes_worker_killed_then_resumed(ddp_corpus, tmp_path):
         wait_until("a checkpoint", (killed / "ck" / "last.pt").exists, 600, interval=0.1)
         state = torch.load(killed / "ck" / "last.pt", weights_only=True)
         worker = wait_until("node 1's worker", lambda: next(iter(
-            c for c in children(procs[1].pid) if b"dmc.cli" in Path(f"/proc/{c}/cmdline").read_bytes()), None), 60)
+            c for c in children(procs[1].pid) if b"dmc.pipeline.cli" in Path(f"/proc/{c}/cmdline").read_bytes()), None), 60)
         os.kill(worker, signal.SIGKILL)
         codes = wait_all(procs, timeout=300)
     finally:

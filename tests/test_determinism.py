@@ -5,7 +5,7 @@ A sample of each is regenerated in subprocesses (tests/determinism_sample.py): o
 once with numpy's and ATen's SIMD kernels switched off (``NPY_DISABLE_CPU_FEATURES`` = every
 feature this CPU adds to numpy's baseline, ``ATEN_CPU_CAPABILITY=default``,
 ``MKL_ENABLE_INSTRUCTIONS=SSE4_2``), and once with other thread and worker counts. FFmpeg's
-kernels are pinned by the code itself (``dmc.avcpu``), so the test need not vary them.
+kernels are pinned by the code itself (``dmc.io.avcpu``), so the test need not vary them.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def test_the_sample_covers_every_kind_of_output(reference):
 
 
 def test_ffmpeg_portable_forces_the_c_code_and_restores_detection():
-    from dmc.avcpu import ffmpeg_portable, get_cpu_flags
+    from dmc.io.avcpu import ffmpeg_portable, get_cpu_flags
 
     detected = get_cpu_flags()
     with ffmpeg_portable():
@@ -89,7 +89,7 @@ def test_ffmpeg_portable_forces_the_c_code_and_restores_detection():
 def test_portable_math_matches_numpy():
     import numpy as np
 
-    from dmc import portable as P
+    from dmc.io import portable as P
 
     x = np.linspace(-2e4, 2e4, 200001)
     assert np.abs(P.sin(x) - np.sin(x)).max() < 1e-7 and np.abs(P.cos(x) - np.cos(x)).max() < 1e-7

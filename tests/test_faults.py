@@ -2,7 +2,7 @@
 be written, a full disk, and a corpus and evaluation sets full of broken files.
 
 (SIGKILL during training, with resumed weights and per-epoch metrics equal to an
-uninterrupted run, is tested in tests/test_training.py.)
+uninterrupted run, is tested in tests/test_model_training.py.)
 """
 
 import errno
@@ -19,16 +19,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import dmc.shards
+import dmc.io.shards
 from conftest import ROOT, load_default_params, with_overrides, write_params
-from dmc.cli import main
+from dmc.pipeline.cli import main
 from media import make_video
 
 SIZE = 32    # decode.frame_size in these tests (odd sources are resized to it)
 
 
 def run_dmc(params: Path, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dmc.cli", "--params", str(params), *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "dmc.pipeline.cli", "--params", str(params), *map(str, args)],
                           capture_output=True, text=True, timeout=timeout, cwd=ROOT)
 
 
@@ -65,7 +65,7 @@ def many_clips(tmp_path_factory):
 
 
 def start_decode(params, videos, out):
-    return subprocess.Popen([sys.executable, "-m", "dmc.cli", "--params", str(params), "decode", "--shard", "0",
+    return subprocess.Popen([sys.executable, "-m", "dmc.pipeline.cli", "--params", str(params), "decode", "--shard", "0",
                              "--videos", str(videos), "--out", str(out)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT)
 
@@ -161,7 +161,7 @@ class FullDisk:
 
 
 def test_disk_full_while_writing_a_shard(tmp_path, few_clips, capsys, monkeypatch):
-    monkeypatch.setattr(dmc.shards, "open", lambda *a, **k: FullDisk(open(*a, **k), 20_000), raising=False)
+    monkeypatch.setattr(dmc.io.shards, "open", lambda *a, **k: FullDisk(open(*a, **k), 20_000), raising=False)
     out = tmp_path / "decoded" / "shard-00000"
     code = main(["--params", str(decode_params(tmp_path)), "decode", "--shard", "0", "--videos", str(few_clips),
                  "--out", str(out)])
@@ -257,7 +257,7 @@ def test_messy_corpus_decodes_end_to_end(tmp_path, messy_corpus):
     assert all(counts[name] == 3 for name in good), counts
     assert 1 <= counts["partial_cut.webm"] < 4 and not set(BAD) & set(index.video)
 
-    shards = {s: dmc.shards.open_shard(out / s) for s in index.shard.unique()}
+    shards = {s: dmc.io.shards.open_shard(out / s) for s in index.shard.unique()}
     assert not temporaries(out)
 
     def frames_of(name):

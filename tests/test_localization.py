@@ -10,13 +10,13 @@ import pytest
 import torch
 
 from conftest import load_default_params, with_overrides, write_params
-from dmc import ground_truth as G
-from dmc import heatmaps as H
-from dmc import loc_metrics as M
-from dmc import localization as L
-from dmc import multisource as ms
-from dmc.cli import main
-from dmc.model import DMC
+from dmc.io import ground_truth as G
+from dmc.localization import heatmaps as H
+from dmc.localization import metrics as M
+from dmc.localization import localize as L
+from dmc.localization import multisource as ms
+from dmc.pipeline.cli import main
+from dmc.model.network import DMC
 
 
 def box_map(shape, *boxes):
@@ -67,11 +67,11 @@ def test_heat_map_shape_range_and_batching():
 
 
 def test_heatmap_candidates_are_the_pipelines_rules():
-    """The val study (dmc.heatmap_choice) scores the pipeline's own maps: each (rule, tau)
+    """The val study (dmc.studies.heatmap_choice) scores the pipeline's own maps: each (rule, tau)
     candidate equals analyse_batch's map under localize.heatmap_rule = rule at that agreement
     temperature; ``assignment`` at tau = 0 is the plain mean over clusters of the visual
     assignments (1/k)."""
-    from dmc import heatmap_choice as C
+    from dmc.studies import heatmap_choice as C
 
     p = load_default_params()
     model = L.random_init_model(p).eval()
@@ -207,7 +207,7 @@ def trained(small_corpus, tmp_path_factory):
     """DMC trained briefly (8 epochs, batch 32) on the 96-video corpus; deterministic on the CPU.
     8, not 4: without a squash (the default) the trained maps overtake the untrained network's,
     which already favour high-activation positions, only after a few more epochs."""
-    from dmc.training import Trainer
+    from dmc.model.training import Trainer
 
     d = tmp_path_factory.mktemp("loc_model")
     p = with_overrides(load_default_params(), train__epochs=8, train__batch_size=32, train__checkpoint_every=0,
@@ -226,7 +226,7 @@ def test_trained_model_localizes_better_than_random_init(small_corpus, trained):
     points at most of these pairs, and 8 epochs on 96 videos lift pointing clearly under seed 0
     (the fixture's) but not under every seed, while the AUC and cIoU@0.5 margins held under
     seeds 0-2 (README, "The visual map"): the pointing check guards the pinned seed."""
-    from dmc.training import load_model
+    from dmc.model.training import load_model
 
     p, model_path = trained
     index = pd.read_csv(small_corpus / "decoded" / "index.csv")
@@ -251,7 +251,7 @@ def clean_and_poisoned(decoded, p, tmp_path):
     are overwritten by test_training.poison_test_split)."""
     import shutil
 
-    from test_training import poison_test_split
+    from test_model_training import poison_test_split
 
     for name in ("clean", "poisoned"):
         copy = tmp_path / name
@@ -264,7 +264,7 @@ def clean_and_poisoned(decoded, p, tmp_path):
 @pytest.mark.slow
 def test_heatmap_choice_reads_only_the_val_split(small_corpus, trained, tmp_path):
     """The heat-map study's table is the same whatever the test-split videos hold."""
-    from dmc import heatmap_choice as C
+    from dmc.studies import heatmap_choice as C
 
     p, model_path = trained
     params = write_params(tmp_path / "params.yaml", p)
@@ -284,7 +284,7 @@ def test_heatmap_choice_reads_only_the_val_split(small_corpus, trained, tmp_path
 
 
 def test_threshold_table_sits_beside_the_rule_table():
-    from dmc.heatmap_choice import threshold_out
+    from dmc.studies.heatmap_choice import threshold_out
 
     assert threshold_out("results/tables/heatmap_choice") == Path("results/tables/ciou_threshold")
     assert threshold_out("t/squash/both_heatmap_choice") == Path("t/squash/both_ciou_threshold")
@@ -293,7 +293,7 @@ def test_threshold_table_sits_beside_the_rule_table():
 
 def test_choose_threshold_by_hand():
     """Highest mean cIoU@0.5; ties by AUC, then the lower threshold."""
-    from dmc.heatmap_choice import choose_threshold
+    from dmc.studies.heatmap_choice import choose_threshold
 
     t = pd.DataFrame({"threshold": [0.3, 0.4, 0.5], "ciou50": [0.2, 0.4, 0.4], "auc": [0.5, 0.3, 0.35]})
     assert choose_threshold(t) == 0.5
@@ -324,10 +324,10 @@ def test_localize_val_metrics_read_only_the_val_split(small_corpus, trained, tmp
 
 
 def test_count_candidates_by_hand():
-    """The count study (dmc.count_choice) scores the pipeline's own rule among its candidates,
+    """The count study (dmc.studies.count_choice) scores the pipeline's own rule among its candidates,
     fits cut points on the fit clips only, and scores the val clips against the majority count."""
-    from dmc import count_choice as CC
-    from dmc.heatmaps import Analysis
+    from dmc.studies import count_choice as CC
+    from dmc.localization.heatmaps import Analysis
 
     k = 4
     one, two, four = np.eye(k)[0], np.array([.5, .5, 0, 0]), np.full(k, .25)
@@ -364,9 +364,9 @@ def test_count_choice_reads_only_the_train_and_val_splits(small_corpus, trained,
     log-mels and ground-truth counts)."""
     import shutil
 
-    from dmc import count_choice as CC
-    from dmc.data import split_of
-    from test_training import poison_test_split
+    from dmc.studies import count_choice as CC
+    from dmc.model.dataset import split_of
+    from test_model_training import poison_test_split
 
     p, model_path = trained
     params = write_params(tmp_path / "params.yaml", p)

@@ -1,5 +1,5 @@
-"""The Snakemake + DVC spine: the DAG resolves, dvc.yaml (generated from src/dmc/graph.py, see
-tests/test_graph.py) agrees with the rules, and the whole pipeline runs end to end on a tiny
+"""The Snakemake + DVC spine: the DAG resolves, dvc.yaml (generated from src/dmc/pipeline/graph.py, see
+tests/test_pipeline_graph.py) agrees with the rules, and the whole pipeline runs end to end on a tiny
 corpus, twice (the second time doing nothing)."""
 
 import json
@@ -41,6 +41,13 @@ def test_snakemake_dry_run_resolves_the_dag():
     assert jobs["train"] == "1" and jobs["evaluate"] == "1" and int(jobs["extract"]) == len(DATASETS) * len(METHODS)
 
 
+def test_snakemake_lint_is_clean():
+    """`snakemake --lint`: every rule logs (logs/<rule>...), names its software environment
+    (workflow/envs/dmc.yaml) and takes its paths from its inputs and outputs."""
+    text = sh("snakemake --lint", ROOT, timeout=600)
+    assert "Congratulations, your workflow is in a good condition!" in text, text[-3000:]
+
+
 def test_dvc_stages_cover_exactly_their_rules_outputs():
     dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     outputs = rule_outputs(ROOT)
@@ -73,7 +80,7 @@ def project(tmp_path_factory):
     p = with_overrides(load_default_params(), synth__size="tiny", decode__num_shards=2, train__epochs=2,
                        train__batch_size=16, evaluate__C_grid=[0.1, 1.0])
     write_params(d / "params.yaml", p)
-    (d / ".gitignore").write_text("/.snakemake/\n__pycache__/\n")
+    (d / ".gitignore").write_text("/.snakemake/\n/logs/\n__pycache__/\n")
     sh("git init -q && git add -A && git -c user.name=t -c user.email=t@t commit -qm init", d)
     return d
 
@@ -93,6 +100,9 @@ def test_end_to_end_dvc_repro_twice_and_an_experiment(project):
     assert 0 <= metrics["esc50.dmc.acc_mean"] <= 1 and "dcase.random_init.scene_acc_mean" in metrics
     # the ESC-10 release layout (OGG clips in 'NNN - Class/' folders) went through the same stages
     assert 0 <= metrics["esc10.dmc.acc_mean"] <= 1 and metrics["esc10.dmc.n_folds"] == 5
+    # each job's output went to its log too (logs/<rule>[/<wildcards>].log, git-ignored)
+    assert "train: done" in (project / "logs/train.log").read_text()
+    assert "extract: esc50/dmc" in (project / "logs/extract/esc50/dmc.log").read_text()
 
     again = sh("dvc repro", project)
     assert "Running stage" not in again and "up to date" in again

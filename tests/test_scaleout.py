@@ -128,7 +128,7 @@ def test_dvc_push_and_pull_from_a_local_remote_restores_identical_outputs(tmp_pa
     write_params(d / "params.yaml", with_overrides(load_default_params(), synth__size="tiny", synth__videos=32,
                                                    synth__video_seconds=4.0, synth__esc50_classes=2,
                                                    synth__dcase_seconds=5.0, decode__num_shards=2))
-    (d / ".gitignore").write_text("/.snakemake/\n__pycache__/\n")
+    (d / ".gitignore").write_text("/.snakemake/\n/logs/\n__pycache__/\n")
     sh("git init -q && git add -A && git -c user.name=t -c user.email=t@t commit -qm init", d)
 
     out = sh("dvc repro synth decode", d)
@@ -146,6 +146,6 @@ def test_dvc_push_and_pull_from_a_local_remote_restores_identical_outputs(tmp_pa
     sh("dvc pull synth decode", d)
     assert tree_hashes(d / "data") == before
     assert "up to date" in sh("dvc status synth decode", d)
-    # Snakemake agrees with no sync command (src/dmc/dvcsync.py; Snakemake's directory markers,
+    # Snakemake agrees with no sync command (src/dmc/pipeline/dvcsync.py; Snakemake's directory markers,
     # .snakemake_timestamp, are in .dvcignore: not data, so not compared above)
     assert "Nothing to be done" in sh("snakemake -n --cores 1 decode", d)

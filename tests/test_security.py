@@ -1,6 +1,6 @@
 """Security: nothing loaded from disk can run code (no unpickling of arbitrary objects), and no
 shell command of the workflow is built from a file name without quoting. (Paths of manifests
-and split files escaping their data set root: tests/test_datasets.py, and through the CLI in
+and split files escaping their data set root: tests/test_io_evalsets.py, and through the CLI in
 tests/test_faults.py.)"""
 
 import ast
@@ -15,10 +15,10 @@ import pytest
 import torch
 
 from conftest import ROOT
-from dmc.cli import main
-from dmc.data import ShardDataset
-from dmc.shards import open_shard
-from dmc.training import load_model
+from dmc.pipeline.cli import main
+from dmc.model.dataset import ShardDataset
+from dmc.io.shards import open_shard
+from dmc.model.training import load_model
 
 
 class Payload:
@@ -101,8 +101,8 @@ def test_checkpoint_with_an_arbitrary_object_is_refused(tmp_path):
 
 
 def smk_constants() -> dict[str, str]:
-    """String constants of common.smk: literals, or names taken from dmc.graph (its paths)."""
-    from dmc import graph
+    """String constants of common.smk: literals, or names taken from dmc.pipeline.graph (its paths)."""
+    from dmc.pipeline import graph
 
     text = (ROOT / "workflow" / "rules" / "common.smk").read_text()
     out = dict(re.findall(r'^([A-Z_]+) = "([^"]*)"$', text, flags=re.M))

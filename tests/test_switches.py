@@ -54,7 +54,7 @@ def real(tmp_path_factory):
                        data__videos="corpus/videos", data__ground_truth=None)
     write_params(d / "params.yaml", p)
     sh("dmc synth videos --out corpus/videos --ground-truth corpus/unused && rm -r corpus/unused", d)
-    (d / ".gitignore").write_text("/.snakemake/\n__pycache__/\n/corpus/\n")
+    (d / ".gitignore").write_text("/.snakemake/\n/logs/\n__pycache__/\n/corpus/\n")
     sh(f"git init -q -b main && {GIT} add -A && {GIT} commit -qm init", d)
     sh(f"make -f {ROOT / 'Makefile'} hooks BIN={BIN}", d)      # what `make install` does: DVC's post-checkout hook
     return d

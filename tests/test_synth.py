@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from dmc import synth
-from dmc.datasets import read_esc50
+from dmc.io.evalsets import read_esc50
 from dmc.synth import CLASS_NAMES, SIZES, generate_dcase, generate_esc50, generate_videos, scaled_counts
 from dmc.synth import evalsets
 from dmc.synth.sounds import render_sound

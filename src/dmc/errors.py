@@ -13,3 +13,8 @@ class DmcError(Exception):
 
 class EvaluationError(DmcError, ValueError):
     """The evaluation protocol cannot be run on these data (names the data set, fold, class)."""
+
+
+class ParamsError(DmcError, ValueError):
+    """An invalid params.yaml; the message is one line that names the key (raised by
+    :mod:`dmc.pipeline.params`, and by the steps for cross-checks only they can make)."""

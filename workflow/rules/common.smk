@@ -1,9 +1,9 @@
 # Validate params.yaml before any job runs (one-line error naming the key); the schema is
 # workflow/schemas/params.schema.yaml, the same one `dmc check-params` uses.
 # Paths, the code inputs of each step and the params keys each step depends on come from the
-# pipeline table in src/dmc/graph.py, the same table dvc.yaml is generated from.
-from dmc import graph
-from dmc.params import validate_params
+# pipeline table in src/dmc/pipeline/graph.py, the same table dvc.yaml is generated from.
+from dmc.pipeline import graph
+from dmc.pipeline.params import validate_params
 
 validate_params(config, source="params.yaml")
 
@@ -17,7 +17,7 @@ DATASETS = list(graph.EVALSETS)
 METHODS = list(graph.METHODS)
 
 # Steps DVC reports up to date (after dvc checkout / pull / exp apply, git checkout) are
-# current for Snakemake too: no `snakemake --touch` to remember (src/dmc/dvcsync.py).
-from dmc import dvcsync
+# current for Snakemake too: no `snakemake --touch` to remember (src/dmc/pipeline/dvcsync.py).
+from dmc.pipeline import dvcsync
 
 dvcsync.agree(workflow, config)

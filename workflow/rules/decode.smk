@@ -14,8 +14,12 @@ rule decode_shard:
         step=graph.params_of("decode", config),
     resources:
         mem_mb=4000,
+    conda:
+        "../envs/dmc.yaml"
+    log:
+        "logs/decode_shard/{shard}.log",
     shell:
-        "dmc decode --shard {wildcards.shard} --videos {input.videos:q} --out {output:q}"
+        "dmc decode --shard {wildcards.shard} --videos {input.videos:q} --out {output:q} 2>&1 | tee {log:q}"
 
 
 rule decode_index:
@@ -27,8 +31,13 @@ rule decode_index:
         summary=f"{DECODED}/summary.json",
     params:
         step=graph.params_of("decode", config),
+        out_dir=lambda w, output: os.path.dirname(output.index),
+    conda:
+        "../envs/dmc.yaml"
+    log:
+        "logs/decode_index.log",
     shell:
-        "dmc decode-index {input:q} --out-dir {DECODED}"
+        "dmc decode-index {input:q} --out-dir {params.out_dir:q} 2>&1 | tee {log:q}"
 
 
 rule decode:

@@ -14,5 +14,11 @@ rule evaluate:
         plots=directory("results/plots"),
     params:
         step=graph.params_of("evaluate", config),
+        evalsets=lambda w, input: os.path.dirname(os.path.dirname(input.clips[0])),
+        features=lambda w, input: os.path.dirname(os.path.dirname(input.features[0])),
+    conda:
+        "../envs/dmc.yaml"
+    log:
+        "logs/evaluate.log",
     shell:
-        "dmc evaluate --evalsets {EVALSETS} --features {FEATURES} --out-dir results"
+        "dmc evaluate --evalsets {params.evalsets:q} --features {params.features:q} --out-dir results 2>&1 | tee {log:q}"

@@ -13,8 +13,13 @@ rule evalset_logmel:
         dataset="|".join(DATASETS),
     params:
         step=graph.params_of("evalset", config),
+        out_dir=lambda w, output: os.path.dirname(output.logmel),
+    conda:
+        "../envs/dmc.yaml"
+    log:
+        "logs/evalset_logmel/{dataset}.log",
     shell:
-        "dmc evalset {wildcards.dataset} --root {input.data:q} --out-dir {EVALSETS}/{wildcards.dataset}"
+        "dmc evalset {wildcards.dataset} --root {input.data:q} --out-dir {params.out_dir:q} 2>&1 | tee {log:q}"
 
 
 rule extract:
@@ -29,11 +34,16 @@ rule extract:
         method="|".join(METHODS),
     params:
         step=graph.params_of("extract", config),
+        model=lambda w, input: input.model or MODEL,   # read by the dmc method only (the others ignore it)
     resources:
         gpu=lambda w: 1 if w.method != "logmel_stats" and config["train"]["device"] != "cpu" else 0,
+    conda:
+        "../envs/dmc.yaml"
+    log:
+        "logs/extract/{dataset}/{method}.log",
     shell:
         "dmc extract {wildcards.dataset} --method {wildcards.method} --logmel {input.logmel:q} "
-        "--model {MODEL:q} --out {output:q}"
+        "--model {params.model:q} --out {output:q} 2>&1 | tee {log:q}"
 
 
 rule extract_all:

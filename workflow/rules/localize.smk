@@ -19,8 +19,13 @@ rule localize:
         ),
     params:
         step=graph.params_of("localize", config),
+        decoded=lambda w, input: os.path.dirname(input.index),
     resources:
         gpu=1 if config["localize"]["device"] != "cpu" else 0,
+    conda:
+        "../envs/dmc.yaml"
+    log:
+        "logs/localize.log",
     shell:
-        "dmc localize --decoded {DECODED} --model {input.model:q} "
-        "--out-dir {output.results:q} --metrics {output.metrics:q}"
+        "dmc localize --decoded {params.decoded:q} --model {input.model:q} "
+        "--out-dir {output.results:q} --metrics {output.metrics:q} 2>&1 | tee {log:q}"

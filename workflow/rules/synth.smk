@@ -12,8 +12,12 @@ rule synth_videos:
         step=graph.params_of("synth", config),
     resources:
         mem_mb=2000,
+    conda:
+        "../envs/dmc.yaml"
+    log:
+        "logs/synth_videos.log",
     shell:
-        "dmc synth videos --out {output.videos:q} --ground-truth {output.ground_truth:q}"
+        "dmc synth videos --out {output.videos:q} --ground-truth {output.ground_truth:q} 2>&1 | tee {log:q}"
 
 
 rule synth_evalset:
@@ -27,8 +31,12 @@ rule synth_evalset:
         step=graph.params_of("synth", config),
     resources:
         mem_mb=2000,
+    conda:
+        "../envs/dmc.yaml"
+    log:
+        "logs/synth_evalset/{evalset}.log",
     shell:
-        "dmc synth {wildcards.evalset} --out {output:q}"
+        "dmc synth {wildcards.evalset} --out {output:q} 2>&1 | tee {log:q}"
 
 
 rule synth:

@@ -12,9 +12,14 @@ rule train:
         metrics=graph.TRAIN_METRICS,
     params:
         step=graph.params_of("train", config),
+        decoded=lambda w, input: os.path.dirname(input.index),
     threads: 8  # capped at --cores by Snakemake
     resources:
         mem_mb=8000,
         gpu=1 if config["train"]["device"] != "cpu" else 0,
+    conda:
+        "../envs/dmc.yaml"
+    log:
+        "logs/train.log",
     shell:
-        "dmc train --decoded {DECODED} --out {output.model:q} --train-log {output.log:q} --metrics {output.metrics:q}"
+        "dmc train --decoded {params.decoded:q} --out {output.model:q} --train-log {output.log:q} --metrics {output.metrics:q} 2>&1 | tee {log:q}"

@@ -5,8 +5,8 @@
 
 The clips are those of :func:`dmc.synth.generate_esc50` with ``n_classes`` categories, encoded
 as Opus in OGG by FFmpeg's own Opus encoder running its portable C code (the same bytes on every
-CPU, :mod:`dmc.avcpu`). The release used OGG Vorbis; FFmpeg's Vorbis encoder cannot be opened
-here, and the reader, :func:`dmc.datasets.read_esc10`, decodes any codec (tests read Vorbis-free
+CPU, :mod:`dmc.io.avcpu`). The release used OGG Vorbis; FFmpeg's Vorbis encoder cannot be opened
+here, and the reader, :func:`dmc.io.evalsets.read_esc10`, decodes any codec (tests read Vorbis-free
 OGG Opus made by libopus too).
 """
 
@@ -19,7 +19,7 @@ import av
 import numpy as np
 
 from ..atomic import atomic_dir
-from ..avcpu import ffmpeg_portable
+from dmc.io.avcpu import ffmpeg_portable
 from .evalsets import generate_esc50
 
 
@@ -41,7 +41,7 @@ def write_ogg(path, audio: np.ndarray, sample_rate: int) -> None:
 def generate_esc10(root, n_classes: int = 10, clips_per_class: int = 10, seed: int = 0) -> list[str]:
     """Write an ESC-10-release-layout set under ``root`` (replaced atomically); returns the
     class folder names."""
-    from ..audio import read_audio
+    from dmc.io.audio import read_audio
 
     with tempfile.TemporaryDirectory() as tmp:
         meta = generate_esc50(Path(tmp) / "esc", n_classes=n_classes, clips_per_class=clips_per_class, seed=seed)

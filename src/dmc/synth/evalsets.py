@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import atomic_dir, atomic_file
-from .. import portable as P
+from dmc.io import portable as P
 from .sounds import CLASS_NAMES, colored_noise, normalize, render_sound, reverberate
 
 ESC50_COLUMNS = ["filename", "fold", "target", "category", "esc10", "src_file", "take"]
@@ -155,7 +155,7 @@ def generate_esc50(root, n_classes: int = 10, clips_per_class: int = 10, seed: i
                                           sample_rate) for name, target, i in jobs], workers)
         meta = pd.DataFrame(rows, columns=ESC50_COLUMNS).sort_values("filename", ignore_index=True)
         meta.to_csv(Path(tmp) / "meta" / "esc50.csv", index=False)
-        # the optional groups file of dmc.datasets.read_esc50: each category's sound family, so
+        # the optional groups file of dmc.io.evalsets.read_esc50: each category's sound family, so
         # the evaluation also scores family accuracy (variants of one family are one group)
         pd.DataFrame({"category": categories,
                       "group": [CLASS_NAMES[t % len(CLASS_NAMES)] for t in range(len(categories))]}

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import portable as P
+from dmc.io import portable as P
 
 CLASS_NAMES: tuple[str, ...] = ("flute", "engine", "bird", "clock", "siren", "hum", "drum", "warble")
 

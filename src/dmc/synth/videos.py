@@ -12,7 +12,7 @@ determined by ``(seed, clip index)`` and byte-identical on every x86-64 machine:
 come from CPU-independent arithmetic (``portable.py``), frames are converted to YUV 4:2:0
 with integer arithmetic here (not by libswscale, whose SIMD kernels round differently), the
 encoders run single-threaded, and FFmpeg's own codecs (the AAC encoder) run its C code
-(``dmc.avcpu``).
+(``dmc.io.avcpu``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import atomic_dir, atomic_file
-from ..avcpu import ffmpeg_portable
+from dmc.io.avcpu import ffmpeg_portable
 from .evalsets import VARIANTS, parallel_map
 from .sounds import CLASS_NAMES, colored_noise, render_sound, reverberate, rms_of
 from .visuals import MOTION_MARGIN, Background, draw_object, object_state

@@ -1,0 +1,249 @@
+"""Reports of the evaluation: flat metrics.json, tables, confusion matrices.
+
+``results`` is ``{dataset: {method: result}}`` with datasets ``esc50`` and ``esc10`` (the ESC-10
+release; results of :func:`dmc.evaluation.protocols.evaluate_esc50`) and ``dcase``
+(:func:`dmc.evaluation.protocols.evaluate_dcase`). A data set that was not evaluated (``data.<name>: null``)
+or a fold that could not be (``folds_not_evaluated``) has null metrics and says why in the tables.
+Our numbers are fractions in 0..1 in ``metrics.json`` and the CSV files, percentages in the
+Markdown tables. The paper's numbers (:data:`PUBLISHED`) are shown beside ours in rows
+labelled "published (paper), not reproduced": they are quoted, never computed here.
+Every file is written atomically (:func:`dmc.atomic.atomic_file`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dmc.atomic import atomic_file
+
+from dmc.names import DATASETS, FOLD_DATASETS, METHODS
+
+_FOLDS = ("acc_mean", "acc_std", "fold1", "fold2", "fold3", "fold4", "fold5", "n_folds", "C_edge_share")
+FIELDS = {
+    "esc50": (*_FOLDS, "esc10_acc_mean", "esc10_acc_std", "group_acc_mean"),
+    "esc10": _FOLDS,
+    "dcase": ("acc", "scene_acc_mean", "C_edge"),
+}
+OURS = "ours (this run)"
+#: Numeric columns of the summary table -> metric key (``{}`` = method).
+SUMMARY_COLUMNS = {
+    "esc50_acc_mean": "esc50.{}.acc_mean", "esc50_acc_std": "esc50.{}.acc_std",
+    "esc10_acc_mean": "esc50.{}.esc10_acc_mean", "esc10_acc_std": "esc50.{}.esc10_acc_std",
+    "esc10_release_acc_mean": "esc10.{}.acc_mean", "esc10_release_acc_std": "esc10.{}.acc_std",
+    "dcase_acc": "dcase.{}.acc", "dcase_scene_acc_mean": "dcase.{}.scene_acc_mean",
+}
+PUBLISHED_LABEL = "published (paper), not reproduced"
+
+#: Published accuracies (fractions), quoted from the paper's sources; NOT reproduced here.
+PUBLISHED = {
+    # ESC-50 accuracy, 5-fold: ESC-50 leaderboard (DMC 82.60 %) and the peers it lists.
+    "esc50": {"DMC": 0.826, "SoundNet": 0.742, "L3-Net": 0.793, "Human": 0.813,
+              "Random forest baseline": 0.443},
+    # DCASE2014 (DCASE2013 scenes): DMC supplement Table 1, "mAP" = mean accuracy of the
+    # 10 scenes. dagger: trained on more data than DMC; double dagger: DMC with supervision
+    # from a trained vision network.
+    "dcase": {"RG": 0.69, "LTT": 0.72, "RNH": 0.77, "Ensemble": 0.78, "SoundNet": 0.88,
+              "L3": 0.91, "†L3": 0.93, "†AVTS": 0.94, "DMC": 0.94, "‡DMC": 0.96},
+}
+
+
+def metric_keys(methods=METHODS) -> list[str]:
+    """The fixed, ordered keys of ``metrics.json`` for these methods."""
+    return [f"{d}.{m}.{f}" for d in DATASETS for m in methods for f in FIELDS[d]]
+
+
+def _methods(results: dict) -> list[str]:
+    unknown = set(results) - set(DATASETS)
+    if unknown:
+        raise ValueError(f"unknown dataset(s) {sorted(unknown)}; expected {DATASETS}")
+    extra = {m for d in results.values() for m in d} - set(METHODS)
+    return list(METHODS) + sorted(extra)
+
+
+def _values(dataset: str, r: dict | None) -> dict:
+    """The raw metric values of one result (None where not available)."""
+    if r is None:
+        return {}
+    if dataset not in FOLD_DATASETS:
+        return {"acc": r["acc"], "scene_acc_mean": r["scene_acc_mean"], "C_edge": float(r["C_edge"])}
+    out = {"acc_mean": r["acc_mean"], "acc_std": r["acc_std"], "n_folds": len(r["folds"]),
+           "C_edge_share": r["C_edge_share"]}
+    out.update({f"fold{f}": a for f, a in zip(r["folds"], r["fold_acc"])})
+    if r.get("esc10"):
+        out.update(esc10_acc_mean=r["esc10"]["acc_mean"], esc10_acc_std=r["esc10"]["acc_std"])
+    if "group_acc_mean" in r:
+        out["group_acc_mean"] = r["group_acc_mean"]
+    return out
+
+
+def flatten_metrics(results: dict) -> dict:
+    """Flat ``{dataset.method.field: float | None}`` over :func:`metric_keys`, rounded to 4 places.
+
+    Every key of the three standard methods is always present (None when a dataset, method
+    or ESC-10 subset was not evaluated), so the key set does not depend on the run.
+    """
+    flat = {}
+    for key in metric_keys(_methods(results)):
+        dataset, method, field = key.split(".")
+        value = _values(dataset, results.get(dataset, {}).get(method)).get(field)
+        flat[key] = None if value is None else round(float(value), 4)
+    return flat
+
+
+def _pct(x, std=None) -> str:
+    if x is None or (isinstance(x, float) and np.isnan(x)):
+        return ""
+    return f"{100 * x:.1f}" + ("" if std is None or pd.isna(std) else f" ± {100 * std:.1f}")
+
+
+def summary_table(results: dict) -> pd.DataFrame:
+    """Method rows (ours, then published) x dataset columns, fractions; NaN where absent."""
+    flat = flatten_metrics(results)
+    rows = []
+    for m in _methods(results):
+        if not any(m in results.get(d, {}) for d in DATASETS):
+            continue
+        rows.append({"source": OURS, "method": m,
+                     **{col: flat[key.format(m)] for col, key in SUMMARY_COLUMNS.items()}})
+    for name in dict.fromkeys([*PUBLISHED["esc50"], *PUBLISHED["dcase"]]):
+        rows.append({"source": PUBLISHED_LABEL, "method": name,
+                     "esc50_acc_mean": PUBLISHED["esc50"].get(name),
+                     "dcase_scene_acc_mean": PUBLISHED["dcase"].get(name)})
+    return pd.DataFrame(rows, columns=["source", "method", *SUMMARY_COLUMNS]).astype(
+        {col: float for col in SUMMARY_COLUMNS})
+
+
+def _summary_markdown(table: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "source": table["source"], "method": table["method"],
+        "ESC-50 acc (%)": [_pct(a, s) for a, s in zip(table["esc50_acc_mean"], table["esc50_acc_std"])],
+        "ESC-10 acc (%)": [_pct(a, s) for a, s in zip(table["esc10_acc_mean"], table["esc10_acc_std"])],
+        "ESC-10 release acc (%)": [_pct(a, s) for a, s in zip(table["esc10_release_acc_mean"],
+                                                              table["esc10_release_acc_std"])],
+        "DCASE2014 acc (%)": [_pct(a) for a in table["dcase_acc"]],
+        "DCASE2014 mean scene acc (%)": [_pct(a) for a in table["dcase_scene_acc_mean"]],
+    })
+
+
+def fold_table(results: dict) -> pd.DataFrame:
+    """One row per method, subset (ESC-50, its ESC-10 subset, the ESC-10 release) and fold:
+    n_test, accuracy, chosen C, whether C was at an edge of the configured grid (then the
+    grid was extended), and for a fold that could not be evaluated, why."""
+    rows = []
+    subsets = [(m, "ESC-50", r) for m, r in results.get("esc50", {}).items()]
+    subsets += [(m, "ESC-10", r.get("esc10")) for m, r in results.get("esc50", {}).items()]
+    subsets += [(m, "ESC-10 release", r) for m, r in results.get("esc10", {}).items()]
+    for m, subset, res in subsets:
+        if not res:
+            continue
+        rows += [{"method": m, "subset": subset, "fold": f, "n_test": n, "accuracy": a, "C": c,
+                  "C_at_grid_edge": e, "not_evaluated": ""}
+                 for f, n, a, c, e in zip(res["folds"], res["fold_n_test"], res["fold_acc"],
+                                          res["fold_C"], res["fold_C_edge"])]
+        rows += [{"method": m, "subset": subset, "fold": int(f), "n_test": None, "accuracy": None,
+                  "C": None, "C_at_grid_edge": None, "not_evaluated": why}
+                 for f, why in res.get("folds_not_evaluated", {}).items()]
+    columns = ["method", "subset", "fold", "n_test", "accuracy", "C", "C_at_grid_edge", "not_evaluated"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def scene_table(results: dict) -> pd.DataFrame:
+    """One row per method and DCASE scene: n_test recordings and accuracy."""
+    rows = [{"method": m, "scene": s, "n_test": n, "accuracy": a}
+            for m, r in results.get("dcase", {}).items()
+            for s, n, a in zip(r["classes"], r["scene_n_test"], r["scene_acc"])]
+    return pd.DataFrame(rows, columns=["method", "scene", "n_test", "accuracy"])
+
+
+def confusion_pairs(result: dict) -> tuple[list[str], list[str], list[str]]:
+    """(class names, actual, predicted) as strings, one pair per test item."""
+    names = [str(c) for c in result.get("class_names", result["classes"])]
+    lookup = dict(zip(result["classes"], names))
+    actual = [lookup.get(c, str(c)) for c in result["y_true"]]
+    predicted = [lookup.get(c, str(c)) for c in result["y_pred"]]
+    return names, actual, predicted
+
+
+def confusion_matrix(names: list[str], actual: list[str], predicted: list[str]) -> np.ndarray:
+    """Counts, rows = actual class, columns = predicted class, in the order of ``names``."""
+    index = {n: i for i, n in enumerate(names)}
+    cm = np.zeros((len(names), len(names)), dtype=np.int64)
+    for a, p in zip(actual, predicted):
+        cm[index[a], index[p]] += 1
+    return cm
+
+
+def _markdown(df: pd.DataFrame) -> str:
+    cells = df.astype(object).where(df.notna(), "")
+    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in cells.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def _write_text(path: Path, text: str) -> None:
+    with atomic_file(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def _write_table(df: pd.DataFrame, stem: Path, markdown: pd.DataFrame | None = None) -> None:
+    with atomic_file(stem.with_suffix(".csv")) as tmp:
+        df.to_csv(tmp, index=False)
+    _write_text(stem.with_suffix(".md"), _markdown(df if markdown is None else markdown))
+
+
+def _plot_confusion(cm: np.ndarray, names: list[str], title: str, path: Path) -> None:
+    from matplotlib.figure import Figure  # no pyplot: no global backend state
+
+    size = max(4.0, 0.22 * len(names) + 2.5)
+    fig = Figure(figsize=(size, size))
+    ax = fig.subplots()
+    ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(names)), names, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("actual")
+    ax.set_title(title)
+    if len(names) <= 15:
+        for (i, j), v in np.ndenumerate(cm):
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=7,
+                    color="white" if v > cm.max() / 2 else "black")
+    fig.tight_layout()
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+
+
+def write_results(results: dict, out_dir: str | Path) -> list[Path]:
+    """Write metrics.json, tables/, figures/ and plots/ under ``out_dir``; returns the paths.
+
+    ``plots/<dataset>_<method>_confusion.csv`` has columns ``actual,predicted`` (class names)
+    with one row per test item (ESC-50 clip, DCASE test recording): DVC's "confusion" plot.
+    """
+    out = Path(out_dir)
+    written = [out / "metrics.json"]
+    _write_text(written[0], json.dumps(flatten_metrics(results), indent=2) + "\n")
+    summary = summary_table(results)
+    _write_table(summary, out / "tables" / "summary", _summary_markdown(summary))
+    folds = fold_table(results)
+    _write_table(folds, out / "tables" / "esc50_folds",
+                 folds.assign(accuracy=[_pct(a) for a in folds["accuracy"]])
+                 .rename(columns={"accuracy": "accuracy (%)"}))
+    scenes = scene_table(results)
+    _write_table(scenes, out / "tables" / "dcase_scenes",
+                 scenes.assign(accuracy=[_pct(a) for a in scenes["accuracy"]])
+                 .rename(columns={"accuracy": "accuracy (%)"}))
+    written += [out / "tables" / f"{s}.{e}" for s in ("summary", "esc50_folds", "dcase_scenes")
+                for e in ("csv", "md")]
+    for dataset in DATASETS:
+        for method, result in results.get(dataset, {}).items():
+            names, actual, predicted = confusion_pairs(result)
+            stem = f"{dataset}_{method}_confusion"
+            with atomic_file(out / "plots" / f"{stem}.csv") as tmp:
+                pd.DataFrame({"actual": actual, "predicted": predicted}).to_csv(tmp, index=False)
+            cm = confusion_matrix(names, actual, predicted)
+            _plot_confusion(cm, names, f"{dataset} / {method}", out / "figures" / f"{stem}.png")
+            written += [out / "plots" / f"{stem}.csv", out / "figures" / f"{stem}.png"]
+    return written

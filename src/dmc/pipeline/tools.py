@@ -1,0 +1,84 @@
+"""The ``dmc`` subcommands that are not pipeline steps: ``check-params``, ``fetch`` (download a
+published evaluation set), ``dvc-yaml`` (generate / check dvc.yaml) and ``sweep`` (seeds and
+ablations as DVC experiments)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from dmc.names import SWEEPS
+
+
+def add_parsers(sub) -> None:
+    c = sub.add_parser("check-params", help="validate params.yaml and exit")
+    c.set_defaults(func=check_params)
+
+    c = sub.add_parser("fetch", help="download a published evaluation set (pinned URL), unpack, convert to the "
+                                     "layout params.yaml expects, verify, then move it into place")
+    c.add_argument("dataset", choices=["esc50", "dcase"])
+    c.add_argument("--out", required=True, help="output folder (replaced only when verified)")
+    c.add_argument("--url", action="append", help="another source (mirror, file://); dcase: give the "
+                                                  "development set, then the test set")
+    c.add_argument("--sha256", action="append", help="expected SHA-256 of each --url archive")
+    c.add_argument("--expect-files", type=int, help="expected number of audio files (default: the release's)")
+    c.set_defaults(func=fetch)
+
+    c = sub.add_parser("dvc-yaml", help="check (default) or --write dvc.yaml, generated from src/dmc/pipeline/graph.py")
+    c.add_argument("--write", action="store_true", help="regenerate the file instead of checking it")
+    c.add_argument("--file", default="dvc.yaml")
+    c.set_defaults(func=dvc_yaml)
+
+
+def add_sweep_parser(sub) -> None:
+    c = sub.add_parser("sweep", help="seeds / ablation grid (params sweeps) as DVC experiments: queue, run, "
+                                     "aggregate dvc.api.exp_show() into <sweep>.md|csv (seeds: results/tables, "
+                                     "the others: results/studies/<sweep>)")
+    c.add_argument("sweep", choices=SWEEPS)
+    c.add_argument("--queue", action="store_true", help="queue the runs (dvc exp run --queue -S ...)")
+    c.add_argument("--run", action="store_true", help="run the queue and wait (dvc exp run --run-all)")
+    c.add_argument("--aggregate", action="store_true", help="write the tables from dvc.api.exp_show()")
+    c.add_argument("--jobs", type=int, default=1, help="experiments run at once (default 1)")
+    c.add_argument("--rows-json", help="aggregate these saved rows of dvc.api.exp_show() (a JSON list) instead")
+    c.add_argument("--out-dir", help="tables folder (default: results/tables for seeds, beside the evaluation's "
+                                     "tables, which DVC tracks by file; results/studies/<sweep> for the others)")
+    c.set_defaults(func=sweep)
+
+
+def check_params(args, p):
+    print(f"{args.params}: ok")
+
+
+def fetch(args, p):
+    from dmc.io.fetch import fetch
+
+    fetch(args.dataset, args.out, urls=args.url, sha256=args.sha256, expect_files=args.expect_files)
+
+
+def dvc_yaml(args, p):
+    from dmc.pipeline.graph import dvc_yaml
+
+    text, path = dvc_yaml(), Path(args.file)
+    if args.write:
+        from dmc.atomic import atomic_file
+
+        with atomic_file(path) as tmp:
+            tmp.write_text(text)
+        print(f"dvc-yaml: wrote {path}", file=sys.stderr)
+    elif not path.is_file() or path.read_text() != text:
+        raise SystemExit(f"dmc dvc-yaml: {path} differs from the pipeline table in src/dmc/pipeline/graph.py: "
+                         "run `dmc dvc-yaml --write`")
+    else:
+        print(f"{path}: matches src/dmc/pipeline/graph.py", file=sys.stderr)
+
+
+def sweep(args, p):
+    from dmc.pipeline.experiments import default_out_dir, run_sweep
+
+    steps = (args.queue, args.run, args.aggregate)
+    queue, run, aggregate = steps if any(steps) else (True, True, True)
+    out_dir = args.out_dir or default_out_dir(args.sweep)
+    command = " ".join(["dmc sweep", args.sweep, *(["--rows-json", args.rows_json] if args.rows_json else []),
+                        *(["--out-dir", args.out_dir] if args.out_dir else [])])
+    run_sweep(p, args.sweep, queue=queue, run=run, aggregate_to=out_dir if aggregate else None,
+              jobs=args.jobs, rows_json=args.rows_json, log=lambda m: print(m, file=sys.stderr), command=command)
