@@ -10,7 +10,7 @@ BIN    := $(CURDIR)/$(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 
-.PHONY: gpu-check install hooks demo test test-fast test-cluster cluster-deps seeds ablation control structure heatmap-choice count-choice bench-decode bench-decode-memory bench-evaluate lock clean
+.PHONY: docs gpu-check install hooks demo test test-fast test-cluster cluster-deps seeds ablation control structure heatmap-choice count-choice bench-decode bench-decode-memory bench-evaluate lock clean
 
 install: $(STAMP) hooks
 
@@ -104,6 +104,10 @@ bench-evaluate: install
 # Refresh the lock after changing dependencies in pyproject.toml.
 lock: install
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
+
+# The documentation site (docs/, mkdocs.yml) into site/; the tests build it with --strict too.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict
 
 clean:
 	rm -rf data models .snakemake results/metrics.json results/tables results/figures results/plots results/train \

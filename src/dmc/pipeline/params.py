@@ -70,7 +70,7 @@ def _cross_checks(p: dict, sweeps: bool = False) -> list[tuple[str, str]]:
 
 
 def get_dotted(p: dict, dotted: str):
-    """params["a"]["b"] for "a.b"; KeyError if a part is missing."""
+    """``params["a"]["b"]`` for ``"a.b"``; KeyError if a part is missing."""
     node = p
     for part in dotted.split("."):
         if not isinstance(node, dict) or part not in node:

@@ -1,0 +1,54 @@
+"""The documentation: the README is a front page, every relative link of the README, the
+CHANGELOG and the docs pages resolves to a file of the repository, and the mkdocs site builds
+with --strict (warnings, e.g. a missing anchor or a docstring reference, fail it)."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+FENCE = re.compile(r"^```.*?^```", re.S | re.M)
+
+
+def pages() -> list[Path]:
+    return [ROOT / "README.md", ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+
+def broken_links(page: Path) -> list[str]:
+    text = FENCE.sub("", page.read_text())
+    bad = []
+    for target in LINK.findall(text):
+        if re.match(r"^[a-z]+:", target) or target.startswith("#"):
+            continue
+        path = target.split("#", 1)[0]
+        if path and not (page.parent / path).exists():
+            bad.append(target)
+    return bad
+
+
+def test_readme_is_a_front_page():
+    assert len((ROOT / "README.md").read_text().splitlines()) < 200
+
+
+def test_every_relative_link_resolves_to_a_file():
+    bad = {str(p.relative_to(ROOT)): b for p in pages() if (b := broken_links(p))}
+    assert not bad, bad
+
+
+def test_the_link_check_sees_a_broken_link(tmp_path):
+    page = tmp_path / "p.md"
+    page.write_text("[ok](p.md) [anchor](#x) [web](https://example.org) [gone](nothing/here.md#a)\n"
+                    "```\n[in code](not/checked.md)\n```\n")
+    assert broken_links(page) == ["nothing/here.md#a"]
+
+
+def test_mkdocs_builds_strict(tmp_path):
+    # no -q: mkdocs counts the warnings that --strict turns into a failure only at the default log level
+    env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
+    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(tmp_path / "site")],
+                          cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (tmp_path / "site" / "api" / "hear" / "index.html").exists()
