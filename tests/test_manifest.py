@@ -226,3 +226,24 @@ def test_committed_manifests_agree_with_dvc_lock():
                     "(after `dvc repro`, rewrite the manifests: dmc verify --write)"
                 checked += 1
     assert checked >= 5 + 1 + 3     # synth's five folders, data/decoded, the three eval sets
+
+
+def test_intel_host_record_differs_exactly_in_the_libopus_files():
+    """The committed record of the Intel Xeon (AVX-512, Ubuntu glibc 2.39) run of the default corpus
+    (results/manifest/hosts/, README "Checking a host") against the committed manifest: every
+    libopus file differs (ESC-10 OGG, WebM), every H.264 + AAC file is the same."""
+    import json
+
+    record = json.loads((ROOT / M.MANIFEST_DIR / "hosts" / "intel_xeon_avx512_ubuntu_glibc239.json").read_text())
+    _, entries = M.read_manifest(ROOT / M.MANIFEST_DIR / "synth.tsv")
+    ours = {e.path: e for e in entries}
+    differ, same = set(), set()
+    for rel, info in record["files"].items():
+        if rel.startswith("gt/"):
+            continue                      # ground truth was hashed under another folder name there
+        (same if ours[rel].sha256.startswith(info["sha256"]) else differ).add(rel)
+    kinds = lambda names: sorted({(n.split("/")[0], n.rsplit(".", 1)[-1]) for n in names})
+    assert kinds(differ) == [("esc10", "ogg"), ("videos", "webm")]
+    assert kinds(same) == [("videos", "mkv"), ("videos", "mp4")]
+    assert len(differ) == 110 and len(same) == 182
+    assert all(any(k.endswith(".opus.packets") for k in ours[n].parts) for n in differ)
