@@ -283,6 +283,8 @@ def test_read_esc10_release_layout(tmp_path):
 def test_esc10_portable_audio_is_lossless_flac(tmp_path):
     """synth.portable_audio: the ESC-10 clips are FLAC with exactly the samples of the ESC-like clips
     they come from (no libopus, no resampling), in the same layout and names but .flac."""
+    import av
+
     from dmc.audio import read_audio
     from dmc.datasets import read_esc10
     from dmc.synth import generate_esc10
@@ -293,6 +295,9 @@ def test_esc10_portable_audio_is_lossless_flac(tmp_path):
     generate_esc10(tmp_path / "opus", n_classes=2, clips_per_class=5, seed=1)
     t, opus = read_esc10(root), read_esc10(tmp_path / "opus")
     assert all(p.endswith(".flac") for p in t["path"])
+    for p in t["path"]:                                     # FLAC streams only: no libopus anywhere
+        with av.open(p) as c:
+            assert [st.codec_context.name for st in c.streams] == ["flac"]
     assert [f.rsplit(".", 1)[0] for f in t["filename"]] == [f.rsplit(".", 1)[0] for f in opus["filename"]]
     meta = generate_esc50(tmp_path / "esc", n_classes=2, clips_per_class=5, seed=1)
     for r in meta.itertuples():

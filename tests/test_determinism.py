@@ -6,7 +6,8 @@ by file (a differing media file is also compared stream by stream, :mod:`dmc.man
 is, then under every switch of a CPU kernel or of the environment that can be set from outside:
 
 * numpy's and ATen's SIMD kernels off (``NPY_DISABLE_CPU_FEATURES`` = every feature this CPU adds
-  to numpy's baseline, ``ATEN_CPU_CAPABILITY=default``, ``MKL_ENABLE_INSTRUCTIONS=SSE4_2``);
+  to numpy's baseline, ``ATEN_CPU_CAPABILITY=default``, ``MKL_ENABLE_INSTRUCTIONS=SSE4_2``,
+  ``MKL_CBWR=COMPATIBLE``, oneDNN limited to SSE4.1 by ``ONEDNN_MAX_CPU_ISA``/``DNNL_MAX_CPU_ISA``);
 * glibc's CPU variants (libm's FMA / AVX2 functions, the AVX2 / AVX-512 string functions) masked
   (``GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX512F,...,-AVX2,-FMA``; the test checks with
   ``ld.so --list-diagnostics`` that the mask took effect);
@@ -47,7 +48,7 @@ def _numpy_dispatch_features() -> list[str]:
     return [f for f in m.__cpu_dispatch__ if m.__cpu_features__.get(f) and f not in m.__cpu_baseline__]
 
 
-KNOBS += ("GLIBC_TUNABLES", "VPX_SIMD_CAPS", "VPX_SIMD_CAPS_MASK", "OPENBLAS_CORETYPE", "TZ", "LC_ALL", "LANG")
+KNOBS += ("MKL_CBWR", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "GLIBC_TUNABLES", "VPX_SIMD_CAPS", "VPX_SIMD_CAPS_MASK", "OPENBLAS_CORETYPE", "TZ", "LC_ALL", "LANG")
 # glibc's names of the CPU features its ifunc variants test (glibc >= 2.33 spelling)
 GLIBC_MASK = "glibc.cpu.hwcaps=" + ",".join(f"-{f}" for f in (
     "AVX512F", "AVX512VL", "AVX512BW", "AVX512DQ", "AVX512CD", "AVX512ER", "AVX512PF", "AVX2", "FMA", "FMA4",
@@ -125,7 +126,8 @@ def _assert_same(reference, other) -> None:
 @pytest.mark.slow
 def test_same_bytes_without_simd_kernels(reference, tmp_path):
     features = " ".join(_numpy_dispatch_features())
-    env = {"ATEN_CPU_CAPABILITY": "default", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2"}
+    env = {"ATEN_CPU_CAPABILITY": "default", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2", "MKL_CBWR": "COMPATIBLE",
+           "ONEDNN_MAX_CPU_ISA": "SSE41", "DNNL_MAX_CPU_ISA": "SSE41"}
     if features:
         env["NPY_DISABLE_CPU_FEATURES"] = features
     _assert_same(reference, _sample(tmp_path / "out", workers=1, threads=1, **env))

@@ -124,6 +124,8 @@ def test_portable_audio_changes_only_the_webm_audio(tmp_path):
     assert _digests(root / "gt")["boxes.csv"] == _digests(tmp_path / "gt")["boxes.csv"]
     old, new = _digests(root / "videos"), _digests(tmp_path / "videos")
     assert {k for k in old if old[k] != new[k]} == set(clips["video"][webm])
+    streams = {name: parts_of(tmp_path / "videos" / name) for name in portable["video"]}
+    assert not [n for n, parts in streams.items() if any(".opus." in k for k in parts)]   # no libopus stream
     for name in clips["video"][webm]:
         a, b = parts_of(root / "videos" / name), parts_of(tmp_path / "videos" / name)
         assert a["v0.vp9.packets"] == b["v0.vp9.packets"] and "a1.opus.packets" in a and "a1.vorbis.packets" in b
