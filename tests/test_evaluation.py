@@ -341,7 +341,8 @@ def test_write_results_writes_everything(tmp_path, results):
     assert published.loc["DMC", "esc50_acc_mean"] == 0.826
     assert published.loc["‡DMC", "dcase_scene_acc_mean"] == 0.96
     md = (tmp_path / "tables/summary.md").read_text()
-    assert "published (paper), not reproduced" in md and "| 82.6 |" in md and "100.0 ± 0.0" in md
+    assert "published (paper), not reproduced" in md and "| 82.6 |" in md and "| 100.0 ± 0.0 (80/80) |" in md
+    assert "PARTIAL" not in md
     conf = pd.read_csv(tmp_path / "plots/esc50_dmc_confusion.csv")
     assert list(conf.columns) == ["actual", "predicted"] and len(conf) == 80
     assert set(conf["actual"]) == {"class0", "class1", "class2", "class3"}

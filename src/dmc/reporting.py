@@ -145,8 +145,8 @@ def summary_table(results: dict) -> pd.DataFrame:
 
 def _headline(table: pd.DataFrame, col: str) -> list[str]:
     """The accuracy cells of one fold-protocol column: the pooled accuracy (correct / scored) with
-    the per-fold spread beside it; on partial data also the clips scored of those listed, the folds
-    scored and the mark; a published row (no pooled value) shows its number."""
+    the per-fold spread beside it and the clips scored of those listed (``85.0 ± 2.8 (300/300)``);
+    on partial data also the folds scored and the mark; a published row shows its number."""
     cells = []
     for _, row in table.iterrows():
         pooled = row.get(f"{col}_acc_pooled")
@@ -154,10 +154,12 @@ def _headline(table: pd.DataFrame, col: str) -> list[str]:
             cells.append(_pct(row[f"{col}_acc_mean"], row[f"{col}_acc_std"]))
             continue
         text = _pct(pooled, row[f"{col}_acc_std"])
+        counts = f"{int(row[f'{col}_n_scored'])}/{int(row[f'{col}_n_listed'])}"
         if _is_true(row[f"{col}_partial"]):
             folds = str(row[f"{col}_folds_scored"]).replace(",", ", ")
-            text += (f" ({PARTIAL_MARK}: {int(row[f'{col}_n_scored'])}/{int(row[f'{col}_n_listed'])} "
-                     f"clips scored, fold{'s' if ',' in folds else ''} {folds})")
+            text += f" ({PARTIAL_MARK}: {counts} clips scored, fold{'s' if ',' in folds else ''} {folds})"
+        else:
+            text += f" ({counts})"
         cells.append(text)
     return cells
 
