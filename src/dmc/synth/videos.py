@@ -12,7 +12,9 @@ determined by ``(seed, clip index)`` and byte-identical on every x86-64 machine:
 come from CPU-independent arithmetic (``portable.py``), frames are converted to YUV 4:2:0
 with integer arithmetic here (not by libswscale, whose SIMD kernels round differently), the
 encoders run single-threaded, and FFmpeg's own codecs (the AAC encoder) run its C code
-(``dmc.avcpu``).
+(``dmc.avcpu``). The exception is the WebM clips' Opus audio: libopus picks its kernels from
+CPUID and its CELT search uses approximate instructions (RCPPS/RSQRTPS) whose values differ
+between Intel and AMD; ``portable_audio`` (``synth.portable_audio``) writes Vorbis instead.
 """
 
 from __future__ import annotations
