@@ -38,6 +38,8 @@ demo: install
 	@echo; echo "== results/tables/summary.md"; cat results/tables/summary.md
 	@echo; test ! -f results/localization/table.md || sed -n '1,10p' results/localization/table.md
 	@echo; dvc status
+	@echo; echo "== the data against the committed per-file manifests (results/manifest, README \"Checking a host\")"
+	dmc verify
 
 test: install
 	$(BIN)/python -m pytest -q -m "not cluster"

@@ -252,7 +252,7 @@ def test_group_accuracy_by_hand():
     result = {"folds": [1, 2], "fold": [1, 1, 1, 1, 2, 2, 2, 2],
               "y_true": [0, 1, 2, 3, 0, 1, 2, 3], "y_pred": [0, 0, 3, 1, 0, 1, 2, 3]}
     g = group_accuracy(result, {0: "a", 1: "a", 2: "b", 3: "b"})
-    assert g == {"group_acc_mean": (0.75 + 1.0) / 2, "group_acc_std": 0.125}
+    assert g == {"group_acc_mean": (0.75 + 1.0) / 2, "group_acc_std": 0.125, "group_acc_pooled": 7 / 8}
 
 
 def test_esc50_scores_groups_when_the_metadata_has_them():
@@ -287,6 +287,9 @@ FIRST_KEYS = {f"esc50.{m}.{f}" for m in METHODS for f in (*FOLD_FIELDS, "esc10_a
 EXPECTED_KEYS = FIRST_KEYS | {f"{d}.{m}.{f}" for d in ("esc50", "esc10") for m in METHODS
                               for f in (*FOLD_FIELDS, "n_folds", "C_edge_share")} | \
     {f"dcase.{m}.C_edge" for m in METHODS} | {f"esc50.{m}.group_acc_mean" for m in METHODS}
+POOLED_FIELDS = ("acc_pooled", "n_scored", "n_listed", "folds_scored", "partial")
+EXPECTED_KEYS |= {f"{d}.{m}.{f}" for d in ("esc50", "esc10") for m in METHODS for f in POOLED_FIELDS} | \
+    {f"esc50.{m}.esc10_{f}" for m in METHODS for f in POOLED_FIELDS}
 
 
 @pytest.fixture(scope="module")
@@ -300,7 +303,7 @@ def results():
 
 
 def test_metric_keys_are_stable(results):
-    assert len(reporting.metric_keys()) == 72 and set(reporting.metric_keys()) == EXPECTED_KEYS
+    assert len(reporting.metric_keys()) == 72 + 45 and set(reporting.metric_keys()) == EXPECTED_KEYS
     assert FIRST_KEYS <= set(reporting.metric_keys())
     flat = reporting.flatten_metrics(results)
     assert list(flat) == reporting.metric_keys()
@@ -309,6 +312,11 @@ def test_metric_keys_are_stable(results):
     assert flat["dcase.dmc.scene_acc_mean"] == 1.0 and flat["dcase.random_init.acc"] is None
     v = flat["esc50.logmel_stats.acc_mean"]
     assert isinstance(v, float) and 0 <= v <= 1 and v == round(v, 4)
+    # complete data, equal folds: the pooled accuracy is the mean; counts and folds kept as they are
+    assert flat["esc50.logmel_stats.acc_pooled"] == v
+    assert (flat["esc50.dmc.n_scored"], flat["esc50.dmc.n_listed"], flat["esc50.dmc.folds_scored"],
+            flat["esc50.dmc.partial"]) == (80, 80, "1,2,3,4,5", False)
+    assert (flat["esc50.dmc.esc10_n_scored"], flat["esc50.dmc.esc10_partial"]) == (40, False)
     with pytest.raises(ValueError, match="unknown dataset"):
         reporting.flatten_metrics({"esc-50": {}})
 
@@ -334,7 +342,8 @@ def test_write_results_writes_everything(tmp_path, results):
     assert published.loc["DMC", "esc50_acc_mean"] == 0.826
     assert published.loc["‡DMC", "dcase_scene_acc_mean"] == 0.96
     md = (tmp_path / "tables/summary.md").read_text()
-    assert "published (paper), not reproduced" in md and "| 82.6 |" in md and "100.0 ± 0.0" in md
+    assert "published (paper), not reproduced" in md and "| 82.6 |" in md and "| 100.0 ± 0.0 (80/80) |" in md
+    assert "PARTIAL" not in md
     conf = pd.read_csv(tmp_path / "plots/esc50_dmc_confusion.csv")
     assert list(conf.columns) == ["actual", "predicted"] and len(conf) == 80
     assert set(conf["actual"]) == {"class0", "class1", "class2", "class3"}
@@ -367,13 +376,82 @@ def test_partial_esc50_evaluates_what_it_can_and_says_why_not(tmp_path):
     assert 4 not in r["folds"] and r["folds"] == [2, 3, 5]
     assert "fold 4" in r["folds_not_evaluated"]["4"] and "class3" in r["folds_not_evaluated"]["4"]
     assert len(r["y_true"]) == int((meta["fold"] != 4).sum())
+    # folds 2, 3, 5 hold 3 test clips each, fewer than one per class (4): pooled, not scored alone
+    assert r["fold_n_test"] == [3, 3, 3] and r["min_fold_clips"] == 4 and r["folds_below_minimum"] == [2, 3, 5]
+    assert r["acc_mean"] is None and r["acc_std"] is None
+    assert (r["n_scored"], r["n_listed"], r["partial"]) == (9, 25, True)
+    assert r["acc_pooled"] == float(np.mean(np.asarray(r["y_pred"]) == np.asarray(r["y_true"])))
     flat = reporting.flatten_metrics({"esc50": {"dmc": r}})
-    assert flat["esc50.dmc.fold4"] is None and flat["esc50.dmc.fold2"] is not None
-    assert flat["esc50.dmc.n_folds"] == 3 and flat["esc10.dmc.acc_mean"] is None
+    assert flat["esc50.dmc.fold4"] is None and flat["esc50.dmc.fold2"] is None
+    assert flat["esc50.dmc.n_folds"] == 0 and flat["esc10.dmc.acc_mean"] is None
+    assert flat["esc50.dmc.acc_pooled"] == round(r["acc_pooled"], 4) and flat["esc50.dmc.folds_scored"] == "2,3,5"
     reporting.write_results({"esc50": {"dmc": r}}, tmp_path)
     folds = pd.read_csv(tmp_path / "tables/esc50_folds.csv", keep_default_na=False)
     row = folds[folds["fold"] == 4].iloc[0]
     assert row["accuracy"] == "" and "has no training clip" in row["not_evaluated"]
+    row = folds[folds["fold"] == 2].iloc[0]
+    assert row["accuracy"] == "" and float(row["n_test"]) == 3 and "not scored on its own" in row["not_evaluated"]
+    # with a minimum the small folds pass, they are scored on their own again
+    r0 = evaluate_esc50(X, meta, C_grid=(0.1,), min_fold_clips_per_class=0.5)
+    assert r0["folds_below_minimum"] == [] and r0["acc_mean"] == pytest.approx(float(np.mean(r0["fold_acc"])))
+    assert r0["partial"] is True                                  # fold 4 is still not scored
+
+
+def issue_shaped_esc(seed=0):
+    """Like the partial copy of issue 27 (414 of 2000 clips: fold 4 complete, a few clips of the
+    other folds), in small: 10 classes, fold 4 complete (4 clips per class, 40 clips), fold 1 has 7
+    clips, fold 2 one, fold 3 two, fold 5 none; classes 4, 6 and 9 are only in fold 4, so fold 4
+    cannot be evaluated. 50 clips listed, the 10 of folds 1-3 can be scored. ESC-10 subset: the
+    classes 0-4 (24 clips listed, 4 of them in fold 1)."""
+    rng = np.random.default_rng(seed)
+    rows = [(4, t) for t in range(10) for _ in range(4)]
+    rows += [(1, t) for t in (0, 1, 2, 3, 5, 5, 5)] + [(2, 7)] + [(3, 8), (3, 8)]
+    meta = pd.DataFrame({"filename": [f"{f}-{i}-A-{t}.wav" for i, (f, t) in enumerate(rows)],
+                         "fold": [f for f, _ in rows], "target": [t for _, t in rows],
+                         "category": [f"class{t}" for _, t in rows], "esc10": [t < 5 for _, t in rows]})
+    X = rng.normal(0, 0.4, (len(rows), 14))
+    X[np.arange(len(rows)), meta["target"]] += 1.0
+    return X, meta
+
+
+def test_partial_esc50_headline_is_pooled_counted_and_marked(tmp_path):
+    """Issue 27's case: the summary row shows the pooled accuracy over the scored clips, how many
+    of the listed clips were scored, the folds, and the partial mark; no mean of 1- and 2-clip
+    folds. The ESC-10 subset follows the same rule: 4 scorable clips of 5 classes are too few,
+    so its cell stays empty and the folds table says why."""
+    X, meta = issue_shaped_esc()
+    r = evaluate_esc50(X, meta, C_grid=(1.0,))
+    assert r["folds_not_evaluated"].keys() == {"4"} and r["folds"] == [1, 2, 3]
+    assert r["fold_n_test"] == [7, 1, 2] and r["folds_below_minimum"] == [1, 2, 3] and r["acc_mean"] is None
+    assert (r["n_scored"], r["n_listed"], r["partial"]) == (10, 50, True)
+    correct = int(np.sum(np.asarray(r["y_pred"]) == np.asarray(r["y_true"])))
+    assert r["acc_pooled"] == correct / 10
+    assert r["esc10"] is None and r["esc10_not_evaluated"].startswith(
+        "esc50 (ESC-10 subset): only 4 of 24 clips can be scored (fold(s) 1), fewer than the minimum 5")
+    reporting.write_results({"esc50": {"dmc": r}}, tmp_path)
+    md = (tmp_path / "tables/summary.md").read_text().splitlines()
+    row = next(line for line in md if line.startswith("| ours (this run) | dmc |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2] == f"{100 * correct / 10:.1f} (PARTIAL: 10/50 clips scored, folds 1, 2, 3)"
+    assert cells[3] == ""
+    summary = pd.read_csv(tmp_path / "tables/summary.csv")
+    ours = summary[summary["source"] == reporting.OURS].iloc[0]
+    assert (ours["esc50_n_scored"], ours["esc50_n_listed"], ours["esc50_folds_scored"]) == (10, 50, "1,2,3")
+    assert bool(ours["esc50_partial"]) and np.isnan(ours["esc50_acc_mean"])
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["esc50.dmc.n_scored"] == 10 and metrics["esc50.dmc.partial"] is True
+    assert metrics["esc50.dmc.acc_mean"] is None and metrics["esc50.dmc.esc10_n_scored"] is None
+    folds = reporting.fold_table({"esc50": {"dmc": r}})
+    assert folds[folds["subset"] == "ESC-10"]["not_evaluated"].tolist() == [r["esc10_not_evaluated"]]
+
+
+def test_partial_esc50_with_too_few_scored_clips_stops_with_one_line():
+    """Fewer scored clips than one per class: nothing meaningful is left, one line says why."""
+    X, meta = issue_shaped_esc()
+    keep = (~((meta["fold"] == 1) & (meta["target"] == 5))).to_numpy()    # 7 scorable clips, 10 classes
+    with pytest.raises(EvaluationError, match=r"^esc50: only 7 of 47 clips can be scored \(fold\(s\) 1, 2, 3\), "
+                                              r"fewer than the minimum 10 .*; fold 4: class"):
+        evaluate_esc50(X[keep], meta[keep].reset_index(drop=True), C_grid=(1.0,))
 
 
 def test_protocol_impossible_stops_with_one_line():

@@ -280,6 +280,32 @@ def test_read_esc10_release_layout(tmp_path):
     assert logmel.shape == (15, 101, 64) and list(clips["fold"]) == list(t["fold"])
 
 
+def test_esc10_portable_audio_is_lossless_flac(tmp_path):
+    """synth.portable_audio: the ESC-10 clips are FLAC with exactly the samples of the ESC-like clips
+    they come from (no libopus, no resampling), in the same layout and names but .flac."""
+    import av
+
+    from dmc.io.audio import read_audio
+    from dmc.io.evalsets import read_esc10
+    from dmc.synth import generate_esc10
+    from dmc.synth.evalsets import generate_esc50
+
+    root = tmp_path / "ESC-10"
+    generate_esc10(root, n_classes=2, clips_per_class=5, seed=1, portable_audio=True)
+    generate_esc10(tmp_path / "opus", n_classes=2, clips_per_class=5, seed=1)
+    t, opus = read_esc10(root), read_esc10(tmp_path / "opus")
+    assert all(p.endswith(".flac") for p in t["path"])
+    for p in t["path"]:                                     # FLAC streams only: no libopus anywhere
+        with av.open(p) as c:
+            assert [st.codec_context.name for st in c.streams] == ["flac"]
+    assert [f.rsplit(".", 1)[0] for f in t["filename"]] == [f.rsplit(".", 1)[0] for f in opus["filename"]]
+    meta = generate_esc50(tmp_path / "esc", n_classes=2, clips_per_class=5, seed=1)
+    for r in meta.itertuples():
+        wav, rate = read_audio(tmp_path / "esc" / "audio" / r.filename)
+        flac, frate = read_audio(next(p for p in t["path"] if p.endswith(f"/{r.fold}-{r.src_file}-{r.take}.flac")))
+        assert frate == rate == 44100 and np.array_equal(flac, wav)
+
+
 @pytest.mark.parametrize("make, reason", [
     (lambda r: (r / "Dog bark").mkdir(), "class folder name is not 'NNN - Class name'"),
     (lambda r: (r / "001 - Dog").mkdir() or (r / "001 - Dog" / "clip.ogg").write_text("x"),

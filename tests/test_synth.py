@@ -107,6 +107,33 @@ def test_videos_deterministic_and_worker_independent(videos, tmp_path):
     assert _digests(root / "videos") == _digests(tmp_path / "videos")
 
 
+def test_portable_audio_changes_only_the_webm_audio(tmp_path):
+    """synth.portable_audio: the WebM clips' audio is Vorbis (stereo; a mono clip as two equal
+    channels) instead of libopus's Opus; their video stream and every other clip stay the same."""
+    import av
+    from dmc.io.manifest import parts_of
+
+    kw = {**VIDEO_KW, "other_containers": 1.0}                    # seed 7: WebM, MKV, WebM, MKV
+    root = tmp_path / "opus"
+    clips = generate_videos(root / "videos", root / "gt", **kw)
+    portable = generate_videos(tmp_path / "videos", tmp_path / "gt", **{**kw, "portable_audio": True})
+    webm = clips.index[clips["container"] == "webm"]
+    assert sorted(clips["audio_channels"][webm]) == [1, 2]                # a mono and a stereo WebM clip
+    pd.testing.assert_frame_equal(clips.drop(columns="audio_channels"), portable.drop(columns="audio_channels"))
+    assert (portable["audio_channels"][webm] == 2).all()
+    assert _digests(root / "gt")["boxes.csv"] == _digests(tmp_path / "gt")["boxes.csv"]
+    old, new = _digests(root / "videos"), _digests(tmp_path / "videos")
+    assert {k for k in old if old[k] != new[k]} == set(clips["video"][webm])
+    streams = {name: parts_of(tmp_path / "videos" / name) for name in portable["video"]}
+    assert not [n for n, parts in streams.items() if any(".opus." in k for k in parts)]   # no libopus stream
+    for name in clips["video"][webm]:
+        a, b = parts_of(root / "videos" / name), parts_of(tmp_path / "videos" / name)
+        assert a["v0.vp9.packets"] == b["v0.vp9.packets"] and "a1.opus.packets" in a and "a1.vorbis.packets" in b
+        with av.open(str(tmp_path / "videos" / name)) as c:
+            planes = np.concatenate([f.to_ndarray() for f in c.decode(audio=0)], axis=1)
+        assert planes.shape[0] == 2 and np.abs(planes).max() > 0.01
+
+
 # --------------------------------------------------------------------------- ESC-50
 def test_esc50_layout(tmp_path):
     root = tmp_path / "esc50"

@@ -24,6 +24,17 @@ fold whose training folds hold every class of its test fold, stops with an
 classes are not all in its training folds is skipped and reported as not evaluated; an inner
 split whose training part has fewer than two classes is left out of the C search.
 
+Partial data (a fold not evaluated, or folds with few clips): the headline is the **pooled**
+accuracy, correct / scored over the clips of every evaluated fold (``acc_pooled``, with
+``n_scored`` of ``n_listed`` clips and ``folds_scored``), and a fold with fewer test clips than
+``min_fold_clips_per_class`` x the number of classes (``min_fold_clips``) is not scored on its own:
+its clips count in the pooled accuracy, but it has no fold accuracy in ``acc_mean`` / ``acc_std``
+(the per-fold spread) and is listed in ``folds_below_minimum``. ``partial`` is true when a listed
+clip was not scored or a fold was below the minimum. Fewer scored clips than the minimum stops
+with an :class:`~dmc.errors.EvaluationError` (nothing meaningful is left); for the ESC-10 subset
+of an ESC-50 set, the subset alone is left out (``esc10`` None, ``esc10_not_evaluated`` says why).
+With complete data and equal folds, ``acc_pooled`` equals ``acc_mean``.
+
 Results are plain Python (lists, floats, ints, str) so they can be written to JSON as they
 are and read back by :mod:`dmc.evaluation.reporting`. Accuracies are fractions in 0..1.
 """
@@ -44,6 +55,7 @@ from dmc.evaluation.svm import fit_ovr
 C_GRID = (0.0001, 0.001, 0.01, 0.1, 1.0, 10.0)
 C_BOUNDS = (1e-6, 1e3)   # the grid is never extended beyond these
 SVM_TOL = 1e-4           # ||grad|| <= SVM_TOL * ||grad at 0|| for every SVM (dmc.evaluation.svm)
+MIN_FOLD_CLIPS_PER_CLASS = 1.0   # a fold needs this many test clips per class to be scored on its own
 
 
 def _pick(scores: np.ndarray, grid: list[float]) -> tuple[int, str | None]:
@@ -171,7 +183,8 @@ def esc50_fold_plan(y: np.ndarray, folds: np.ndarray, names: dict | None = None,
 
 
 def _fold_protocol(X: np.ndarray, y: np.ndarray, folds: np.ndarray, C_grid: Sequence[float],
-                   names: dict | None = None, dataset: str = "esc50", tol: float = SVM_TOL) -> dict:
+                   names: dict | None = None, dataset: str = "esc50", tol: float = SVM_TOL,
+                   min_per_class: float = MIN_FOLD_CLIPS_PER_CLASS) -> dict:
     """Train on all folds but f (C chosen on them, leave-one-fold-out), test on f, for each f."""
     plan = esc50_fold_plan(y, folds, names, dataset)
     fold_ids = plan["folds"]
@@ -185,6 +198,14 @@ def _fold_protocol(X: np.ndarray, y: np.ndarray, folds: np.ndarray, C_grid: Sequ
                                   f"no inner split of the other folds has two classes to train on "
                                   f"(use a one-value evaluate.C_grid)")
     classes = sorted(np.unique(y).tolist())
+    min_clips = int(np.ceil(min_per_class * len(classes)))
+    n_scored = int(np.isin(folds, outer).sum())
+    if n_scored < max(1, min_clips):
+        why = "; ".join(f"fold {f}: {r}" for f, r in plan["evaluated"].items() if r is not True)
+        raise EvaluationError(f"{dataset}: only {n_scored} of {len(y)} clips can be scored (fold(s) "
+                              f"{', '.join(map(str, outer))}), fewer than the minimum {min_clips} "
+                              f"(evaluate.min_fold_clips_per_class {min_per_class:g} x {len(classes)} classes)"
+                              + (f"; {why}" if why else ""))
     y_idx = np.searchsorted(classes, y)
     pairs = sorted({tuple(sorted((f, g))) for f in outer for g in plan["inner"][f]})
     set_of_pair = {pr: i for i, pr in enumerate(pairs)}
@@ -227,11 +248,17 @@ def _fold_protocol(X: np.ndarray, y: np.ndarray, folds: np.ndarray, C_grid: Sequ
     edge_cfg = [e for _, _, e, _ in searched]
     skipped = {f: r for f, r in plan["evaluated"].items() if r is not True}
     evaluated = ~np.isin(folds, list(skipped))
+    own = [a for a, n in zip(acc, n_test) if n >= min_clips]      # folds scored on their own
+    below = [f for f, n in zip(outer, n_test) if n < min_clips]
+    correct = int(np.sum(y_pred[evaluated] == y[evaluated]))
     return {"folds": outer, "fold_acc": acc, "fold_n_test": n_test, "fold_C": fold_C,
             "fold_C_edge": edge_cfg, "C_grid": grid, "fold_C_grid": [g for g, _, _, _ in searched],
             "C_edge_share": float(np.mean(edge_cfg)), "C_edge_after_extension": [e for *_, e in searched],
             "folds_not_evaluated": {str(f): r for f, r in skipped.items()},
-            "acc_mean": float(np.mean(acc)), "acc_std": float(np.std(acc)),
+            "acc_mean": float(np.mean(own)) if own else None, "acc_std": float(np.std(own)) if own else None,
+            "acc_pooled": correct / n_scored, "n_scored": n_scored, "n_listed": int(len(y)),
+            "folds_scored": list(outer), "folds_below_minimum": below, "min_fold_clips": min_clips,
+            "partial": bool(n_scored < len(y) or below),
             "classes": classes, "class_acc": _per_class_accuracy(y[evaluated], y_pred[evaluated], classes),
             "y_true": y[evaluated].tolist(), "y_pred": y_pred[evaluated].tolist(),
             "fold": folds[evaluated].tolist(), "svm_tol": tol}
@@ -247,8 +274,10 @@ def group_accuracy(result: dict, group_of: dict) -> dict:
     true = np.array([group_of[int(c)] for c in result["y_true"]], dtype=object)
     pred = np.array([group_of[int(c)] for c in result["y_pred"]], dtype=object)
     fold = np.asarray(result["fold"])
-    acc = [float(np.mean(true[fold == f] == pred[fold == f])) for f in result["folds"]]
-    return {"group_acc_mean": float(np.mean(acc)), "group_acc_std": float(np.std(acc))}
+    below = set(result.get("folds_below_minimum", ()))
+    acc = [float(np.mean(true[fold == f] == pred[fold == f])) for f in result["folds"] if f not in below]
+    return {"group_acc_mean": float(np.mean(acc)) if acc else None, "group_acc_std": float(np.std(acc)) if acc else None,
+            "group_acc_pooled": float(np.mean(true == pred)) if len(true) else None}
 
 
 def _per_class_accuracy(y_true: np.ndarray, y_pred: np.ndarray, classes: list) -> list:
@@ -261,7 +290,8 @@ def _per_class_accuracy(y_true: np.ndarray, y_pred: np.ndarray, classes: list) -
 
 
 def evaluate_esc50(features: np.ndarray, meta: pd.DataFrame,
-                   C_grid: Sequence[float] = C_GRID, dataset: str = "esc50", tol: float = SVM_TOL) -> dict:
+                   C_grid: Sequence[float] = C_GRID, dataset: str = "esc50", tol: float = SVM_TOL,
+                   min_fold_clips_per_class: float = MIN_FOLD_CLIPS_PER_CLASS) -> dict:
     """ESC-50 protocol on the predefined folds of ``meta`` (never re-split).
 
     ``features[i]`` belongs to ``meta.iloc[i]`` (as from :func:`dmc.io.evalsets.read_esc50`).
@@ -273,7 +303,8 @@ def evaluate_esc50(features: np.ndarray, meta: pd.DataFrame,
     the model that did not see the clip), ``classes`` (targets), ``class_names``,
     ``folds_not_evaluated`` ({fold: reason}) and ``esc10``: the same for the rows with
     ``esc10`` True, or None. With a ``group`` column (``meta/groups.csv``), also
-    ``group_acc_mean``/``group_acc_std`` (:func:`group_accuracy`).
+    ``group_acc_mean``/``group_acc_std`` (:func:`group_accuracy`). Partial data: the pooled keys and
+    the minimum per fold of the module docstring (``min_fold_clips_per_class``).
     """
     X = np.asarray(features, dtype=np.float64)
     if X.ndim != 2 or len(X) != len(meta):
@@ -284,7 +315,7 @@ def evaluate_esc50(features: np.ndarray, meta: pd.DataFrame,
     folds = meta["fold"].to_numpy(dtype=np.int64)
     names = dict(zip(meta["target"].astype(int),
                      meta.get("category", meta["target"]).astype(str)))
-    result = _fold_protocol(X, y, folds, C_grid, names, dataset, tol)
+    result = _fold_protocol(X, y, folds, C_grid, names, dataset, tol, min_fold_clips_per_class)
     result["class_names"] = [names[c] for c in result["classes"]]
     if "group" in meta.columns:
         result.update(group_accuracy(result, dict(zip(meta["target"].astype(int), meta["group"].astype(str)))))
@@ -294,8 +325,13 @@ def evaluate_esc50(features: np.ndarray, meta: pd.DataFrame,
             raise EvaluationError(f"{dataset}: esc10 column must be boolean, got {meta['esc10'].dtype}")
         sub = meta["esc10"].to_numpy()
         if sub.any():
-            result["esc10"] = _fold_protocol(X[sub], y[sub], folds[sub], C_grid, names, f"{dataset} (ESC-10 subset)", tol)
-            result["esc10"]["class_names"] = [names[c] for c in result["esc10"]["classes"]]
+            try:
+                result["esc10"] = _fold_protocol(X[sub], y[sub], folds[sub], C_grid, names,
+                                                 f"{dataset} (ESC-10 subset)", tol, min_fold_clips_per_class)
+            except EvaluationError as exc:    # the subset alone has too little: left out, with why
+                result["esc10_not_evaluated"] = str(exc)
+            else:
+                result["esc10"]["class_names"] = [names[c] for c in result["esc10"]["classes"]]
     return result
 
 

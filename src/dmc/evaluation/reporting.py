@@ -23,11 +23,16 @@ from dmc.atomic import atomic_file
 from dmc.names import DATASETS, FOLD_DATASETS, METHODS
 
 _FOLDS = ("acc_mean", "acc_std", "fold1", "fold2", "fold3", "fold4", "fold5", "n_folds", "C_edge_share")
+#: how much of a data set was scored (dmc.evaluation.protocols: pooled accuracy, clips scored of those listed,
+#: the folds whose clips were scored, partial data); kept as int / str / bool in metrics.json
+_POOLED = ("acc_pooled", "n_scored", "n_listed", "folds_scored", "partial")
 FIELDS = {
-    "esc50": (*_FOLDS, "esc10_acc_mean", "esc10_acc_std", "group_acc_mean"),
-    "esc10": _FOLDS,
+    "esc50": (*_FOLDS, "esc10_acc_mean", "esc10_acc_std", "group_acc_mean", *_POOLED,
+              *(f"esc10_{f}" for f in _POOLED)),
+    "esc10": (*_FOLDS, *_POOLED),
     "dcase": ("acc", "scene_acc_mean", "C_edge"),
 }
+_AS_IS = {f for f in _POOLED if f != "acc_pooled"} | {f"esc10_{f}" for f in _POOLED if f != "acc_pooled"}
 OURS = "ours (this run)"
 #: Numeric columns of the summary table -> metric key (``{}`` = method).
 SUMMARY_COLUMNS = {
@@ -36,6 +41,10 @@ SUMMARY_COLUMNS = {
     "esc10_release_acc_mean": "esc10.{}.acc_mean", "esc10_release_acc_std": "esc10.{}.acc_std",
     "dcase_acc": "dcase.{}.acc", "dcase_scene_acc_mean": "dcase.{}.scene_acc_mean",
 }
+#: the pooled accuracy and counts of each fold-protocol column of the summary (column prefix ->
+#: metric key prefix); with complete data and equal folds the pooled accuracy is the mean
+SUMMARY_POOLED = {"esc50": "esc50.{}.", "esc10": "esc50.{}.esc10_", "esc10_release": "esc10.{}."}
+PARTIAL_MARK = "PARTIAL"
 PUBLISHED_LABEL = "published (paper), not reproduced"
 
 #: Published accuracies (fractions), quoted from the paper's sources; NOT reproduced here.
@@ -70,14 +79,25 @@ def _values(dataset: str, r: dict | None) -> dict:
         return {}
     if dataset not in FOLD_DATASETS:
         return {"acc": r["acc"], "scene_acc_mean": r["scene_acc_mean"], "C_edge": float(r["C_edge"])}
-    out = {"acc_mean": r["acc_mean"], "acc_std": r["acc_std"], "n_folds": len(r["folds"]),
+    below = set(r.get("folds_below_minimum", ()))
+    out = {"acc_mean": r["acc_mean"], "acc_std": r["acc_std"], "n_folds": len([f for f in r["folds"] if f not in below]),
            "C_edge_share": r["C_edge_share"]}
-    out.update({f"fold{f}": a for f, a in zip(r["folds"], r["fold_acc"])})
+    out.update({f"fold{f}": a for f, a in zip(r["folds"], r["fold_acc"]) if f not in below})
+    out.update(_pooled(r))
     if r.get("esc10"):
         out.update(esc10_acc_mean=r["esc10"]["acc_mean"], esc10_acc_std=r["esc10"]["acc_std"])
+        out.update({f"esc10_{k}": v for k, v in _pooled(r["esc10"]).items()})
     if "group_acc_mean" in r:
         out["group_acc_mean"] = r["group_acc_mean"]
     return out
+
+
+def _pooled(r: dict) -> dict:
+    """The pooled keys of one fold-protocol result (absent from results made before them)."""
+    if "acc_pooled" not in r:
+        return {}
+    return {"acc_pooled": r["acc_pooled"], "n_scored": int(r["n_scored"]), "n_listed": int(r["n_listed"]),
+            "folds_scored": ",".join(str(f) for f in r["folds_scored"]), "partial": bool(r["partial"])}
 
 
 def flatten_metrics(results: dict) -> dict:
@@ -90,7 +110,10 @@ def flatten_metrics(results: dict) -> dict:
     for key in metric_keys(_methods(results)):
         dataset, method, field = key.split(".")
         value = _values(dataset, results.get(dataset, {}).get(method)).get(field)
-        flat[key] = None if value is None else round(float(value), 4)
+        if value is None or field in _AS_IS:
+            flat[key] = value
+        else:
+            flat[key] = round(float(value), 4)
     return flat
 
 
@@ -108,22 +131,49 @@ def summary_table(results: dict) -> pd.DataFrame:
         if not any(m in results.get(d, {}) for d in DATASETS):
             continue
         rows.append({"source": OURS, "method": m,
-                     **{col: flat[key.format(m)] for col, key in SUMMARY_COLUMNS.items()}})
+                     **{col: flat[key.format(m)] for col, key in SUMMARY_COLUMNS.items()},
+                     **{f"{col}_{f}": flat[f"{key.format(m)}{f}"] for col, key in SUMMARY_POOLED.items()
+                        for f in _POOLED}})
     for name in dict.fromkeys([*PUBLISHED["esc50"], *PUBLISHED["dcase"]]):
         rows.append({"source": PUBLISHED_LABEL, "method": name,
                      "esc50_acc_mean": PUBLISHED["esc50"].get(name),
                      "dcase_scene_acc_mean": PUBLISHED["dcase"].get(name)})
-    return pd.DataFrame(rows, columns=["source", "method", *SUMMARY_COLUMNS]).astype(
-        {col: float for col in SUMMARY_COLUMNS})
+    pooled = [f"{col}_{f}" for col in SUMMARY_POOLED for f in _POOLED]
+    return pd.DataFrame(rows, columns=["source", "method", *SUMMARY_COLUMNS, *pooled]).astype(
+        {col: float for col in SUMMARY_COLUMNS} | {f"{col}_acc_pooled": float for col in SUMMARY_POOLED})
+
+
+def _headline(table: pd.DataFrame, col: str) -> list[str]:
+    """The accuracy cells of one fold-protocol column: the pooled accuracy (correct / scored) with
+    the per-fold spread beside it and the clips scored of those listed (``85.0 ± 2.8 (300/300)``);
+    on partial data also the folds scored and the mark; a published row shows its number."""
+    cells = []
+    for _, row in table.iterrows():
+        pooled = row.get(f"{col}_acc_pooled")
+        if pooled is None or pd.isna(pooled):
+            cells.append(_pct(row[f"{col}_acc_mean"], row[f"{col}_acc_std"]))
+            continue
+        text = _pct(pooled, row[f"{col}_acc_std"])
+        counts = f"{int(row[f'{col}_n_scored'])}/{int(row[f'{col}_n_listed'])}"
+        if _is_true(row[f"{col}_partial"]):
+            folds = str(row[f"{col}_folds_scored"]).replace(",", ", ")
+            text += f" ({PARTIAL_MARK}: {counts} clips scored, fold{'s' if ',' in folds else ''} {folds})"
+        else:
+            text += f" ({counts})"
+        cells.append(text)
+    return cells
+
+
+def _is_true(value) -> bool:
+    return isinstance(value, (bool, np.bool_)) and bool(value)
 
 
 def _summary_markdown(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "source": table["source"], "method": table["method"],
-        "ESC-50 acc (%)": [_pct(a, s) for a, s in zip(table["esc50_acc_mean"], table["esc50_acc_std"])],
-        "ESC-10 acc (%)": [_pct(a, s) for a, s in zip(table["esc10_acc_mean"], table["esc10_acc_std"])],
-        "ESC-10 release acc (%)": [_pct(a, s) for a, s in zip(table["esc10_release_acc_mean"],
-                                                              table["esc10_release_acc_std"])],
+        "ESC-50 acc (%)": _headline(table, "esc50"),
+        "ESC-10 acc (%)": _headline(table, "esc10"),
+        "ESC-10 release acc (%)": _headline(table, "esc10_release"),
         "DCASE2014 acc (%)": [_pct(a) for a in table["dcase_acc"]],
         "DCASE2014 mean scene acc (%)": [_pct(a) for a in table["dcase_scene_acc_mean"]],
     })
@@ -137,11 +187,21 @@ def fold_table(results: dict) -> pd.DataFrame:
     subsets = [(m, "ESC-50", r) for m, r in results.get("esc50", {}).items()]
     subsets += [(m, "ESC-10", r.get("esc10")) for m, r in results.get("esc50", {}).items()]
     subsets += [(m, "ESC-10 release", r) for m, r in results.get("esc10", {}).items()]
+    subsets += [(m, "ESC-10", {"subset_not_evaluated": r["esc10_not_evaluated"]})
+                for m, r in results.get("esc50", {}).items() if r.get("esc10_not_evaluated")]
     for m, subset, res in subsets:
         if not res:
             continue
-        rows += [{"method": m, "subset": subset, "fold": f, "n_test": n, "accuracy": a, "C": c,
-                  "C_at_grid_edge": e, "not_evaluated": ""}
+        if "subset_not_evaluated" in res:
+            rows.append({"method": m, "subset": subset, "fold": None, "n_test": None, "accuracy": None, "C": None,
+                         "C_at_grid_edge": None, "not_evaluated": res["subset_not_evaluated"]})
+            continue
+        below = set(res.get("folds_below_minimum", ()))
+        rows += [{"method": m, "subset": subset, "fold": f, "n_test": n, "accuracy": None if f in below else a,
+                  "C": c, "C_at_grid_edge": e,
+                  "not_evaluated": (f"not scored on its own: {n} test clips, fewer than the minimum "
+                                    f"{res['min_fold_clips']} (evaluate.min_fold_clips_per_class); its clips "
+                                    f"count in the pooled accuracy") if f in below else ""}
                  for f, n, a, c, e in zip(res["folds"], res["fold_n_test"], res["fold_acc"],
                                           res["fold_C"], res["fold_C_edge"])]
         rows += [{"method": m, "subset": subset, "fold": int(f), "n_test": None, "accuracy": None,

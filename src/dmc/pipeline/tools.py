@@ -30,6 +30,41 @@ def add_parsers(sub) -> None:
     c.set_defaults(func=dvc_yaml)
 
 
+def add_verify_parser(sub) -> None:
+    c = sub.add_parser("verify", help="compare data/synth, data/decoded and data/evalsets with the committed "
+                                      "per-file manifests (results/manifest) and name each differing file and part")
+    c.add_argument("--write", action="store_true", help="write the manifests of the current files instead")
+    c.add_argument("--reference", help="a folder holding another run's data/ folders (e.g. another clone): "
+                                       "measure each difference (largest absolute difference of arrays and samples)")
+    c.add_argument("--manifest-dir", default="results/manifest")
+    c.add_argument("--root", default=".", help="the repository whose data/ folders are checked (default: .)")
+    c.add_argument("--only", action="append", choices=["synth", "decoded", "evalsets"],
+                   help="check (or write) only this manifest; repeatable")
+    c.set_defaults(func=verify)
+
+
+def verify(args, p):
+    from dmc.io.manifest import ROOTS, VerifyError, verify as verify_files, write_all
+
+    root = Path(args.root)
+    names = args.only or list(ROOTS)
+    if args.write:
+        for path in write_all(root, p, Path(args.manifest_dir), names):
+            print(f"verify: wrote {path}", file=sys.stderr)
+        return
+    notes, diffs = verify_files(root, p, Path(args.manifest_dir), Path(args.reference) if args.reference else None,
+                                names)
+    for line in notes:
+        print(f"verify: {line}")
+    for d in diffs:
+        print(f"verify: {d}")
+    if diffs:
+        kinds = sorted({d.kind for d in diffs})
+        raise VerifyError(f"{len(diffs)} file(s) differ from {args.manifest_dir} ({', '.join(kinds)}); "
+                          f"docs/data.md \"Checking a host\" says what each kind means")
+    print(f"verify: every file matches {args.manifest_dir}")
+
+
 def add_sweep_parser(sub) -> None:
     c = sub.add_parser("sweep", help="seeds / ablation grid (params sweeps) as DVC experiments: queue, run, "
                                      "aggregate dvc.api.exp_show() into <sweep>.md|csv (seeds: results/tables, "

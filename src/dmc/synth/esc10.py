@@ -3,11 +3,14 @@
     root/001 - Flute/1-123456-A.ogg     folder "NNN - Class name", clip "FOLD-SOURCE-TAKE.ogg"
     root/002 - Engine/...
 
-The clips are those of :func:`dmc.synth.generate_esc50` with ``n_classes`` categories, encoded
-as Opus in OGG by FFmpeg's own Opus encoder running its portable C code (the same bytes on every
-CPU, :mod:`dmc.io.avcpu`). The release used OGG Vorbis; FFmpeg's Vorbis encoder cannot be opened
-here, and the reader, :func:`dmc.io.evalsets.read_esc10`, decodes any codec (tests read Vorbis-free
-OGG Opus made by libopus too).
+The clips are those of :func:`dmc.synth.generate_esc50` with ``n_classes`` categories, resampled
+to 48 kHz (FFmpeg's C code, :mod:`dmc.io.avcpu`) and encoded as Opus in OGG. The encoder is libopus:
+PyAV's ``"opus"`` resolves to it (this FFmpeg build has no Opus encoder of its own), and libopus
+picks its kernels from CPUID; its CELT search uses the approximate RCPPS/RSQRTPS instructions, whose
+values differ between Intel and AMD, so these bytes can differ between hosts. With
+``synth.portable_audio`` the clips are FLAC instead (lossless, integer: the same bytes everywhere).
+The release used OGG Vorbis; FFmpeg's Vorbis encoder takes stereo only, and the reader,
+:func:`dmc.datasets.read_esc10`, decodes any codec.
 """
 
 from __future__ import annotations
@@ -38,9 +41,29 @@ def write_ogg(path, audio: np.ndarray, sample_rate: int) -> None:
             container.mux(packet)
 
 
-def generate_esc10(root, n_classes: int = 10, clips_per_class: int = 10, seed: int = 0) -> list[str]:
+def write_flac(path, audio: np.ndarray, sample_rate: int) -> None:
+    """Mono float audio holding 16-bit values (k / 32768, as read from a 16-bit WAV) -> FLAC at its
+    own rate: lossless, and with fixed predictors an all-integer encoder, so the file's bytes and
+    its decoded samples are the same on every CPU."""
+    pcm = np.round(np.asarray(audio, np.float64) * 32768).clip(-32768, 32767).astype(np.int16)[None]
+    with ffmpeg_portable(), av.open(str(path), "w", format="flac", options={"fflags": "+bitexact"}) as container:
+        stream = container.add_stream("flac", rate=sample_rate, layout="mono", format="s16")
+        stream.codec_context.thread_count = 1
+        stream.codec_context.options = {"flags": "+bitexact", "lpc_type": "fixed"}
+        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+        frame.sample_rate = sample_rate
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+
+
+def generate_esc10(root, n_classes: int = 10, clips_per_class: int = 10, seed: int = 0,
+                   portable_audio: bool = False) -> list[str]:
     """Write an ESC-10-release-layout set under ``root`` (replaced atomically); returns the
-    class folder names."""
+    class folder names. ``portable_audio``: FLAC clips (``FOLD-SOURCE-TAKE.flac``, 44.1 kHz,
+    lossless: the ESC-like clips' own samples) instead of OGG Opus from libopus, whose output
+    depends on the CPU (RCPPS/RSQRTPS in its CELT search; no switch avoids them)."""
     from dmc.io.audio import read_audio
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -52,5 +75,8 @@ def generate_esc10(root, n_classes: int = 10, clips_per_class: int = 10, seed: i
                 (Path(out) / name).mkdir()
             for r in meta.itertuples():
                 audio, rate = read_audio(Path(tmp) / "esc" / "audio" / r.filename)
-                write_ogg(Path(out) / folders[r.target] / f"{r.fold}-{r.src_file}-{r.take}.ogg", audio[0], rate)
+                if portable_audio:
+                    write_flac(Path(out) / folders[r.target] / f"{r.fold}-{r.src_file}-{r.take}.flac", audio[0], rate)
+                else:
+                    write_ogg(Path(out) / folders[r.target] / f"{r.fold}-{r.src_file}-{r.take}.ogg", audio[0], rate)
     return sorted(set(folders.values()))

@@ -12,7 +12,9 @@ determined by ``(seed, clip index)`` and byte-identical on every x86-64 machine:
 come from CPU-independent arithmetic (``portable.py``), frames are converted to YUV 4:2:0
 with integer arithmetic here (not by libswscale, whose SIMD kernels round differently), the
 encoders run single-threaded, and FFmpeg's own codecs (the AAC encoder) run its C code
-(``dmc.io.avcpu``).
+(``dmc.io.avcpu``). The exception is the WebM clips' Opus audio: libopus picks its kernels from
+CPUID and its CELT search uses approximate instructions (RCPPS/RSQRTPS) whose values differ
+between Intel and AMD; ``portable_audio`` (``synth.portable_audio``) writes Vorbis instead.
 """
 
 from __future__ import annotations
@@ -42,7 +44,12 @@ VIDEO_OPTIONS = {
     "libvpx-vp9": {"deadline": "realtime", "cpu-used": "8", "crf": "30", "b": "0", "threads": "1",
                    "row-mt": "0"},
 }
-AUDIO_OPTIONS = {"aac": {"aac_coder": "fast"}}
+AUDIO_OPTIONS = {"aac": {"aac_coder": "fast"}, "vorbis": {"strict": "-2", "flags": "+bitexact"}}
+# synth.portable_audio: the WebM clips' audio without libopus, whose CELT search runs the CPU's
+# approximate-reciprocal instructions (RCPPS/RSQRTPS: other values on Intel than on AMD) with no
+# switch to avoid them; FFmpeg's own Vorbis encoder runs its C code (dmc.io.avcpu) and takes stereo only.
+# container key -> (audio codec, audio rate, least channel count: mono is written as two equal channels)
+PORTABLE_AUDIO = {"webm": ("vorbis", 48000, 2)}
 CLIP_COLUMNS = ["video", "seconds", "n_sources", "sounding_classes", "container", "audio_channels",
                 "audio_rate", "n_distractors"]
 BOX_COLUMNS = ["video", "frame", "time_s", "object_id", "class", "sounding", "x0", "y0", "x1", "y1"]
@@ -139,9 +146,11 @@ def rgb_to_yuv420p(rgb: np.ndarray) -> np.ndarray:
 
 
 def _encode(path: Path, container: str, frames, audio: np.ndarray, sr: int, fps: int,
-            width: int, height: int) -> None:
+            width: int, height: int, portable_audio: bool = False) -> None:
     """Write frames (iterable of RGB uint8 arrays) and audio (channels, n) into one file."""
     _, muxer, vcodec, acodec, _ = CONTAINERS[container]
+    if portable_audio and container in PORTABLE_AUDIO:
+        acodec = PORTABLE_AUDIO[container][0]
     layout = "mono" if audio.shape[0] == 1 else "stereo"
     with ffmpeg_portable(), av.open(str(path), "w", format=muxer, options={"fflags": "+bitexact"}) as out:
         vs = out.add_stream(vcodec, rate=fps, options=dict(VIDEO_OPTIONS[vcodec]))
@@ -173,7 +182,7 @@ def _encode(path: Path, container: str, frames, audio: np.ndarray, sr: int, fps:
 def _make_clip(args: tuple) -> tuple[dict, list[tuple]]:
     """Render and write clip ``index`` into ``folder``; returns (clip row, box rows)."""
     (folder, index, container, seed, seconds, width, height, fps, audio_rate,
-     max_sources, max_distractors, control, variants) = args
+     max_sources, max_distractors, control, variants, portable_audio) = args
     rng = np.random.default_rng([seed, index])
     ext, _, _, _, forced_rate = CONTAINERS[container]
     sr = forced_rate or audio_rate
@@ -181,6 +190,9 @@ def _make_clip(args: tuple) -> tuple[dict, list[tuple]]:
     objs = plan_clip(rng, width, height, max_sources, max_distractors, variants)
     channels = int(rng.integers(1, 3))
     audio = _render_audio(objs, seconds, sr, channels, width, rng)
+    if portable_audio and container in PORTABLE_AUDIO and channels < PORTABLE_AUDIO[container][2]:
+        channels = PORTABLE_AUDIO[container][2]       # mono written as identical channels: the draws,
+        audio = np.repeat(audio, channels, axis=0)     # hence the frames, stay those of the clip
     background = Background(width, height, rng)
     n_frames = int(round(seconds * fps))
     boxes: list[tuple] = []
@@ -197,7 +209,7 @@ def _make_clip(args: tuple) -> tuple[dict, list[tuple]]:
             yield img
 
     with atomic_file(Path(folder) / name) as tmp:
-        _encode(tmp, container, frames(), audio, sr, fps, width, height)
+        _encode(tmp, container, frames(), audio, sr, fps, width, height, portable_audio)
     sounding = [CLASS_NAMES[o["cls"]] for o in sorted(objs, key=lambda o: o["cls"]) if o["sounding"]]
     row = {"video": name, "seconds": float(seconds), "n_sources": len(sounding),
            "sounding_classes": ";".join(sounding), "container": container, "audio_channels": channels,
@@ -218,7 +230,7 @@ def generate_videos(out_dir, ground_truth_dir, n_videos: int = 96, seconds: floa
                     width: int = 128, height: int = 128, fps: int = 10, audio_rate: int = 44100,
                     other_containers: float = 0.1, max_sources: int = 3, max_distractors: int = 2,
                     seed: int = 0, workers: int | None = None, control: str = "none",
-                    variants: bool = False) -> pd.DataFrame:
+                    variants: bool = False, portable_audio: bool = False) -> pd.DataFrame:
     """Write ``n_videos`` clips into ``out_dir`` and their ground truth into ``ground_truth_dir``.
 
     Clips are ``seconds`` long, ``width`` x ``height`` at ``fps``, audio at ``audio_rate``
@@ -236,6 +248,10 @@ def generate_videos(out_dir, ground_truth_dir, n_videos: int = 96, seconds: floa
 
     ``variants``: every object is one of its family's variants (:data:`LOOKS`), heard and
     drawn as such; without it every object sounds at its family's own pitch and rate, dry.
+
+    ``portable_audio``: the WebM clips' audio is Vorbis (FFmpeg's encoder, C code; a mono clip as two
+    equal channels) instead of Opus from libopus, whose output depends on the CPU
+    (:data:`PORTABLE_AUDIO`); every other byte of every clip stays the same.
     """
     if control not in CONTROLS:
         raise ValueError(f"control must be one of {CONTROLS}, got {control!r}")
@@ -246,7 +262,8 @@ def generate_videos(out_dir, ground_truth_dir, n_videos: int = 96, seconds: floa
     kinds = _containers(n_videos, other_containers, np.random.default_rng([seed, 1 << 30]))
     with atomic_dir(out_dir) as vtmp, atomic_dir(ground_truth_dir) as gtmp:
         jobs = [(str(vtmp), i, kinds[i], seed, seconds, width, height, int(fps), int(audio_rate),
-                 max_sources, max_distractors, control, bool(variants)) for i in range(n_videos)]
+                 max_sources, max_distractors, control, bool(variants), bool(portable_audio))
+                for i in range(n_videos)]
         results = parallel_map(_make_clip, jobs, workers)
         clips = pd.DataFrame([r for r, _ in results], columns=CLIP_COLUMNS)
         boxes = pd.DataFrame([b for _, bs in results for b in bs], columns=BOX_COLUMNS)

@@ -31,11 +31,14 @@ def run(args, p):
         for method in METHODS:
             X = np.load(Path(args.features) / dataset / f"{method}.npy", allow_pickle=False)
             if dataset in FOLD_DATASETS:
-                results[dataset][method] = evaluate_esc50(X, clips, grid, dataset=dataset)
+                results[dataset][method] = evaluate_esc50(
+                    X, clips, grid, dataset=dataset,
+                    min_fold_clips_per_class=p["evaluate"]["min_fold_clips_per_class"])
             else:
                 table = clips.drop_duplicates("recording")[["recording", "label", "split"]]
                 results[dataset][method] = evaluate_dcase(X, clips.recording, table, grid, id_col="recording")
             r = results[dataset][method]
-            acc = r.get("acc_mean", r.get("scene_acc_mean"))
-            print(f"evaluate: {dataset:6s} {method:13s} accuracy {acc:.3f}", file=sys.stderr)
+            acc = r.get("acc_pooled", r.get("scene_acc_mean"))
+            scored = f" ({r['n_scored']}/{r['n_listed']} clips scored)" if r.get("partial") else ""
+            print(f"evaluate: {dataset:6s} {method:13s} accuracy {acc:.3f}{scored}", file=sys.stderr)
     write_results(results, args.out_dir)

@@ -25,7 +25,7 @@ def run(args, p):
                                    width=s["width"], height=s["height"], fps=s["fps"], audio_rate=s["audio_rate"],
                                    other_containers=s["other_containers"], max_sources=s["max_sources"],
                                    max_distractors=s["max_distractors"], seed=seed, control=s["control"],
-                                   variants=s["variants"])
+                                   variants=s["variants"], portable_audio=s["portable_audio"])
         print(f"synth: {len(df)} videos in {args.out}, ground truth in {args.ground_truth}", file=sys.stderr)
     elif args.what == "esc50":
         synth.generate_esc50(args.out, n_classes=s["esc50_classes"],
@@ -33,7 +33,8 @@ def run(args, p):
         print(f"synth: ESC-50-like set in {args.out}", file=sys.stderr)
     elif args.what == "esc10":
         synth.generate_esc10(args.out, n_classes=min(10, s["esc50_classes"]),
-                             clips_per_class=s["esc50_clips_per_class"], seed=seed + 3)
+                             clips_per_class=s["esc50_clips_per_class"], seed=seed + 3,
+                             portable_audio=s["portable_audio"])
         print(f"synth: ESC-10-release-like set in {args.out}", file=sys.stderr)
     else:
         synth.generate_dcase(args.out, recordings_per_scene=s["dcase_recordings_per_scene"],
