@@ -29,6 +29,28 @@ def broken_links(page: Path) -> list[str]:
     return bad
 
 
+def anchors(page: Path) -> set[str]:
+    """The anchors mkdocs gives a page: its headings' slugs (the toc extension's) and <a id=...>."""
+    from markdown.extensions.toc import slugify
+
+    text = FENCE.sub("", page.read_text())
+    found = {slugify(h.strip(), "-") for h in re.findall(r"^#+ (.*)$", text, re.M)}
+    return found | set(re.findall(r'<a (?:id|name)="([^"]+)"', text))
+
+
+def broken_anchors(page: Path) -> list[str]:
+    """Links from a page outside the site (README, CHANGELOG) into a docs page's section."""
+    text = FENCE.sub("", page.read_text())
+    bad = []
+    for target in LINK.findall(text):
+        path, _, anchor = target.partition("#")
+        if anchor and path.endswith(".md") and not re.match(r"^[a-z]+:", path):
+            doc = page.parent / path
+            if doc.exists() and anchor not in anchors(doc):
+                bad.append(target)
+    return bad
+
+
 def test_readme_is_a_front_page():
     assert len((ROOT / "README.md").read_text().splitlines()) < 200
 
@@ -38,11 +60,19 @@ def test_every_relative_link_resolves_to_a_file():
     assert not bad, bad
 
 
+def test_links_into_the_docs_name_existing_sections():
+    bad = {p.name: b for p in (ROOT / "README.md", ROOT / "CHANGELOG.md") if (b := broken_anchors(p))}
+    assert not bad, bad
+
+
 def test_the_link_check_sees_a_broken_link(tmp_path):
     page = tmp_path / "p.md"
     page.write_text("[ok](p.md) [anchor](#x) [web](https://example.org) [gone](nothing/here.md#a)\n"
                     "```\n[in code](not/checked.md)\n```\n")
     assert broken_links(page) == ["nothing/here.md#a"]
+    (tmp_path / "doc.md").write_text("# A title\n\n## Some section: 8 × 8\n")
+    page.write_text("[ok](doc.md#a-title) [ok2](doc.md#some-section-8-8) [bad](doc.md#gone)\n")
+    assert broken_anchors(page) == ["doc.md#gone"]
 
 
 def test_mkdocs_builds_strict(tmp_path):
