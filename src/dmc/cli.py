@@ -18,6 +18,14 @@ from .params import ParamsError, load_params
 def _synth(args, p):
     from . import synth
 
+    if args.what == "test":     # the untouched test corpus, from synth.test_seed (dmc.testcorpus)
+        from .testcorpus import test_corpus_settings
+
+        kw = test_corpus_settings(p["synth"])
+        df = synth.generate_videos(args.out, args.ground_truth, **kw)
+        print(f"synth: test corpus of {len(df)} videos (seed {kw['seed']}) in {args.out}, ground truth in "
+              f"{args.ground_truth}", file=sys.stderr)
+        return
     s = {**p["synth"], **synth.scaled_counts(p["synth"])}
     seed = p["synth"]["seed"]   # the corpus's own seed: `seed` (training) sweeps keep the data fixed
     if args.what == "videos":
@@ -157,6 +165,13 @@ def _localize(args, p):
                   log=lambda m: print(m, file=sys.stderr))
 
 
+def _heldout(args, p):
+    from .heldout import main_step
+    from .training import pick_device
+
+    main_step(args, p, pick_device(p["localize"]["device"]))
+
+
 def _fetch(args, p):
     from .fetch import fetch
 
@@ -217,9 +232,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=_dvc_yaml)
 
     c = sub.add_parser("synth", help="generate the embedded synthetic corpus")
-    c.add_argument("what", choices=["videos", "esc50", "esc10", "dcase"])
+    c.add_argument("what", choices=["videos", "esc50", "esc10", "dcase", "test"],
+                   help="test: the untouched test corpus (synth.test_seed, synth.test_videos)")
     c.add_argument("--out", required=True, help="output folder")
-    c.add_argument("--ground-truth", default="data/synth/ground_truth", help="(videos) ground-truth folder")
+    c.add_argument("--ground-truth", default="data/synth/ground_truth", help="(videos, test) ground-truth folder")
     c.add_argument("--clips-per-class", type=int, help="(esc50) override, e.g. 40 for an ESC-50-sized set")
     c.set_defaults(func=_synth)
 
@@ -275,6 +291,18 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out-dir", default="results/localization", help="table, overlays, per-pair scores")
     c.add_argument("--metrics", default="results/localization_metrics.json", help="flat metrics (DVC)")
     c.set_defaults(func=_localize)
+
+    c = sub.add_parser("heldout", help="score the trained model, the baselines and the audio controls on the "
+                                       "untouched test corpus (inference only; see dmc.heldout)")
+    c.add_argument("--model", default="models/dmc.pt")
+    c.add_argument("--decoded", default="data/decoded", help="the training corpus (cut points, BatchNorm statistics)")
+    c.add_argument("--test-decoded", default="data/decoded_test", help="the untouched test corpus, decoded")
+    c.add_argument("--ground-truth", help="training corpus ground truth (default: params data.ground_truth)")
+    c.add_argument("--test-ground-truth", default="data/synth_test/ground_truth")
+    c.add_argument("--esc50", default="data/evalsets/esc50", help="ESC-like log-mel of `dmc evalset` ('': skip)")
+    c.add_argument("--out-dir", default="results/heldout")
+    c.add_argument("--metrics", default="results/heldout_metrics.json")
+    c.set_defaults(func=_heldout)
 
     c = sub.add_parser("sweep", help="seeds / ablation grid (params sweeps) as DVC experiments: queue, run, "
                                      "aggregate `dvc exp show --json` into results/tables/<sweep>.md|csv")

@@ -1,0 +1,55 @@
+# The untouched test corpus (issue 26): synthetic videos from their own seed (synth.test_seed),
+# decoded like the training videos and scored once per run, inference only, by `dmc heldout`:
+# DMC, the baselines (random init with recalibrated BatchNorm, audio-blind maps, centre prior,
+# majority and best constant count) and the audio controls (mismatched / shuffled audio).
+# No rule that trains or chooses reads these files.
+
+
+rule synth_test:
+    input:
+        code=CODE["synth_test"],
+    output:
+        videos=directory(graph.TEST_VIDEOS),
+        ground_truth=directory(graph.TEST_GROUND_TRUTH),
+    params:
+        step=graph.params_of("synth_test", config),
+    resources:
+        mem_mb=2000,
+    shell:
+        "dmc synth test --out {output.videos:q} --ground-truth {output.ground_truth:q}"
+
+
+rule decode_test:
+    input:
+        videos=graph.TEST_VIDEOS,
+        code=CODE["decode_test"],
+    output:
+        index=f"{graph.DECODED_TEST}/index.csv",
+    params:
+        step=graph.params_of("decode_test", config),
+        out=graph.DECODED_TEST,
+    resources:
+        mem_mb=4000,
+    shell:
+        "dmc decode --videos {input.videos:q} --out-dir {params.out:q}"
+
+
+rule heldout:
+    input:
+        model=MODEL,
+        index=f"{DECODED}/index.csv",
+        test_index=f"{graph.DECODED_TEST}/index.csv",
+        test_ground_truth=graph.TEST_GROUND_TRUTH,
+        esc50=f"{EVALSETS}/esc50/logmel.npy",
+        code=CODE["heldout"],
+    output:
+        metrics=report(graph.HELDOUT_METRICS, category="Untouched test corpus"),
+        results=report(directory(graph.HELDOUT), patterns=["{name}.md"], category="Untouched test corpus"),
+    params:
+        step=graph.params_of("heldout", config),
+    resources:
+        gpu=1 if config["localize"]["device"] != "cpu" else 0,
+    shell:
+        "dmc heldout --decoded {DECODED} --model {input.model:q} --test-decoded {graph.DECODED_TEST} "
+        "--test-ground-truth {input.test_ground_truth:q} --esc50 {EVALSETS}/esc50 "
+        "--out-dir {output.results:q} --metrics {output.metrics:q}"
