@@ -179,7 +179,6 @@ def test_heldout_end_to_end_reads_the_test_corpus_for_scores_only(small_corpus, 
     control)."""
     from dmc import heldout as H
     from dmc.model import DMC
-    from test_training import poison_test_split
 
     p = with_overrides(load_default_params(), localize__device="cpu")
     a = _write_test_corpus(tmp_path / "a", p, 6)
@@ -196,8 +195,13 @@ def test_heldout_end_to_end_reads_the_test_corpus_for_scores_only(small_corpus, 
     torch.save({"model": model.state_dict(), "config": {"model": p["model"], "train": p["train"]}}, model_path)
     poisoned = tmp_path / "poisoned"
     shutil.copytree(a, poisoned)
-    everything_test = with_overrides(p, train__val_fraction=0.0, train__test_fraction=1.0)
-    assert poison_test_split(poisoned / "decoded", everything_test) == 6
+    for shard in (poisoned / "decoded").glob("shard-*"):       # every test-corpus segment overwritten
+        frames = np.load(shard / "frames.npy", mmap_mode="r+")
+        mel = np.load(shard / "logmel.npy", mmap_mode="r+")
+        frames[:] = 255 - frames
+        mel[:] = 50.0
+        frames.flush()
+        mel.flush()
     out = {}
     for name, root in (("clean", a), ("poisoned", poisoned)):
         flat = H.run(p, small_corpus / "decoded", root / "decoded", model_path, small_corpus / "ground_truth",
@@ -215,3 +219,65 @@ def test_heldout_end_to_end_reads_the_test_corpus_for_scores_only(small_corpus, 
         assert details[key] == out["poisoned"][1][key], key
     assert not pairs[[c for c in pairs if c.endswith("_ciou")]].equals(
         out["poisoned"][2][[c for c in pairs if c.endswith("_ciou")]])     # positive control: scores move
+
+
+# -- the headline's tables ---------------------------------------------------------------------------
+def _fake_run(rng, seed, config, videos, esc_n=20):
+    from dmc import heldout as H
+
+    pairs = pd.DataFrame({"video": np.repeat(videos, 2), "segment": np.tile([0, 1], len(videos))})
+    for m in H.LOC_METHODS:
+        pairs[f"{m}_ciou"] = rng.uniform(0, 1, len(pairs)).round(4)
+        pairs[f"{m}_pointing"] = rng.integers(0, 2, len(pairs))
+    clips = pd.DataFrame({"video": videos, "n_sources": rng.integers(1, 4, len(videos))})
+    for m in H.COUNT_METHODS:
+        clips[f"pred_{m}"] = rng.integers(1, 4, len(videos))
+    esc = pd.DataFrame({"clip": np.arange(esc_n), "fold": np.arange(esc_n) % 5 + 1, "target": rng.integers(0, 3, esc_n)})
+    for m in H.ESC_METHODS:
+        esc[f"pred_{m}"] = rng.integers(0, 3, esc_n)
+    details = {"config": config, "seed": seed, "clips": len(videos), "pairs_with_sounding_region": len(pairs)}
+    return {"pairs": pairs, "clips": clips, "esc": esc, "details": details}
+
+
+def test_headline_tables_are_seed_means_with_paired_differences():
+    from dmc import headline as HL
+    from dmc.loc_metrics import summarize
+
+    rng = np.random.default_rng(0)
+    videos = [f"clip_{i:03d}" for i in range(12)]
+    runs = {(c, s): _fake_run(rng, s, c, videos) for c in (HL.DEFAULT, "train.iterations=1") for s in (0, 1)}
+    levels, diffs = HL.tables(runs, replicates=200)
+    row = levels[(levels.row == "DMC") & (levels.metric == "pointing")].iloc[0]
+    want = np.mean([summarize(runs[(HL.DEFAULT, s)]["pairs"].dmc_ciou, runs[(HL.DEFAULT, s)]["pairs"].dmc_pointing)
+                    ["pointing"] for s in (0, 1)])
+    assert row["mean"] == pytest.approx(want) and row.lo <= row["mean"] <= row.hi and row.n_seeds == 2
+    d = diffs[(diffs.baseline == "no clustering (train.iterations=1)") & (diffs.metric == "acc")
+              & (diffs.kind == "count")].iloc[0]
+    acc = {c: np.mean([(runs[(c, s)]["clips"].pred_dmc == runs[(c, s)]["clips"].n_sources).mean() for s in (0, 1)])
+           for c in (HL.DEFAULT, "train.iterations=1")}
+    assert d["diff"] == pytest.approx(acc[HL.DEFAULT] - acc["train.iterations=1"])
+    assert d.lo <= d["diff"] <= d.hi and d.seeds_positive + d.seeds_negative <= 2
+    assert set(diffs.kind) == {"loc", "count", "esc"}
+    # the same draws give the same table; the markdown names every row and the targets
+    pd.testing.assert_frame_equal(levels, HL.tables(runs, replicates=200)[0])
+    text = HL.markdown(levels, diffs, runs, "abc1234")
+    assert "abc1234" in text and "## Targets of issue 26" in text
+    for label, _, _ in HL.LOC_ROWS + HL.COUNT_ROWS:
+        assert f"| {label} |" in text
+
+
+def test_headline_takes_model_files_by_configuration(tmp_path):
+    from dmc import headline as HL
+    from dmc.model import DMC
+
+    p = load_default_params()
+    for name, iters in (("default_s0", p["train"]["iterations"]), ("train.iterations=1_s3", 1), ("other_s1", 3)):
+        m = DMC.from_params(p["model"], {**p["train"], "iterations": iters})
+        torch.save({"model": m.state_dict(), "config": {"model": p["model"], "train": {**p["train"], "iterations": iters}}},
+                   tmp_path / f"{name}.pt")
+    runs = HL.runs_of_dir(p, tmp_path, log=lambda *_: None)
+    assert [(r.config, r.seed) for r in runs] == [(HL.DEFAULT, 0), ("train.iterations=1", 3)]
+    torch.save({"model": {}, "config": {"model": p["model"], "train": {**p["train"], "iterations": 2}}},
+               tmp_path / "default_s1.pt")
+    with pytest.raises(ValueError, match="iterations"):
+        HL.runs_of_dir(p, tmp_path, log=lambda *_: None)

@@ -78,6 +78,7 @@ class Run:
     name: str
     rev: str
     model_md5: str
+    path: str = ""     # a model file given by --models-dir (else the DVC cache, by MD5)
 
 
 def sh(cmd: list[str]) -> str:
@@ -164,6 +165,30 @@ def find_runs(params: dict, code_rev: str = "HEAD", log=print) -> list[Run]:
     return runs
 
 
+def runs_of_dir(params: dict, folder: Path, log=print) -> list[Run]:
+    """Runs given as model files ``<config>_s<seed>.pt`` (e.g. ``default_s0.pt``,
+    ``train.iterations=1_s0.pt``), trained elsewhere (another machine, a GPU) with params.yaml's
+    values and that configuration's key; the model's own config is checked against them."""
+    import hashlib
+
+    import torch
+
+    labels = dict(configs(params))
+    runs = []
+    for path in sorted(Path(folder).glob("*_s*.pt")):
+        label, _, seed = path.stem.rpartition("_s")
+        if label not in labels or not seed.isdigit():
+            continue
+        cfg = torch.load(path, map_location="cpu", weights_only=True)["config"]
+        want = run_params(params, Run(label, int(seed), "", "", ""))
+        bad = [k for k, v in cfg["train"].items() if want["train"].get(k) != v]
+        if bad or cfg["model"]["preset"] != want["model"]["preset"]:
+            raise ValueError(f"{path}: trained with other params than {label} ({', '.join(bad) or 'model.preset'})")
+        runs.append(Run(label, int(seed), path.name, "", hashlib.md5(path.read_bytes()).hexdigest(), str(path)))
+    log(f"headline: {len(runs)} model files in {folder}")
+    return runs
+
+
 def queue(params: dict, done: set, log=print) -> int:
     """Queue the runs not among ``done`` ((config, seed)): ``dvc exp run --queue train -S ...``."""
     n = 0
@@ -208,7 +233,7 @@ def score_runs(params: dict, runs: list[Run], args, log=print) -> None:
         done = out / "details.json"
         if done.is_file() and json.loads(done.read_text()).get("model_md5") == r.model_md5 and not args.rescore:
             continue
-        model = cache_path(r.model_md5)
+        model = Path(r.path) if r.path else cache_path(r.model_md5)
         if not model.is_file():
             raise FileNotFoundError(f"{model}: the model of experiment {r.name} ({r.config}, seed {r.seed}) is not "
                                     "in the local DVC cache")
@@ -248,7 +273,7 @@ def _units(kind: str, runs: dict) -> list:
     first = next(iter(runs.values()))
     if kind == "loc":
         return sorted(first["pairs"].video.unique())
-    return sorted(first["clips"].video) if kind == "count" else list(first["esc"].clip)
+    return sorted(first["clips"].video) if kind == "count" else list(first["esc"]["clip"])
 
 
 def tables(runs: dict, replicates: int = B.REPLICATES) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -411,13 +436,17 @@ def main(argv=None) -> int:
     ap.add_argument("--runs-dir", default=str(RUNS_DIR))
     ap.add_argument("--out-dir", default=str(OUT))
     ap.add_argument("--frozen", help="the commit at which the default was frozen (written into the table)")
+    ap.add_argument("--models-dir", help="score model files <config>_s<seed>.pt of this folder instead of the "
+                                         "DVC experiments' models")
     ap.add_argument("--train-code-rev", default="HEAD",
                     help="runs count only when their train stage's source files are those of this commit")
     args = ap.parse_args(argv)
     params = load_params(args.params, sweeps=True)
     log = lambda m: print(m, file=sys.stderr)   # noqa: E731
     runs_list = None
-    if not args.no_score or args.queue:
+    if args.models_dir:
+        runs_list = runs_of_dir(params, Path(args.models_dir), log)
+    elif not args.no_score or args.queue:
         runs_list = find_runs(params, args.train_code_rev, log)
     if args.queue:
         log(f"headline: {queue(params, {(r.config, r.seed) for r in runs_list}, log)} runs queued")
