@@ -189,6 +189,23 @@ def runs_of_dir(params: dict, folder: Path, log=print) -> list[Run]:
     return runs
 
 
+def train_models(params: dict, decoded: Path, folder: Path, log=print) -> None:
+    """Train every run of the headline missing from ``folder`` as ``<config>_s<seed>.pt`` (with
+    ``train.device`` of params.yaml, e.g. on a GPU machine), for :func:`runs_of_dir`."""
+    from .training import Trainer
+
+    folder = Path(folder)
+    for label, _ in configs(params):
+        for seed in params["sweeps"]["headline_seeds"]:
+            out = folder / f"{label}_s{seed}.pt"
+            if out.is_file():
+                continue
+            log(f"headline: training {label} seed {seed} -> {out}")
+            p = run_params(params, Run(label, int(seed), "", "", ""))
+            Trainer(p, decoded, out, folder / f"{label}_s{seed}_log.csv", folder / f"ck_{label}_s{seed}",
+                    folder / f"{label}_s{seed}_metrics.json").fit()
+
+
 def queue(params: dict, done: set, log=print) -> int:
     """Queue the runs not among ``done`` ((config, seed)): ``dvc exp run --queue train -S ...``."""
     n = 0
@@ -438,6 +455,8 @@ def main(argv=None) -> int:
     ap.add_argument("--frozen", help="the commit at which the default was frozen (written into the table)")
     ap.add_argument("--models-dir", help="score model files <config>_s<seed>.pt of this folder instead of the "
                                          "DVC experiments' models")
+    ap.add_argument("--train-models", action="store_true", help="with --models-dir: first train the runs missing "
+                                                                "there (dmc train's Trainer, train.device)")
     ap.add_argument("--train-code-rev", default="HEAD",
                     help="runs count only when their train stage's source files are those of this commit")
     args = ap.parse_args(argv)
@@ -445,6 +464,8 @@ def main(argv=None) -> int:
     log = lambda m: print(m, file=sys.stderr)   # noqa: E731
     runs_list = None
     if args.models_dir:
+        if args.train_models:
+            train_models(params, Path(args.decoded), Path(args.models_dir), log)
         runs_list = runs_of_dir(params, Path(args.models_dir), log)
     elif not args.no_score or args.queue:
         runs_list = find_runs(params, args.train_code_rev, log)
