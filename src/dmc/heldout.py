@@ -16,17 +16,19 @@ maps of :mod:`dmc.heatmaps` with ``localize.heatmap_rule``, ``agreement_temperat
 * ``random_init_bn``: the same network untrained, its BatchNorm statistics recomputed on the
   training clips (:func:`dmc.baselines.recalibrate_batchnorm`), with the clip's own audio;
 * ``random_init_bn_blind``: that untrained network's map at tau = 0;
+* ``random_init``: the untrained network as ``dmc localize`` and ``dmc extract`` use it (eval mode,
+  BatchNorm running statistics at their initial 0 / 1), for comparison with the earlier tables;
 * ``center_prior``: the Gaussian at the frame centre;
 * ``mismatched`` (control): the trained model, the frame of clip A with the audio of clip B
   (:func:`dmc.controls.mismatched_rows`, never a clip with itself), scored on A's boxes.
 
 Counting (per clip, :mod:`dmc.multisource`): ``dmc``; ``shuffled_audio`` (control: A's frames,
-B's audio, DMC's cut points); ``random_init_bn`` (its own cut points); ``majority`` (the most
+B's audio, DMC's cut points); ``random_init_bn`` and ``random_init`` (their own cut points); ``majority`` (the most
 common count of the training corpus's train and val videos) and ``best_constant`` (the most
 common count of the test corpus itself: the best any constant can do there, an oracle).
 
 ESC-like (the ESC-50-like set's 5 folds, :func:`dmc.evaluation.evaluate_esc50`, per-clip
-predictions): ``dmc`` and ``random_init_bn`` audio features.
+predictions): ``dmc``, ``random_init_bn`` and ``random_init`` audio features.
 
 Outputs: ``pairs.csv``, ``clips.csv``, ``esc50_clips.csv`` (what :mod:`dmc.headline` pairs
 across runs by clip and seed), ``table.md`` (this run with clip-bootstrap 95 % intervals),
@@ -49,9 +51,10 @@ from .atomic import atomic_dir, atomic_file
 from .heatmaps import center_prior, cluster_map, cluster_pairs, frames_to_tensor, upsample, weighted_heat
 from .loc_metrics import LOC_FIELDS, ciou, pointing_hit, summarize
 
-LOC_METHODS = ("dmc", "audio_blind", "random_init_bn", "random_init_bn_blind", "center_prior", "mismatched")
-COUNT_METHODS = ("dmc", "shuffled_audio", "random_init_bn", "majority", "best_constant")
-ESC_METHODS = ("dmc", "random_init_bn")
+LOC_METHODS = ("dmc", "audio_blind", "random_init_bn", "random_init_bn_blind", "random_init", "center_prior",
+               "mismatched")
+COUNT_METHODS = ("dmc", "shuffled_audio", "random_init_bn", "random_init", "majority", "best_constant")
+ESC_METHODS = ("dmc", "random_init_bn", "random_init")
 CONTROL_SEED = 101   # the derangement of the controls: default_rng(seed + CONTROL_SEED)
 
 
@@ -161,12 +164,16 @@ def run(params: dict, decoded_dev, decoded_test, model_path, gt_dev, gt_test, ev
     dev_reader = _ShardReader(decoded_dev)
     trained = load_model(model_path)[0].to(device)
     untrained = random_init_bn_model(params, decoded_dev, device, dev_reader)
+    from .localization import random_init_model
+
+    inactive = random_init_model(params).to(device)
     partner, partners = mismatched_rows(rows, params["seed"] + CONTROL_SEED)
     tr = analyse(trained, frames, mels, tau, rule, bs, device)
     mm = analyse(trained, frames, mels[partner], tau, rule, bs, device)
     ri = analyse(untrained, frames, mels, tau, rule, bs, device)
+    r0 = analyse(inactive, frames, mels, tau, rule, bs, device)
     coarse = {"dmc": tr["heat"], "audio_blind": tr["blind"], "random_init_bn": ri["heat"],
-              "random_init_bn_blind": ri["blind"], "mismatched": mm["heat"]}
+              "random_init_bn_blind": ri["blind"], "random_init": r0["heat"], "mismatched": mm["heat"]}
     prior = center_prior(size, lp["center_sigma"])
     pairs = pd.DataFrame({"video": rows.video, "segment": rows.segment, "frame_time_s": rows.frame_time_s,
                           "audio_from": rows.video.to_numpy()[partner]})
@@ -180,7 +187,8 @@ def run(params: dict, decoded_dev, decoded_test, model_path, gt_dev, gt_test, ev
     fit = pd.concat([ShardDataset.of_split(decoded_dev, params, s).index for s in ("train", "val")])
     fit = fit[fit.video.isin(gt_d.clips.index)].reset_index(drop=True)
     cuts = {"dmc": _fit_cuts(trained, dev_reader, fit, gt_d, lp, device),
-            "random_init_bn": _fit_cuts(untrained, dev_reader, fit, gt_d, lp, device)}
+            "random_init_bn": _fit_cuts(untrained, dev_reader, fit, gt_d, lp, device),
+            "random_init": _fit_cuts(inactive, dev_reader, fit, gt_d, lp, device)}
     videos = sorted(rows.video.unique())
     y = np.array([gt_t.n_sources(v) for v in videos], dtype=int)
     K = lp["max_sources"]
@@ -194,10 +202,12 @@ def run(params: dict, decoded_dev, decoded_test, model_path, gt_dev, gt_test, ev
     preds = {"dmc": counts(tr["shares_a"], tr["shares_v"], cuts["dmc"]),
              "shuffled_audio": counts(mm["shares_a"], mm["shares_v"], cuts["dmc"]),
              "random_init_bn": counts(ri["shares_a"], ri["shares_v"], cuts["random_init_bn"]),
+             "random_init": counts(r0["shares_a"], r0["shares_v"], cuts["random_init"]),
              "majority": np.full(len(videos), majority), "best_constant": np.full(len(videos), best_constant)}
     clips = pd.DataFrame({"video": videos, "n_sources": y, **{f"pred_{m}": p for m, p in preds.items()}})
 
-    esc = esc_predictions({"dmc": trained, "random_init_bn": untrained}, Path(evalset_esc50), params, device) \
+    esc = esc_predictions({"dmc": trained, "random_init_bn": untrained, "random_init": inactive}, Path(evalset_esc50),
+                          params, device) \
         if evalset_esc50 else None
 
     flat = {f"heldout.{m}.{f}": _clean(loc[m][f]) for m in LOC_METHODS for f in LOC_FIELDS}
