@@ -47,9 +47,10 @@ rule heldout:
         results=report(directory(graph.HELDOUT), patterns=["{name}.md"], category="Untouched test corpus"),
     params:
         step=graph.params_of("heldout", config),
+        test_decoded=graph.DECODED_TEST,
     resources:
         gpu=1 if config["localize"]["device"] != "cpu" else 0,
     shell:
-        "dmc heldout --decoded {DECODED} --model {input.model:q} --test-decoded {graph.DECODED_TEST} "
+        "dmc heldout --decoded {DECODED} --model {input.model:q} --test-decoded {params.test_decoded:q} "
         "--test-ground-truth {input.test_ground_truth:q} --esc50 {EVALSETS}/esc50 "
         "--out-dir {output.results:q} --metrics {output.metrics:q}"
