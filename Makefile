@@ -10,7 +10,7 @@ BIN    := $(CURDIR)/$(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 
-.PHONY: docs gpu-check install hooks demo test test-fast test-cluster cluster-deps seeds ablation control structure heatmap-choice count-choice bench-decode bench-decode-memory bench-evaluate lock clean
+.PHONY: docs gpu-check install hooks demo test test-fast test-cluster cluster-deps seeds ablation control structure headline heatmap-choice count-choice bench-decode bench-decode-memory bench-evaluate lock clean
 
 install: $(STAMP) hooks
 
@@ -72,6 +72,14 @@ seeds: install
 
 ablation: install
 	dmc sweep ablation --queue --run --aggregate --jobs $(JOBS)
+
+# The headline on the untouched test corpus (issue 26): train the default and sweeps.headline
+# (one clustering iteration) under sweeps.headline_seeds as DVC experiments (train stage only),
+# score each model on the test corpus (dmc.pipeline.heldout, inference only) and write
+# results/headline.md|csv with clip-bootstrap intervals. Needs the test corpus and the ESC-like
+# log-mel: `dvc repro decode_test evalset@esc50` first.
+headline: install
+	$(BIN)/python -m dmc.studies.headline --queue --run
 
 # The heat-map rule and agreement temperature scored on the val split with the seeds sweep's
 # models (results/studies/heatmap_choice/heatmap_choice.md): run after `make seeds`

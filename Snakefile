@@ -25,6 +25,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/localize.smk"
+include: "workflow/rules/heldout.smk"
 
 
 rule all:
@@ -34,3 +35,4 @@ rule all:
         rules.train.output,
         rules.evaluate.output,
         rules.localize.output,
+        rules.heldout.output,

@@ -60,7 +60,8 @@ def test_code_deps_follow_imports_inside_functions():
     assert "src/dmc/evaluation/reporting.py" not in graph.code_deps("train")
 
 
-ENTRIES = {s.name: f"src/dmc/pipeline/steps/{s.name}.py" for s in graph.STEPS}
+# a step on other data (synth_test, decode_test) runs the entry module of the step it repeats
+ENTRIES = {s.name: f"src/dmc/pipeline/steps/{s.module or s.name}.py" for s in graph.STEPS}
 
 
 def test_a_stage_lists_its_own_entry_module_and_no_other_nor_cli():
@@ -79,7 +80,8 @@ def test_each_steps_subcommands_come_from_its_entry_module():
     for s in graph.STEPS:
         sub = argparse.ArgumentParser().add_subparsers(dest="command")
         importlib.import_module(s.entry).add_parsers(sub)
-        assert set(sub.choices) == set(s.commands), s.name
+        # a step on other data runs some of the subcommands of the step it repeats
+        assert (set(sub.choices) >= set(s.commands)) if s.module else (set(sub.choices) == set(s.commands)), s.name
         assert all(c.get_default("func").__module__ == s.entry for c in sub.choices.values())
 
 
@@ -101,9 +103,9 @@ def test_editing_one_steps_handler_leaves_the_other_stages_current(tmp_path):
     assert stale() == set()
     entry = tmp_path / ENTRIES["decode"]
     entry.write_text(entry.read_text().replace("decode summary:", "decode totals:"))
-    assert stale() == {"decode"}
-    (tmp_path / "src/dmc/io/ground_truth.py").write_text("# an edit of a module only the localize step imports\n")
-    assert stale() == {"decode", "localize"}
+    assert stale() == {"decode", "decode_test"}            # decode_test runs the decode step's code
+    (tmp_path / "src/dmc/io/ground_truth.py").write_text("# an edit of a module only the scoring steps import\n")
+    assert stale() == {"decode", "decode_test", "localize", "heldout"}
 
 
 def test_every_key_of_the_table_exists_and_rules_get_their_params():
@@ -126,7 +128,7 @@ def recorded(tmp_path_factory):
     for name in ("workflow", "src"):
         shutil.copytree(ROOT / name, d / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
     p = with_overrides(load_default_params(), synth__size="tiny", synth__videos=64, synth__video_seconds=4.0, synth__dcase_seconds=10.0,
-                       synth__esc50_classes=8, decode__num_shards=2, train__epochs=1,
+                       synth__esc50_classes=8, synth__test_videos=24, decode__num_shards=2, train__epochs=1,
                        train__batch_size=8, evaluate__C_grid=[1.0], localize__clips_for_overlays=1,
                        train__device="cpu", features__device="cpu", localize__device="cpu")
     write_params(d / "params.yaml", p)
@@ -141,13 +143,31 @@ def recorded(tmp_path_factory):
     return runs
 
 
-def step_of(command: str) -> graph.Step:
-    return next(s for s in graph.STEPS if command in s.commands)
+def step_of(record: dict) -> graph.Step:
+    """The step a recorded run belongs to: by its subcommand; where several steps share it (decode
+    and decode_test, synth and synth_test), the one whose output path the command line names
+    (the longest such path)."""
+    steps = [s for s in graph.STEPS if record["command"] in s.commands]
+    if len(steps) == 1:
+        return steps[0]
+    line = " ".join(record["argv"])
+    named = [(max((len(o.path) for o in s.outs if o.path in line), default=0), s) for s in steps]
+    return max(named, key=lambda x: x[0])[1]
+
+
+def test_step_of_tells_shared_subcommands_apart():
+    rec = lambda *argv: {"command": argv[0], "argv": list(argv)}   # noqa: E731
+    assert step_of(rec("decode", "--shard", "1", "--out", "data/decoded/shard-00001")).name == "decode"
+    assert step_of(rec("decode", "--videos", "data/synth_test/videos", "--out-dir", "data/decoded_test")).name == "decode_test"
+    assert step_of(rec("synth", "esc50", "--out", "data/synth/esc50")).name == "synth"
+    assert step_of(rec("synth", "test", "--out", "data/synth_test/videos")).name == "synth_test"
+    assert step_of(rec("train")).name == "train"
 
 
 @pytest.mark.slow
 def test_every_step_ran_and_localize_ran_without_ground_truth(recorded):
     assert {r["command"] for r in recorded} == {c for s in graph.STEPS for c in s.commands}
+    assert {step_of(r).name for r in recorded} == {s.name for s in graph.STEPS}
     localize = [r for r in recorded if r["command"] == "localize"]
     assert len(localize) == 2 and "synth.width" not in localize[1]["keys"] and "data.ground_truth" in localize[1]["keys"]
 
@@ -156,7 +176,7 @@ def test_every_step_ran_and_localize_ran_without_ground_truth(recorded):
 def test_each_stage_lists_every_module_its_step_imports(recorded):
     stages = stages_on_disk()
     for r in recorded:
-        name = step_of(r["command"]).name
+        name = step_of(r).name
         listed = {d for d in stages[name]["deps"] if d.startswith("src/")}
         imported, dispatch = ({m[m.rindex("/src/dmc/") + 1:] for m in r[k] if "/src/dmc/" in m}
                               for k in ("modules", "dispatch"))
@@ -191,7 +211,7 @@ def test_each_stage_lists_exactly_the_params_keys_its_step_reads(recorded):
     p = load_default_params()
     read = {}
     for r in recorded:
-        read.setdefault(step_of(r["command"]).name, set()).update(r["keys"])
+        read.setdefault(step_of(r).name, set()).update(r["keys"])
     for s in graph.STEPS:
         keys = read[s.name]
         unlisted = sorted(k for k in keys if not covers(k, (*s.params, *s.ignored)))

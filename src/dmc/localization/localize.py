@@ -299,7 +299,8 @@ def _markdown(table: pd.DataFrame, confusions: dict, flat: dict, lp: dict, n_cli
     def fmt(x):
         return "" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.3f}"
 
-    lines = ["# Sound localization and multi-source detection (test split: videos no choice read)", ""]
+    lines = ["# Sound localization and multi-source detection (dev-test split of the training corpus; "
+             "the untouched test corpus: results/heldout/)", ""]
     if scored:
         lines += [f"{flat['localization.n_pairs']} (frame, audio segment) pairs, {flat['multisource.n_clips']} "
                   f"clips; cIoU at heat >= {lp['ciou_threshold']}.", ""]

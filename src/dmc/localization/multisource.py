@@ -17,7 +17,7 @@ version still does: the cluster each vector is closest to, argmax_j s_ij.
 3. Score of a pair: (N^a + N^v) / 2; score of a clip: the mean over its segments.
 4. Count = 1 + #{c : score >= t_c} with cut points t_1 <= ... <= t_{K-1} (K =
    ``localize.max_sources``), i.e. a monotone map from score to 1..K.  The cut points are
-   fitted on the *training* videos' ground-truth counts (:func:`fit_cuts`: the exact
+   fitted on the train and val videos' ground-truth counts (:func:`fit_cuts`: the exact
    accuracy-maximising monotone cuts, by dynamic programming) and applied unchanged to the
    held-out videos; ``localize.multisource_cuts`` can fix them instead.
 

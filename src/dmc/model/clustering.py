@@ -81,7 +81,8 @@ class Clusters(NamedTuple):
     centers: (B, k, d)  c_j after the last iteration (eq. 12, unnormalized weighted sums).
     assign:  (B, p, k)  s_ij that produced those centers (rows sum to 1 over j).
     dist:    (B, p, k)  d_ij = -<u^_ij, c_j/||c_j||> w.r.t. the returned centers
-                        (in [-1, 1] since ||u^_ij|| < 1; useful for localization maps).
+                        (in [-1, 1] only when the projections are squashed, ||u^_ij|| < 1; with
+                        train.squash none they keep the activations' scale).
     """
 
     centers: torch.Tensor

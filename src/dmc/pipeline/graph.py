@@ -44,6 +44,12 @@ FEATURES = "data/features"
 EVALUATE_TABLES = tuple(f"{name}.{ext}" for name in ("summary", "esc50_folds", "dcase_scenes") for ext in ("csv", "md"))
 LOCALIZATION = "results/localization"
 LOCALIZATION_METRICS = "results/localization_metrics.json"
+# the untouched test corpus (synth.test_seed): made, decoded and scored by the last three steps only
+TEST_VIDEOS = "data/synth_test/videos"
+TEST_GROUND_TRUTH = "data/synth_test/ground_truth"
+DECODED_TEST = "data/decoded_test"
+HELDOUT = "results/heldout"
+HELDOUT_METRICS = "results/heldout_metrics.json"
 
 
 @dataclass(frozen=True)
@@ -69,12 +75,13 @@ class Step:
     foreach: dict | None = None  # DVC foreach: key -> item (${key}, ${item} in the fields)
     comment: str = ""
     extra: dict = field(default_factory=dict)   # more DVC stage fields, verbatim
+    module: str = ""             # entry module's name when it is not the step's (a step on other data)
 
     @property
     def entry(self) -> str:
         """The step's entry module, src/dmc/pipeline/steps/<name>.py: its subcommands' parsers and
         handlers. The CLI (cli.py) only assembles the entry modules and is no code dep of a step."""
-        return f"{PACKAGE}.pipeline.steps.{self.name}"
+        return f"{PACKAGE}.pipeline.steps.{self.module or self.name}"
 
 
 STEPS: tuple[Step, ...] = (
@@ -124,6 +131,27 @@ STEPS: tuple[Step, ...] = (
          comment="scores on data.ground_truth (the synthetic boxes, made with the videos, so a change "
                  "of them shows in data/decoded too); with a real corpus (null) heat-map overlays and "
                  "held-out correspondence only"),
+    Step("synth_test", commands=("synth",), module="synth", rules=("synth_test",), targets=(TEST_VIDEOS,), deps=(),
+         outs=(Out(TEST_VIDEOS), Out(TEST_GROUND_TRUTH)),
+         params=("synth.seed", "synth.test_seed", "synth.test_videos", "synth.size", "synth.video_seconds",
+                 "synth.width", "synth.height", "synth.fps", "synth.audio_rate", "synth.other_containers",
+                 "synth.max_sources", "synth.max_distractors", "synth.control", "synth.variants",
+                 "synth.portable_audio"),
+         comment="the untouched test corpus from its own seed (synth.test_seed); only decode_test and heldout read it"),
+    Step("decode_test", commands=("decode",), module="decode", rules=("decode_test",), targets=(f"{DECODED_TEST}/index.csv",),
+         deps=(TEST_VIDEOS,), outs=(Out(DECODED_TEST),), params=("decode",)),
+    Step("heldout", commands=("heldout",), rules=("heldout",), targets=("heldout",),
+         deps=(MODEL, DECODED, DECODED_TEST, TEST_GROUND_TRUTH, f"{EVALSET_DIR}/esc50"),
+         outs=(Out(HELDOUT_METRICS, "metrics", cache=False), Out(HELDOUT, cache=False)),
+         params=("seed", "model", "train.clusters", "train.dim", "train.iterations", "train.temperature",
+                 "train.squash", "train.cluster_init", "train.val_fraction", "train.test_fraction", "synth.width",
+                 "synth.height", "data.ground_truth", "localize.heatmap_rule", "localize.agreement_temperature",
+                 "localize.ciou_threshold", "localize.center_sigma", "localize.max_sources",
+                 "localize.multisource_cuts", "localize.batch_size", "features.layer", "features.pooling",
+                 "features.batch_size", "evaluate.C_grid"),
+         ignored=("localize.device",),
+         comment="inference only: DMC, the baselines and the audio controls on the untouched test corpus "
+                 "(per-pair / per-clip tables for dmc.studies.headline's paired clip bootstrap)"),
 )
 
 PLOTS = [

@@ -8,9 +8,10 @@ import sys
 
 def add_parsers(sub) -> None:
     c = sub.add_parser("synth", help="generate the embedded synthetic corpus")
-    c.add_argument("what", choices=["videos", "esc50", "esc10", "dcase"])
+    c.add_argument("what", choices=["videos", "esc50", "esc10", "dcase", "test"],
+                   help="test: the untouched test corpus (synth.test_seed, synth.test_videos)")
     c.add_argument("--out", required=True, help="output folder")
-    c.add_argument("--ground-truth", default="data/synth/ground_truth", help="(videos) ground-truth folder")
+    c.add_argument("--ground-truth", default="data/synth/ground_truth", help="(videos, test) ground-truth folder")
     c.add_argument("--clips-per-class", type=int, help="(esc50) override, e.g. 40 for an ESC-50-sized set")
     c.set_defaults(func=run)
 
@@ -18,6 +19,14 @@ def add_parsers(sub) -> None:
 def run(args, p):
     from dmc import synth
 
+    if args.what == "test":     # the untouched test corpus, from synth.test_seed (dmc.pipeline.testcorpus)
+        from dmc.pipeline.testcorpus import test_corpus_settings
+
+        kw = test_corpus_settings(p["synth"])
+        df = synth.generate_videos(args.out, args.ground_truth, **kw)
+        print(f"synth: test corpus of {len(df)} videos (seed {kw['seed']}) in {args.out}, ground truth in "
+              f"{args.ground_truth}", file=sys.stderr)
+        return
     s = {**p["synth"], **synth.scaled_counts(p["synth"])}
     seed = p["synth"]["seed"]   # the corpus's own seed: `seed` (training) sweeps keep the data fixed
     if args.what == "videos":
