@@ -189,6 +189,15 @@ def test_cli_names_the_file_and_exits_1(repo, capsys):
     assert captured.err.strip().startswith("dmc verify: 1 file(s) differ")
 
 
+def test_snakemake_markers_are_left_out_as_dvc_leaves_them_out(repo):
+    root, _, params = repo
+    (root / "data" / "synth" / "videos" / ".snakemake_timestamp").write_text("")
+    assert M.verify(root, params)[1] == []
+    patterns = [line.strip() for line in (ROOT / ".dvcignore").read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+    assert sorted(patterns) == sorted(M.IGNORED_NAMES)
+
+
 def test_a_broken_manifest_is_one_clear_error(tmp_path):
     (tmp_path / "synth.tsv").write_text("path\tsize\n")
     with pytest.raises(M.ManifestError, match="synth.tsv: header must be"):

@@ -49,6 +49,8 @@ DEPENDS = {"synth": ("synth",), "decoded": ("synth", "decode", "data.videos"),
            "evalsets": ("synth", "decode", "data.esc50", "data.esc10", "data.dcase")}
 #: kinds of difference, as :class:`Difference` names them
 KINDS = ("missing", "extra", "container", "video", "audio", "streams", "array", "npy header", "bytes")
+#: file names left out, as DVC leaves them out (.dvcignore): Snakemake's marker in folder outputs
+IGNORED_NAMES = (".snakemake_timestamp",)
 _CHUNK = 1 << 20
 _DIGITS = 16
 
@@ -181,9 +183,9 @@ class Entry:
 
 def files_of(folder: Path) -> list[str]:
     """Every file under ``folder``, relative, '/'-separated, sorted (temporary ``.tmp-`` names of
-    an interrupted write left out)."""
+    an interrupted write and :data:`IGNORED_NAMES` left out, as DVC hashes the folder)."""
     return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
-                  if p.is_file() and ".tmp-" not in p.name)
+                  if p.is_file() and ".tmp-" not in p.name and p.name not in IGNORED_NAMES)
 
 
 def build(folder: Path, with_parts: bool = True) -> list[Entry]:
