@@ -38,8 +38,10 @@ demo: install
 	@echo; echo "== results/tables/summary.md"; cat results/tables/summary.md
 	@echo; test ! -f results/localization/table.md || sed -n '1,10p' results/localization/table.md
 	@echo; dvc status
-	@echo; echo "== the data against the committed per-file manifests (results/manifest, README \"Checking a host\")"
-	dmc verify
+	@echo; echo "== the data against the committed per-file manifests (results/manifest; docs/data.md \"Checking a host\")"
+	@# On a host whose CPU makes other libopus bytes (until synth.portable_audio is the default) verify names
+	@# the files that differ and exits 1; the run itself is complete, so make reports it and does not fail
+	-dmc verify
 
 test: install
 	$(BIN)/python -m pytest -q -m "not cluster"
