@@ -113,7 +113,7 @@ p["features"]["device"] = p["localize"]["device"] = dev
 yaml.safe_dump(p, open(dst, "w"), sort_keys=False)
 EOF
 cd "$P"
-D="$PY -m dmc.cli --params params.yaml"
+D="$PY -m dmc.pipeline.cli --params params.yaml"
 synth_all() {
   $D synth videos --out data/synth/videos --ground-truth data/synth/ground_truth &
   for s in esc50 esc10 dcase; do $D synth $s --out data/synth/$s & done
@@ -122,7 +122,7 @@ synth_all() {
 decode_shards() {   # decode_shards PARAMS VIDEOS OUTDIR N
   local pids=()
   for ((i = 0; i < $4; i++)); do
-    OMP_NUM_THREADS=1 $PY -m dmc.cli --params "$1" decode --shard $i --videos "$2" --out "$3/$(printf 'shard-%05d' $i)" &
+    OMP_NUM_THREADS=1 $PY -m dmc.pipeline.cli --params "$1" decode --shard $i --videos "$2" --out "$3/$(printf 'shard-%05d' $i)" &
     pids+=($!)
   done
   local rc=0; for pid in "${pids[@]}"; do wait "$pid" || rc=1; done; return $rc
@@ -182,8 +182,8 @@ fi
 if want ddp; then
 $PY -c "import yaml; p = yaml.safe_load(open('params.yaml')); p['train']['epochs'] = 1; yaml.safe_dump(p, open('p_ddp.yaml', 'w'))"
 TRAIN="--params p_ddp.yaml train --decoded data/decoded"
-run ddp_plain 90 $PY -m dmc.cli $TRAIN --out ddp/plain/m.pt --train-log ddp/plain/log.csv --checkpoints ddp/plain/ck
-run ddp_torchrun 120 $PY -m torch.distributed.run --standalone --nproc_per_node 1 -m dmc.cli $TRAIN \
+run ddp_plain 90 $PY -m dmc.pipeline.cli $TRAIN --out ddp/plain/m.pt --train-log ddp/plain/log.csv --checkpoints ddp/plain/ck
+run ddp_torchrun 120 $PY -m torch.distributed.run --standalone --nproc_per_node 1 -m dmc.pipeline.cli $TRAIN \
   --out ddp/torchrun/m.pt --train-log ddp/torchrun/log.csv --checkpoints ddp/torchrun/ck
 $PY - "$RES/ddp.json" "$RES/logs/ddp_torchrun.log" <<'EOF' || true
 import json, sys

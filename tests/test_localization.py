@@ -230,7 +230,7 @@ def test_trained_model_localizes_better_than_random_init(small_corpus, trained):
 
     p, model_path = trained
     index = pd.read_csv(small_corpus / "decoded" / "index.csv")
-    frames, mels = L._arrays_of(small_corpus / "decoded", index)
+    frames, mels = L._ShardReader(small_corpus / "decoded")(index)
     gt = G.GroundTruth(small_corpus / "ground_truth", (p["synth"]["width"], p["synth"]["height"]))
     masks = [gt.mask(r.video, r.frame_time_s, frames.shape[1:3]) for r in index.itertuples()]
     scores = {}

@@ -193,9 +193,9 @@ def test_torchrun_one_process_uses_ddp_and_writes_the_plain_runs_files(small_cor
     tests nccl on one GPU); on the CPU (gloo) the model it writes is byte-identical to a plain run's."""
     p = write_params(tmp_path / "params.yaml", fast_params(train__epochs=1, train__batch_size=8, train__checkpoint_every=0))
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    runs = {"plain": [sys.executable, "-m", "dmc.cli"],
+    runs = {"plain": [sys.executable, "-m", "dmc.pipeline.cli"],
             "torchrun": [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1",
-                         "-m", "dmc.cli"]}
+                         "-m", "dmc.pipeline.cli"]}
     for name, head in runs.items():
         out = tmp_path / name
         cmd = head + ["--params", str(p), "train", "--decoded", str(small_corpus / "decoded"), "--out",

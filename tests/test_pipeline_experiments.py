@@ -200,6 +200,16 @@ def test_cli_refuses_a_bad_grid_before_queueing(params, tmp_path):
                                    "value 0 is invalid: train.iterations: 0 is less than the minimum of 1")
 
 
+def _with_defaults(recorded: dict, default: dict | None = None) -> dict:
+    """``recorded`` with every key of the default params it lacks (nested), its own values kept."""
+    from conftest import load_default_params
+
+    out = copy.deepcopy(load_default_params() if default is None else default)
+    for key, value in recorded.items():
+        out[key] = _with_defaults(value, out[key]) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
 def test_real_dvc_exp_show_sample(tmp_path):
     """The reader on rows recorded from the installed dvc (tests/data/make_exp_show_sample.py: two
     seeds of a tiny project at the default and at temperature=10, seed 1 at the default run again
@@ -316,7 +326,8 @@ def test_a_sweep_writes_its_study_folder_with_a_header_and_the_seeds_table_besid
     from dmc.pipeline.cli import main
 
     sample = json.loads((DATA / "dvc_exp_show_sample.json").read_text())
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(sample["params"], sort_keys=False))
+    # the recorded project's params, completed with keys added to the schema since it was recorded
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(_with_defaults(sample["params"]), sort_keys=False))
     (tmp_path / "rows.json").write_text(json.dumps(sample["rows"]))
     monkeypatch.chdir(tmp_path)            # not a git checkout: the header says so
     assert main(["sweep", "ablation", "--aggregate", "--rows-json", "rows.json"]) == 0
