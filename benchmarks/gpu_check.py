@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train import bench, make_shard  # noqa: E402  (benchmarks/train.py)
+from train import bench, make_shard, sizes  # noqa: E402  (benchmarks/train.py)
 
 from dmc.evaluation.features import embed_logmel  # noqa: E402
 from dmc.model.loss import max_margin_loss, mismatch_indices  # noqa: E402
@@ -57,14 +57,6 @@ TOL = {"early_loss_rel": 0.02,     # mean |bf16 - fp32| over the first 10 steps 
 
 def device_or_cpu() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def sizes(p: dict, preset: str) -> tuple[int, int]:
-    """(frame size, log-mel frames) of a preset: the paper's 256 x 256 and 5 s, else the params'."""
-    d = p["decode"]
-    size = 256 if preset == "paper" else d["frame_size"]
-    seconds = 5.0 if preset == "paper" else d["segment_seconds"]
-    return size, 1 + int(seconds * d["sample_rate"]) // int(d["hop_seconds"] * d["sample_rate"])
 
 
 def random_batches(p: dict, preset: str, n_batches: int, batch: int, seed: int = 0):

@@ -55,12 +55,18 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def bench(preset: str, p: dict, device: torch.device, batch: int, steps: int, workers: int, peak_tflops: float,
-          compile_model: bool = False):
+def sizes(p: dict, preset: str) -> tuple[int, int]:
+    """(frame size, log-mel frames) of a preset: the paper's 256 x 256 and 5 s, else the params'."""
     d = p["decode"]
     size = 256 if preset == "paper" else d["frame_size"]
     seconds = 5.0 if preset == "paper" else d["segment_seconds"]
-    frames_t = 1 + int(seconds * d["sample_rate"]) // int(d["hop_seconds"] * d["sample_rate"])
+    return size, 1 + int(seconds * d["sample_rate"]) // int(d["hop_seconds"] * d["sample_rate"])
+
+
+def bench(preset: str, p: dict, device: torch.device, batch: int, steps: int, workers: int, peak_tflops: float,
+          compile_model: bool = False):
+    d = p["decode"]
+    size, frames_t = sizes(p, preset)
     model = DMC.from_params(dict(p["model"], preset=preset), p["train"]).to(device)
     cuda = device.type == "cuda"
     if cuda:
