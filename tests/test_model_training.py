@@ -230,3 +230,23 @@ def test_saved_model_carries_the_clustering_structure(small_corpus, tmp_path):
         model, config = load_model(path)
         assert (model.clustering.squash, model.clustering.init) == expected
         assert ("squash" in config["train"], "cluster_init" in config["train"]) == saved
+
+
+def test_a_checkpoint_of_other_data_with_the_same_index_is_not_resumed(tmp_path):
+    """Found when synth.portable_audio became the default: the clips, segments and index stayed the
+    same, only the audio of a few clips changed, and `dmc train` resumed the old run's checkpoint
+    (its fingerprint read the index alone). One changed log-mel value must change the fingerprint."""
+    from dmc.model.training import fingerprint
+
+    params = load_default_params()
+    shard = tmp_path / "shard-00000"
+    shard.mkdir()
+    (tmp_path / "index.csv").write_text("shard,row,video\nshard-00000,0,vid_00000.mp4\n")
+    logmel = np.zeros((1, 41, 64), np.float32)
+    np.save(shard / "logmel.npy", logmel)
+    np.save(shard / "frames.npy", np.zeros((1, 64, 64, 3), np.uint8))
+    first = fingerprint(params, tmp_path)
+    assert fingerprint(params, tmp_path) == first
+    logmel[0, 3, 5] = 1e-3
+    np.save(shard / "logmel.npy", logmel)
+    assert fingerprint(params, tmp_path) != first

@@ -57,11 +57,19 @@ def pick_device(setting: str) -> torch.device:
 
 
 def fingerprint(params: dict, decoded_dir: Path) -> str:
-    """What a checkpoint must match to be resumed: the params that shape training + the data."""
+    """What a checkpoint must match to be resumed: the params that shape training + the data: the
+    index and the bytes of every shard array (the index alone misses a corpus whose clips and
+    segments are the same but whose audio or pictures changed, e.g. another codec)."""
     keys = {k: v for k, v in params["train"].items() if k not in ("num_workers", "checkpoint_every", "device")}
     blob = json.dumps([params["seed"], params["model"], keys, params["decode"]], sort_keys=True)
     blob += (decoded_dir / "index.csv").read_text()
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    h = hashlib.sha256(blob.encode())
+    for array in sorted(decoded_dir.glob("shard-*/*.npy")):
+        h.update(f"{array.parent.name}/{array.name}".encode())
+        with open(array, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()[:16]
 
 
 def epoch_batches(n: int, batch: int, seed: int, epoch: int, rank: int, world: int) -> list[list[int]]:
