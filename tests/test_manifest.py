@@ -36,6 +36,9 @@ def _write_sample(root: Path) -> None:
     (root / "data" / "evalsets" / "esc50").mkdir(parents=True)
     np.save(root / "data" / "evalsets" / "esc50" / "logmel.npy",
             np.random.default_rng(0).standard_normal((2, 5, 4)).astype(np.float32))
+    for test_folder in ("synth_test/ground_truth", "decoded_test"):      # the test corpus's folders
+        (root / "data" / test_folder).mkdir(parents=True)
+        (root / "data" / test_folder / "index.csv").write_text("video\nvid_00000.mp4\n")
 
 
 @pytest.fixture(scope="module")
@@ -237,14 +240,16 @@ def test_committed_manifests_agree_with_dvc_lock():
     assert checked >= 5 + 1 + 3     # synth's five folders, data/decoded, the three eval sets
 
 
-def test_intel_host_record_differs_exactly_in_the_libopus_files():
-    """The committed record of the Intel Xeon (AVX-512, Ubuntu glibc 2.39) run of the default corpus
-    (results/manifest/hosts/, docs/data.md "Checking a host") against the committed manifest: every
-    libopus file differs (ESC-10 OGG, WebM), every H.264 + AAC file is the same."""
+def test_intel_host_record_of_the_libopus_corpus_differs_exactly_in_the_libopus_files():
+    """The evidence for synth.portable_audio (results/studies/libopus_hosts/): the Intel Xeon (AVX-512,
+    Ubuntu glibc 2.39) run of the libopus corpus (portable_audio false) against this AMD host's
+    manifest of the same corpus: every libopus file differs (ESC-10 OGG, WebM), every H.264 + AAC
+    file is the same."""
     import json
 
-    record = json.loads((ROOT / M.MANIFEST_DIR / "hosts" / "intel_xeon_avx512_ubuntu_glibc239.json").read_text())
-    _, entries = M.read_manifest(ROOT / M.MANIFEST_DIR / "synth.tsv")
+    study = ROOT / "results" / "studies" / "libopus_hosts"
+    record = json.loads((study / "intel_xeon_avx512_ubuntu_glibc239.json").read_text())
+    _, entries = M.read_manifest(study / "amd_epyc_synth.tsv")
     ours = {e.path: e for e in entries}
     differ, same = set(), set()
     for rel, info in record["files"].items():
@@ -258,20 +263,23 @@ def test_intel_host_record_differs_exactly_in_the_libopus_files():
     assert all(any(k.endswith(".opus.packets") for k in ours[n].parts) for n in differ)
 
 
-def _cpu_vendor() -> str:
-    try:
-        return next((line.split(":")[1].strip() for line in open("/proc/cpuinfo") if line.startswith("vendor_id")), "")
-    except OSError:
-        return ""
+def test_the_default_corpus_has_no_libopus_file():
+    """synth.portable_audio (the default): the committed manifests hold no Opus stream and no OGG."""
+    for name in ("synth", "synth_test"):
+        _, entries = M.read_manifest(ROOT / M.MANIFEST_DIR / f"{name}.tsv")
+        assert entries
+        assert not [e.path for e in entries if e.path.endswith((".ogg", ".opus"))
+                    or any(".opus." in k for k in e.parts)], name
+        assert any(".vorbis." in k for e in entries for k in e.parts) or name == "synth_test" \
+            or load_default_params()["synth"]["other_containers"] == 0
 
 
 @pytest.mark.slow
 def test_default_corpus_bytes_are_the_committed_ones(tmp_path):
     """A sample of the embedded default regenerated with today's code and default params (an MP4, a
     WebM and an MKV clip, an ESC-50-like clip, an ESC-10 clip) has the bytes the committed manifest
-    records. The libopus files (WebM audio, ESC-10 OGG) are compared byte for byte on AMD CPUs, the
-    developers' (libopus's SSE2 search gives other bytes on Intel: docs/data.md "Checking a host"); on
-    other CPUs their VP9 stream must still be equal and the rest of the sample byte for byte."""
+    records, byte for byte on any CPU: with synth.portable_audio (the default) no file comes from
+    libopus, whose bytes depend on the CPU (docs/data.md "Checking a host")."""
     from dmc import synth
     from dmc.synth import esc10, evalsets, videos
 
@@ -293,16 +301,11 @@ def test_default_corpus_bytes_are_the_committed_ones(tmp_path):
     evalsets._write_esc50_clip((str(clip), 0, 0, s["seed"] + 3, 5.0, 44100))
     from dmc.io.audio import read_audio
     audio, rate = read_audio(clip)
-    esc10.write_ogg(tmp_path / "esc10.ogg", audio[0], rate)
-    amd = _cpu_vendor() == "AuthenticAMD"
+    assert s["portable_audio"], "the default writes no libopus file"
+    esc10.write_flac(tmp_path / "esc10.flac", audio[0], rate)
     for kind, i in picks.items():
         name = f"vid_{i:05d}.{kind}"
         got, want = M.file_hashes(tmp_path / "v" / name)[1], recorded[f"videos/{name}"].sha256
-        if kind != "webm" or amd:
-            assert got == want, f"videos/{name} differs from the committed corpus"
-        else:
-            parts = M.parts_of(tmp_path / "v" / name)
-            assert parts["v0.vp9.packets"] == recorded[f"videos/{name}"].parts["v0.vp9.packets"]
+        assert got == want, f"videos/{name} differs from the committed corpus"
     esc10_hashes = {e.sha256 for p, e in recorded.items() if p.startswith("esc10/001 - Flute/1-")}
-    if amd:
-        assert M.file_hashes(tmp_path / "esc10.ogg")[1] in esc10_hashes
+    assert M.file_hashes(tmp_path / "esc10.flac")[1] in esc10_hashes

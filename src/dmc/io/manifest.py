@@ -2,7 +2,8 @@
 the committed one, and in what (container, video stream, audio stream, array).
 
 ``results/manifest/<name>.tsv`` holds one manifest per data folder (:data:`ROOTS`: ``synth`` =
-data/synth, ``decoded`` = data/decoded, ``evalsets`` = data/evalsets), tab-separated with columns
+data/synth, ``decoded`` = data/decoded, ``evalsets`` = data/evalsets, and the untouched test corpus
+``synth_test`` = data/synth_test, ``decoded_test`` = data/decoded_test), tab-separated with columns
 :data:`COLUMNS`:
 
 * ``path`` relative to the folder, ``size`` in bytes, ``sha256`` of the bytes, ``md5`` of the
@@ -38,7 +39,8 @@ import numpy as np
 from dmc.errors import DmcError
 
 #: manifest name -> data folder (relative to the repository root)
-ROOTS = {"synth": "data/synth", "decoded": "data/decoded", "evalsets": "data/evalsets"}
+ROOTS = {"synth": "data/synth", "decoded": "data/decoded", "evalsets": "data/evalsets",
+         "synth_test": "data/synth_test", "decoded_test": "data/decoded_test"}
 MANIFEST_DIR = "results/manifest"
 COLUMNS = ("path", "size", "sha256", "md5", "parts")
 MEDIA = (".mp4", ".webm", ".mkv", ".ogg", ".opus", ".wav", ".flac", ".m4a", ".mov", ".avi", ".mp3")
@@ -46,7 +48,8 @@ MEDIA = (".mp4", ".webm", ".mkv", ".ogg", ".opus", ".wav", ".flac", ".m4a", ".mo
 PARAM_KEYS = ("synth", "decode", "data")
 #: manifest -> the recorded params (sections or keys) its folder depends on
 DEPENDS = {"synth": ("synth",), "decoded": ("synth", "decode", "data.videos"),
-           "evalsets": ("synth", "decode", "data.esc50", "data.esc10", "data.dcase")}
+           "evalsets": ("synth", "decode", "data.esc50", "data.esc10", "data.dcase"),
+           "synth_test": ("synth",), "decoded_test": ("synth", "decode")}
 #: kinds of difference, as :class:`Difference` names them
 KINDS = ("missing", "extra", "container", "video", "audio", "streams", "array", "npy header", "bytes")
 #: file names left out, as DVC leaves them out (.dvcignore): Snakemake's marker in folder outputs

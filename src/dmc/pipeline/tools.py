@@ -31,14 +31,15 @@ def add_parsers(sub) -> None:
 
 
 def add_verify_parser(sub) -> None:
-    c = sub.add_parser("verify", help="compare data/synth, data/decoded and data/evalsets with the committed "
-                                      "per-file manifests (results/manifest) and name each differing file and part")
+    c = sub.add_parser("verify", help="compare data/synth, data/decoded, data/evalsets and the test corpus "
+                                      "(data/synth_test, data/decoded_test) with the committed per-file manifests "
+                                      "(results/manifest) and name each differing file and part")
     c.add_argument("--write", action="store_true", help="write the manifests of the current files instead")
     c.add_argument("--reference", help="a folder holding another run's data/ folders (e.g. another clone): "
                                        "measure each difference (largest absolute difference of arrays and samples)")
     c.add_argument("--manifest-dir", default="results/manifest")
     c.add_argument("--root", default=".", help="the repository whose data/ folders are checked (default: .)")
-    c.add_argument("--only", action="append", choices=["synth", "decoded", "evalsets"],
+    c.add_argument("--only", action="append", choices=["synth", "decoded", "evalsets", "synth_test", "decoded_test"],
                    help="check (or write) only this manifest; repeatable")
     c.set_defaults(func=verify)
 
