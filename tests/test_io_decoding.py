@@ -136,3 +136,28 @@ def test_no_decodable_frame_still_named(tmp_path):
     (tmp_path / "broken.mkv").write_bytes(bytes(data))
     with pytest.raises(DecodeError, match="^no decodable video frame; decoding stopped early"):
         decode_video(tmp_path / "broken.mkv", SEG, SIZE, SR)
+
+
+def test_decode_runs_mkl_in_its_cpu_independent_mode(tmp_path):
+    """Found on an Intel host (AVX-512): MKL's FFT/DGEMM kernels behind the frontend moved one float32
+    log-mel value in a million of the test corpus; with MKL_CBWR=COMPATIBLE none moved. `dmc decode`
+    must set it before torch's first MKL call: every MKL call it makes reports CNR:COMPATIBLE."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import load_default_params, with_overrides, write_params
+    from dmc.synth import generate_videos
+
+    generate_videos(tmp_path / "v", tmp_path / "gt", n_videos=1, seconds=2.0, width=64, height=64, fps=10,
+                    other_containers=0.0, seed=0, workers=1)
+    p = write_params(tmp_path / "params.yaml", with_overrides(load_default_params(), decode__num_shards=1))
+    env = {k: v for k, v in os.environ.items() if k != "MKL_CBWR"}
+    env["MKL_VERBOSE"] = "1"
+    proc = subprocess.run([sys.executable, "-m", "dmc.pipeline.cli", "--params", str(p), "decode", "--shard", "0",
+                           "--videos", str(tmp_path / "v"), "--out", str(tmp_path / "shard-00000")],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    modes = [w for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("MKL_VERBOSE")
+             for w in line.split() if w.startswith("CNR:")]
+    assert modes and set(modes) == {"CNR:COMPATIBLE"}, sorted(set(modes))

@@ -11,9 +11,12 @@ made here:
 
 Output layout is (..., time, n_mels): time first, as the audio subnet reads it.
 
-The same bytes on every CPU: the STFT runs in float64 (its kernels differ by CPU far below
-float32's last bit) and the result is rounded to float32 at the end: a float64 result moves
-to another float32 only if it lies within about 1e-16 of a rounding boundary. The constants
+The same bytes on every CPU: the STFT and the mel projection run in float64 and the result is
+rounded to float32 at the end, and MKL (torch's FFT and DGEMM on x86) runs its CPU-independent
+code paths (:func:`mkl_reproducible`, ``MKL_CBWR=COMPATIBLE``). Without that pin MKL's kernels
+differ by CPU far below float32's last bit, yet a float64 result that lies within about 1e-16 of
+a rounding boundary moves to the other float32: on an Intel host (AVX-512) one value in about a
+million of the test corpus's log-mels did (docs/data.md "Checking a host"). The constants
 are computed with scalar math instead of torchaudio's float32 kernels, which differ by CPU
 (the Hann window, the mel filterbank), and the log goes through the table of
 :mod:`dmc.io.portable` (within 3e-8 of ``torch.log``).
@@ -22,11 +25,25 @@ are computed with scalar math instead of torchaudio's float32 kernels, which dif
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import torch
 
 from dmc.io.portable import log2_table
+
+#: MKL's conditional numerical reproducibility mode for the frontend's FFT and DGEMM
+MKL_CBWR = "COMPATIBLE"
+
+
+def mkl_reproducible() -> None:
+    """Ask MKL for its CPU-independent code paths in this process (``MKL_CBWR=COMPATIBLE``; a value
+    already set is kept). MKL reads the variable at its first call and never again, so this must
+    run before torch does any MKL work in the process: the data-making commands (``dmc decode``,
+    ``dmc evalset``) call it first; other programs that compute log-mels and need the bytes of
+    another host set ``MKL_CBWR=COMPATIBLE`` in their environment. Training is not pinned (its
+    float32 kernels are not reproducible across CPUs anyway: docs/data.md)."""
+    os.environ.setdefault("MKL_CBWR", MKL_CBWR)
 
 
 def _hann(n: int) -> np.ndarray:

@@ -8,9 +8,9 @@ to 48 kHz (FFmpeg's C code, :mod:`dmc.io.avcpu`) and encoded as Opus in OGG. The
 PyAV's ``"opus"`` resolves to it (this FFmpeg build has no Opus encoder of its own), and libopus
 picks its kernels from CPUID; its CELT search uses the approximate RCPPS/RSQRTPS instructions, whose
 values differ between Intel and AMD, so these bytes can differ between hosts. With
-``synth.portable_audio`` the clips are FLAC instead (lossless, integer: the same bytes everywhere).
-The release used OGG Vorbis; FFmpeg's Vorbis encoder takes stereo only, and the reader,
-:func:`dmc.datasets.read_esc10`, decodes any codec.
+``synth.portable_audio`` (the pipeline's default) the clips are FLAC instead (lossless, integer: the
+same bytes everywhere). The release used OGG Vorbis; FFmpeg's Vorbis encoder takes stereo only, and
+the reader, :func:`dmc.io.evalsets.read_esc10`, decodes any codec.
 """
 
 from __future__ import annotations

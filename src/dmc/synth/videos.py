@@ -14,7 +14,8 @@ with integer arithmetic here (not by libswscale, whose SIMD kernels round differ
 encoders run single-threaded, and FFmpeg's own codecs (the AAC encoder) run its C code
 (``dmc.io.avcpu``). The exception is the WebM clips' Opus audio: libopus picks its kernels from
 CPUID and its CELT search uses approximate instructions (RCPPS/RSQRTPS) whose values differ
-between Intel and AMD; ``portable_audio`` (``synth.portable_audio``) writes Vorbis instead.
+between Intel and AMD; ``portable_audio`` (``synth.portable_audio``, the pipeline's default) writes
+Vorbis instead.
 """
 
 from __future__ import annotations

@@ -23,6 +23,9 @@ def add_parsers(sub) -> None:
 
 def run(args, p):
     from dmc.io.shards import shard_name, videos_of_shard, write_shard
+    from dmc.io.logmel import mkl_reproducible
+
+    mkl_reproducible()   # before torch's first MKL call in this process: the same log-mels on every CPU
 
     d = p["decode"]
     root = args.videos or p["data"]["videos"]

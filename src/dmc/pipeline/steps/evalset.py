@@ -19,6 +19,9 @@ def add_parsers(sub) -> None:
 def run(args, p):
     from dmc.atomic import atomic_file, save_npy
     from dmc.evaluation.features import evalset_logmel
+    from dmc.io.logmel import mkl_reproducible
+
+    mkl_reproducible()   # before torch's first MKL call in this process: the same log-mels on every CPU
 
     logmel, clips = evalset_logmel(args.dataset, args.root or p["data"][args.dataset], p["decode"])
     out = Path(args.out_dir)
