@@ -307,3 +307,9 @@ def write_results(results: dict, out_dir: str | Path) -> list[Path]:
             _plot_confusion(cm, names, f"{dataset} / {method}", out / "figures" / f"{stem}.png")
             written += [out / "plots" / f"{stem}.csv", out / "figures" / f"{stem}.png"]
     return written
+
+
+def write_evaluation(results, out_dir: str | Path) -> list[Path]:
+    """Write the results of the ``evaluate`` step (:class:`~dmc.evaluation.protocols.Esc50Result` and
+    :class:`~dmc.evaluation.protocols.DcaseResult`, one per data set) with :func:`write_results`."""
+    return write_results({r.dataset: r.methods for r in results}, out_dir)
