@@ -7,7 +7,9 @@ or a fold that could not be (``folds_not_evaluated``) has null metrics and says 
 Our numbers are fractions in 0..1 in ``metrics.json`` and the CSV files, percentages in the
 Markdown tables. The paper's numbers (:data:`PUBLISHED`) are shown beside ours in rows
 labelled "published (paper), not reproduced": they are quoted, never computed here.
-Every file is written atomically (:func:`dmc.atomic.atomic_file`).
+Every file is written atomically (:func:`dmc.atomic.atomic_file`). The ``evaluate`` step hands
+:func:`write_evaluation` the result objects of :func:`dmc.evaluation.protocols.esc50_protocol` and
+:func:`dmc.evaluation.protocols.dcase_protocol`.
 """
 
 from __future__ import annotations
