@@ -33,6 +33,7 @@ import pandas as pd
 import torch
 
 from dmc.evaluation.protocols import evaluate_dcase, evaluate_esc50
+from dmc.config import Params
 from dmc.evaluation.features import evalset_logmel, method_features
 from dmc.pipeline.params import load_params
 from dmc.synth import generate_dcase, generate_esc50
@@ -79,7 +80,7 @@ def run(dataset, root, p, skip_reference=False):
     grid = p["evaluate"]["C_grid"]
     rows, summary = [], {}
     (logmel, clips), t_dec = timed(evalset_logmel, dataset, root, p["decode"])
-    feats, t_feat = timed(method_features, "random_init", logmel, p, None)
+    feats, t_feat = timed(method_features, "random_init", logmel, Params.from_dict(p), None)
     if dataset == "esc50":
         new, t_svm = timed(evaluate_esc50, feats, clips, grid)
     else:

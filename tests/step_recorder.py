@@ -5,7 +5,9 @@ modules imported in all (``modules``) and those already imported when the CLI ha
 parser (``dispatch``: cli.py and every step's entry module, whose parsers it assembles).
 
 Keys are dotted leaf paths (``train.lr``); a mapping that is iterated, copied, compared,
-serialised or pickled counts as reading every leaf under it.
+serialised or pickled counts as reading every leaf under it. The CLI hands the steps typed params
+(:class:`dmc.config.Params`): an attribute read is a key read (:class:`RecordingConfig`), and the
+dict of ``as_dict()`` records the keys read through it.
 """
 
 from __future__ import annotations
@@ -83,9 +85,47 @@ class Recording(dict):
         return (dict, (self.plain(),))
 
 
+class RecordingConfig:
+    """Typed params (dmc.config) recording the dotted keys read through their attributes; passes
+    ``isinstance`` checks as the object it wraps."""
+
+    def __init__(self, obj, prefix: str, seen: set):
+        object.__setattr__(self, "_obj", obj)
+        object.__setattr__(self, "_prefix", prefix)
+        object.__setattr__(self, "_seen", seen)
+
+    @property
+    def __class__(self):
+        return type(self._obj)
+
+    def as_dict(self) -> dict:
+        return Recording(self._obj.as_dict(), self._prefix, self._seen)
+
+    def __getattr__(self, name):
+        from dmc.config import Section
+
+        value = getattr(self._obj, name)
+        path = self._prefix + name
+        if isinstance(value, Section):
+            return RecordingConfig(value, path + ".", self._seen)
+        if isinstance(value, dict):   # model.presets: name -> section
+            return {k: RecordingConfig(v, f"{path}.{k}.", self._seen) if isinstance(v, Section)
+                    else self._leaf(f"{path}.{k}", v) for k, v in value.items()}
+        return self._leaf(path, value)
+
+    def _leaf(self, path, value):
+        self._seen.add(path)
+        return value
+
+    def __setattr__(self, name, value):
+        raise AttributeError("typed params are read-only")
+
+
 def _plain(obj):
     if isinstance(obj, Recording):
         return obj.plain()
+    if isinstance(obj, RecordingConfig):
+        return obj.as_dict().plain()
     if type(obj) is dict:
         return {k: _plain(v) for k, v in obj.items()}
     if type(obj) in (list, tuple):
@@ -104,8 +144,8 @@ def run(argv: list[str], record: str) -> int:
     import dmc.pipeline.cli as cli
 
     seen: set[str] = set()
-    load = cli.load_params
-    cli.load_params = lambda path, **kw: Recording(load(path, **kw), "", seen)
+    load = cli.load_config
+    cli.load_config = lambda path, **kw: RecordingConfig(load(path, **kw), "", seen)
     save = torch.save
     torch.save = lambda obj, f, *a, **k: save(_plain(obj), f, *a, **k)   # files stay plain dicts
     build, dispatch = cli.build_parser, []

@@ -8,6 +8,7 @@ import torch
 from conftest import load_default_params, with_overrides
 from dmc.evaluation.protocols import evaluate_esc50
 from dmc.evaluation.protocols import subclip_starts
+from dmc.config import Params
 from dmc.evaluation.features import block_outputs, evalset_logmel, method_features, pool, subclip_logmel
 from dmc.io.logmel import LogMel
 from dmc.hear import get_scene_embeddings, get_timestamp_embeddings, load_model
@@ -80,6 +81,6 @@ def test_dmc_features_beat_random_init(trained_model, tmp_path):
     generate_esc50(tmp_path / "esc", n_classes=30, clips_per_class=10, seed=1)
     p = load_default_params()
     lm, clips = evalset_logmel("esc50", tmp_path / "esc", p["decode"])
-    acc = {m: evaluate_esc50(method_features(m, lm, p, trained_model), clips, [0.1, 1.0])["acc_mean"]
+    acc = {m: evaluate_esc50(method_features(m, lm, Params.from_dict(p), trained_model), clips, [0.1, 1.0])["acc_mean"]
            for m in ("dmc", "random_init")}
     assert acc["dmc"] > acc["random_init"], acc

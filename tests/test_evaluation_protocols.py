@@ -492,3 +492,32 @@ def test_evaluate_cli_one_line_error(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and err[-1] == "dmc evaluate: esc50: only fold(s) [4] present; the fold protocol needs at least 2 folds"
     assert not (tmp_path / "out" / "metrics.json").exists()
+
+
+# -- compute apart from writing (the evaluate step) ------------------------------------------
+def test_protocols_return_results_without_writing(tmp_path, monkeypatch):
+    from dmc.config import Evaluate
+
+    monkeypatch.chdir(tmp_path)
+    cfg = Evaluate(C_grid=(1.0,), min_fold_clips_per_class=1)
+    X, meta = toy_esc()
+    Xd, ids, table = toy_dcase()
+    clips = pd.DataFrame({"recording": ids}).merge(table.rename(columns={"filename": "recording"}), on="recording")
+    esc = evaluation.esc50_protocol({"dmc": X}, meta, cfg)
+    dcase = evaluation.dcase_protocol({"dmc": Xd}, clips, cfg)
+    assert not list(tmp_path.iterdir())                                  # nothing written
+    assert isinstance(esc, evaluation.Esc50Result) and isinstance(dcase, evaluation.DcaseResult)
+    assert esc.methods["dmc"] == evaluate_esc50(X, meta, [1.0]) and esc.accuracy("dmc") == 1.0
+    assert dcase.methods["dmc"] == evaluate_dcase(Xd, ids, table, [1.0]) and dcase.accuracy("dmc") == 1.0
+
+
+def test_write_evaluation_writes_hand_made_results(tmp_path, results):
+    esc = evaluation.Esc50Result("esc50", results["esc50"])
+    dcase = evaluation.DcaseResult("dcase", results["dcase"])
+    written = reporting.write_evaluation([esc, dcase], tmp_path / "new")
+    old = reporting.write_results(results, tmp_path / "old")
+    assert [p.relative_to(tmp_path / "new") for p in written] == [p.relative_to(tmp_path / "old") for p in old]
+    assert {p.relative_to(tmp_path / "new").as_posix() for p in written} >= {"metrics.json", "tables/summary.md",
+                                                                             "figures/dcase_dmc_confusion.png"}
+    for p in written:                                                    # the same bytes as write_results
+        assert p.read_bytes() == (tmp_path / "old" / p.relative_to(tmp_path / "new")).read_bytes()

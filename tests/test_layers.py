@@ -15,7 +15,7 @@ SRC = ROOT / "src"
 # Lowest first. A module may import its own unit (the top-level module or subpackage it belongs
 # to) and any unit of a lower layer; units of one layer are siblings and do not import each other.
 LAYERS = (
-    ("dmc", "dmc.errors", "dmc.names", "dmc.atomic"),   # the package and its shared helpers
+    ("dmc", "dmc.errors", "dmc.names", "dmc.atomic", "dmc.config"),   # the package, its shared helpers, typed params
     ("dmc.io",),                                        # decoding, log-mel, shards, evaluation-set readers
     ("dmc.synth", "dmc.model"),                         # the synthetic corpus; the network and its training
     ("dmc.evaluation", "dmc.localization"),             # audio features + SVMs; heat maps + localize step

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from conftest import load_default_params, with_overrides, write_params
+from dmc.config import Params
 from dmc.io import ground_truth as G
 from dmc.localization import heatmaps as H
 from dmc.localization import metrics as M
@@ -312,7 +313,7 @@ def test_localize_val_metrics_read_only_the_val_split(small_corpus, trained, tmp
     p, model_path = trained
     flat = {}
     for name, decoded in clean_and_poisoned(small_corpus / "decoded", p, tmp_path):
-        L.run_benchmark(p, decoded, model_path, small_corpus / "ground_truth", tmp_path / f"{name}_out",
+        L.run_benchmark(Params.from_dict(p), decoded, model_path, small_corpus / "ground_truth", tmp_path / f"{name}_out",
                         tmp_path / f"{name}.json", log=lambda *_: None)
         flat[name] = json.loads((tmp_path / f"{name}.json").read_text())
     val = {k: v for k, v in flat["clean"].items() if k.startswith("localization.val.dmc.")}
@@ -474,3 +475,50 @@ def test_localize_without_ground_truth_draws_overlays_and_correspondence(small_c
     assert len(list((out / "overlays").glob("*.png"))) == 2
     assert "| dmc | n/a |" in (out / "table.md").read_text()
     assert "not applicable" in capsys.readouterr().err
+
+
+# -- compute apart from writing ------------------------------------------------------------
+def test_localize_benchmark_computes_without_writing(small_corpus, tmp_path, monkeypatch):
+    """The step's compute returns its result object and writes nothing; the writer writes it."""
+    from dmc.localization.writing import write_localization
+
+    p = with_overrides(load_default_params(), localize__device="cpu", localize__clips_for_overlays=2)
+    torch.manual_seed(0)
+    model = save_model(DMC.from_params(p["model"], p["train"]), p, tmp_path / "m.pt")
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    before = sorted(tmp_path.rglob("*"))
+    r = L.localize_benchmark(Params.from_dict(p), small_corpus / "decoded", model, small_corpus / "ground_truth")
+    assert sorted(tmp_path.rglob("*")) == before                    # nothing written
+    assert isinstance(r, L.LocalizationResult) and len(r.overlays) == 2
+    assert set(r.tables) == {"pairs.csv", "multisource_confusion.csv", "multisource_clips.csv"}
+    assert 0 <= r.flat["localization.dmc.pointing"] <= 1 and r.flat["localization.n_pairs"] > 0
+    assert list(r.table.method) == [*L.LOC_METHODS, "majority"] and r.message.startswith("localize: ")
+    write_localization(r, tmp_path / "out", tmp_path / "m.json")
+    assert json.loads((tmp_path / "m.json").read_text()) == r.flat
+    assert {f.name for f in (tmp_path / "out").iterdir()} == {"table.md", "table.csv", "details.json", "overlays",
+                                                             *r.tables}
+
+
+def test_write_localization_writes_a_hand_made_result(tmp_path):
+    from dmc.localization.overlays import Panel
+    from dmc.localization.writing import write_localization
+
+    frame = np.zeros((16, 16, 3), np.uint8)
+    r = L.LocalizationResult(
+        flat={"localization.dmc.pointing": 0.5}, table=pd.DataFrame({"method": ["dmc"], "pointing": [0.5]}),
+        markdown="# table\n", tables={"pairs.csv": pd.DataFrame({"video": ["a.mp4"], "dmc_ciou": [0.25]})},
+        details={"held_out_videos": 1}, message="localize: hand-made",
+        overlays=[L.Overlay("a_seg0.png", [Panel("frame", frame, None, None, None),
+                                           Panel("dmc", frame, np.ones((16, 16), np.float32), None, None)], "a")])
+    write_localization(r, tmp_path / "out", tmp_path / "metrics.json")
+    assert (tmp_path / "metrics.json").read_text() == '{\n  "localization.dmc.pointing": 0.5\n}\n'
+    out = tmp_path / "out"
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == \
+        ["details.json", "overlays/a_seg0.png", "pairs.csv", "table.csv", "table.md"]
+    assert (out / "table.md").read_text() == "# table\n"
+    assert (out / "table.csv").read_text() == "method,pointing\ndmc,0.5\n"
+    assert json.loads((out / "details.json").read_text()) == {"held_out_videos": 1}
+    assert (out / "overlays" / "a_seg0.png").read_bytes()[:4] == b"\x89PNG"
+    assert not list(tmp_path.rglob("*.tmp-*"))

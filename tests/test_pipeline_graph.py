@@ -190,7 +190,7 @@ def test_each_stage_lists_every_module_its_step_imports(recorded):
 
 # what the CLI imports before a step runs, besides the entry modules: light, and read by no step
 # (params.py and what it imports are every stage's deps)
-DISPATCH = {f"src/dmc/{m}.py" for m in ("__init__", "errors", "names", "pipeline/__init__", "pipeline/cli",
+DISPATCH = {f"src/dmc/{m}.py" for m in ("__init__", "errors", "names", "config", "pipeline/__init__", "pipeline/cli",
                                         "pipeline/tools", "pipeline/params", "pipeline/steps/__init__")}
 
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from conftest import load_default_params, tree_hashes, with_overrides
+from dmc.config import Params
 from dmc.localization import bootstrap as B
 from dmc.pipeline import graph
 
@@ -204,7 +205,7 @@ def test_heldout_end_to_end_reads_the_test_corpus_for_scores_only(small_corpus, 
         mel.flush()
     out = {}
     for name, root in (("clean", a), ("poisoned", poisoned)):
-        flat = H.run(p, small_corpus / "decoded", root / "decoded", model_path, small_corpus / "ground_truth",
+        flat = H.run(Params.from_dict(p), small_corpus / "decoded", root / "decoded", model_path, small_corpus / "ground_truth",
                      root / "ground_truth", None, tmp_path / name, tmp_path / f"{name}.json", log=lambda *_: None)
         out[name] = (flat, json.loads((tmp_path / name / "details.json").read_text()),
                      pd.read_csv(tmp_path / name / "pairs.csv"), pd.read_csv(tmp_path / name / "clips.csv"))

@@ -30,6 +30,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from dmc.config import Params
 from dmc.io.evalsets import DatasetError, read_dcase, read_esc10, read_esc50
 from dmc.evaluation.protocols import logmel_stats, subclip_starts
 from dmc.io.logmel import LogMel
@@ -194,10 +195,10 @@ def evalset_logmel(dataset: str, root: str | Path, decode: dict) -> tuple[np.nda
     return np.concatenate(mels).astype(np.float32), clips
 
 
-def method_features(method: str, logmel: np.ndarray, params: dict, model_path: str | Path | None,
+def method_features(method: str, logmel: np.ndarray, cfg: Params, model_path: str | Path | None,
                     device: str | torch.device = "cpu") -> np.ndarray:
     """Features of one method: ``dmc`` (trained), ``random_init`` (same net, untrained) or ``logmel_stats``."""
-    f = params["features"]
+    f = cfg.features
     if method == "logmel_stats":
         return logmel_stats(logmel).astype(np.float32)
     if method == "dmc":
@@ -207,6 +208,7 @@ def method_features(method: str, logmel: np.ndarray, params: dict, model_path: s
     else:
         from dmc.model.network import DMC
 
-        model = DMC.random_init(params)
-    layer = f["layer"] or model.audio.num_pools + 1
-    return embed_logmel(model.audio, logmel, layer, f["pooling"], f["batch_size"], device, desc=method)
+        # DMC builds from params dicts (a checkpoint stores its config as one): the dict, explicitly
+        model = DMC.random_init(cfg.as_dict())
+    layer = f.layer or model.audio.num_pools + 1
+    return embed_logmel(model.audio, logmel, layer, f.pooling, f.batch_size, device, desc=method)

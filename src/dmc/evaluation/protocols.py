@@ -37,18 +37,23 @@ With complete data and equal folds, ``acc_pooled`` equals ``acc_mean``.
 
 Results are plain Python (lists, floats, ints, str) so they can be written to JSON as they
 are and read back by :mod:`dmc.evaluation.reporting`. Accuracies are fractions in 0..1.
+
+The ``evaluate`` step computes apart from writing: :func:`esc50_protocol` and :func:`dcase_protocol`
+run a protocol for every feature method of one data set and return an :class:`Esc50Result` /
+:class:`DcaseResult` (nothing is written); :func:`dmc.evaluation.reporting.write_evaluation` writes them.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Sequence
+from dataclasses import dataclass, replace
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 from sklearn.model_selection import LeaveOneGroupOut, StratifiedGroupKFold
 
+from dmc.config import Evaluate
 from dmc.errors import EvaluationError
 from dmc.evaluation.svm import fit_ovr
 
@@ -461,6 +466,47 @@ def evaluate_dcase(features: np.ndarray, recording_ids: Sequence, table: pd.Data
             "n_train_recordings": int(len(set(rec[train]))), "n_subclips_train": int(train.sum()),
             "recordings": [str(i) for i in ids], "y_true": y_true.tolist(), "y_pred": list(y_pred),
             "svm_tol": tol}
+
+
+@dataclass(frozen=True)
+class Esc50Result:
+    """The fold protocol of one ESC-like set (``esc50``, or ``esc10``: the ESC-10 release) for each
+    feature method: ``methods[method]`` is :func:`evaluate_esc50`'s result."""
+    dataset: str
+    methods: dict
+
+    def accuracy(self, method: str) -> float:
+        return self.methods[method]["acc_pooled"]
+
+
+@dataclass(frozen=True)
+class DcaseResult:
+    """The DCASE scene protocol for each feature method: ``methods[method]`` is :func:`evaluate_dcase`'s
+    result."""
+    dataset: str
+    methods: dict
+
+    def accuracy(self, method: str) -> float:
+        return self.methods[method]["scene_acc_mean"]
+
+
+def esc50_protocol(features: Mapping[str, np.ndarray], clips: pd.DataFrame, cfg: Evaluate,
+                   dataset: str = "esc50") -> Esc50Result:
+    """:func:`evaluate_esc50` of each method's features (``{method: (clips, D)}``) on the clips of
+    ``dmc evalset`` (``clips.csv``), with ``cfg``'s C grid and fold minimum; writes nothing."""
+    return Esc50Result(dataset, {
+        method: evaluate_esc50(X, clips, cfg.C_grid, dataset=dataset,
+                               min_fold_clips_per_class=cfg.min_fold_clips_per_class)
+        for method, X in features.items()})
+
+
+def dcase_protocol(features: Mapping[str, np.ndarray], clips: pd.DataFrame, cfg: Evaluate,
+                   dataset: str = "dcase") -> DcaseResult:
+    """:func:`evaluate_dcase` of each method's sub-clip features on the sub-clips of ``dmc evalset``
+    (``clips.csv``: recording, label, split per sub-clip), with ``cfg``'s C grid; writes nothing."""
+    table = clips.drop_duplicates("recording")[["recording", "label", "split"]]
+    return DcaseResult(dataset, {method: evaluate_dcase(X, clips.recording, table, cfg.C_grid, id_col="recording")
+                                 for method, X in features.items()})
 
 
 def logmel_stats(logmel: np.ndarray) -> np.ndarray:

@@ -7,7 +7,9 @@ or a fold that could not be (``folds_not_evaluated``) has null metrics and says 
 Our numbers are fractions in 0..1 in ``metrics.json`` and the CSV files, percentages in the
 Markdown tables. The paper's numbers (:data:`PUBLISHED`) are shown beside ours in rows
 labelled "published (paper), not reproduced": they are quoted, never computed here.
-Every file is written atomically (:func:`dmc.atomic.atomic_file`).
+Every file is written atomically (:func:`dmc.atomic.atomic_file`). The ``evaluate`` step hands
+:func:`write_evaluation` the result objects of :func:`dmc.evaluation.protocols.esc50_protocol` and
+:func:`dmc.evaluation.protocols.dcase_protocol`.
 """
 
 from __future__ import annotations
@@ -307,3 +309,9 @@ def write_results(results: dict, out_dir: str | Path) -> list[Path]:
             _plot_confusion(cm, names, f"{dataset} / {method}", out / "figures" / f"{stem}.png")
             written += [out / "plots" / f"{stem}.csv", out / "figures" / f"{stem}.png"]
     return written
+
+
+def write_evaluation(results, out_dir: str | Path) -> list[Path]:
+    """Write the results of the ``evaluate`` step (:class:`~dmc.evaluation.protocols.Esc50Result` and
+    :class:`~dmc.evaluation.protocols.DcaseResult`, one per data set) with :func:`write_results`."""
+    return write_results({r.dataset: r.methods for r in results}, out_dir)

@@ -7,12 +7,16 @@ counting (:mod:`dmc.localization.multisource`).  This module runs them over the 
 network at random init (seeded as ``dmc.evaluation.features.method_features``:
 ``torch.manual_seed(seed); DMC.from_params(...)``) and a centre prior
 (:func:`dmc.localization.heatmaps.center_prior`); :func:`localize_videos` draws heat maps of any video.
+
+The step computes apart from writing: :func:`localize_benchmark` returns a :class:`LocalizationResult`
+(flat metrics, tables, details, overlay panels) and writes nothing;
+:func:`dmc.localization.writing.write_localization` writes it. :func:`run_benchmark` does both.
 """
 
 from __future__ import annotations
 
-import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
@@ -20,8 +24,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from dmc.config import Localize, Params
 from dmc.localization import multisource as ms
-from dmc.atomic import atomic_dir, atomic_file
 from dmc.io.ground_truth import GroundTruth, box_mask
 from dmc.localization.heatmaps import Analysis, analyse_arrays, center_prior, concat, upsample
 from dmc.localization.metrics import LOC_FIELDS, SUCCESS_THRESHOLDS, ciou, pointing_hit, score_maps, summarize
@@ -116,34 +120,55 @@ def correspondence_accuracy(an: Analysis, videos, seed: int) -> float:
     return float((similarity(ca, cv) > similarity(ca[neg], cv)).float().mean())
 
 
-def run_benchmark(params: dict, decoded_dir: str | Path, model_path: str | Path, gt_dir: str | Path | None,
-                  out_dir: str | Path, metrics_path: str | Path, device: str | torch.device = "cpu",
-                  log=print) -> dict:
-    """DMC and the baselines on the held-out videos; write metrics, table, overlays.
+@dataclass(frozen=True)
+class Overlay:
+    """One PNG of :func:`dmc.localization.overlays.draw_panels`: file name, panels, title."""
+    name: str
+    panels: list
+    title: str
+
+
+@dataclass(frozen=True)
+class LocalizationResult:
+    """What the localize step computed, nothing written yet (:mod:`dmc.localization.writing`)."""
+    flat: dict             # the flat metrics (``--metrics``, DVC)
+    table: pd.DataFrame    # table.csv: one row per method
+    markdown: str          # table.md
+    tables: dict           # file name -> per-pair / per-clip table (empty without ground truth)
+    details: dict          # details.json
+    overlays: list         # Overlay per drawn pair (overlays/)
+    message: str           # the one-line summary of the run
+
+
+def localize_benchmark(cfg: Params, decoded_dir: str | Path, model_path: str | Path, gt_dir: str | Path | None,
+                       device: str | torch.device = "cpu") -> LocalizationResult:
+    """DMC and the baselines on the held-out videos: metrics, tables, overlay panels (nothing written).
 
     With ground truth (``gt_dir``, the synthetic corpus): localization and multi-source scores.
     Without (a real corpus, ``gt_dir`` None): heat-map overlays and the held-out correspondence;
-    the box and count metrics are written as null (not applicable).
-    Returns the flat metrics written to ``metrics_path``.
+    the box and count metrics are null (not applicable).
     """
     from dmc.model.training import load_model
 
-    lp = params["localize"]
-    decoded_dir, out_dir = Path(decoded_dir), Path(out_dir)
+    lp = cfg.localize
+    # the dataset split (dmc.model.dataset.split_of) and the random-init network (DMC.from_params) are
+    # built from params dicts, as the studies and a checkpoint's stored config give them: the dict, explicitly
+    params = cfg.as_dict()
+    decoded_dir = Path(decoded_dir)
     gt = None
     if gt_dir:
-        cuts = lp["multisource_cuts"]
-        if cuts is not None and (len(cuts) != lp["max_sources"] - 1 or list(cuts) != sorted(cuts)):
+        cuts = lp.multisource_cuts
+        if cuts is not None and (len(cuts) != lp.max_sources - 1 or list(cuts) != sorted(cuts)):
             from dmc.errors import ParamsError
 
             raise ParamsError(f"params.yaml: localize.multisource_cuts: needs localize.max_sources - 1 = "
-                              f"{lp['max_sources'] - 1} increasing numbers, got {cuts}")
-        gt = GroundTruth(gt_dir, (params["synth"]["width"], params["synth"]["height"]))
+                              f"{lp.max_sources - 1} increasing numbers, got {list(cuts)}")
+        gt = GroundTruth(gt_dir, (cfg.synth.width, cfg.synth.height))
     train_rows, val_rows = _load_split(decoded_dir, params)   # val_rows: the test split, reported
     train_rows = train_rows.reset_index(drop=True)
     val_rows = val_rows.reset_index(drop=True)
     if not len(val_rows):
-        raise ValueError(f"{decoded_dir}: no test video (train.test_fraction = {params['train']['test_fraction']})")
+        raise ValueError(f"{decoded_dir}: no test video (train.test_fraction = {cfg.train.test_fraction})")
     if gt is not None:
         known = val_rows.video.isin(gt.clips.index)
         if not known.any():
@@ -152,48 +177,42 @@ def run_benchmark(params: dict, decoded_dir: str | Path, model_path: str | Path,
         train_rows = train_rows[train_rows.video.isin(gt.clips.index)].reset_index(drop=True)
 
     models = {"dmc": load_model(model_path)[0], "random_init": random_init_model(params)}
-    tau, bs = lp["agreement_temperature"], lp["batch_size"]
+    tau, bs = lp.agreement_temperature, lp.batch_size
     reader = _ShardReader(decoded_dir)
-    shown = _overlay_rows(val_rows, lp["clips_for_overlays"])
+    shown = _overlay_rows(val_rows, lp.clips_for_overlays)
     analyses, shown_frames, size = _analyse_rows(models, reader, val_rows, tau, bs, device, shown,
-                                                 lp["heatmap_rule"])
-    corr = {m: correspondence_accuracy(analyses[m], val_rows.video, params["seed"]) for m in models}
-    prior = center_prior(size, lp["center_sigma"])
+                                                 lp.heatmap_rule)
+    corr = {m: correspondence_accuracy(analyses[m], val_rows.video, cfg.seed) for m in models}
+    prior = center_prior(size, lp.center_sigma)
     shown_heats = {(m, j): upsample(analyses[m].coarse[j:j + 1], size)[0] for m in models for j in shown}
     val_videos = sorted(val_rows.video.unique())
 
     if gt is None:
         flat = _not_applicable()
         details = {}
+        tables = {}
     else:
-        flat, details, tables = _scores(params, gt, models, reader, analyses, train_rows, val_rows, size, prior,
+        flat, details, tables = _scores(lp, gt, models, reader, analyses, train_rows, val_rows, size, prior,
                                         device)
-        flat.update(_val_localization(params, gt, models["dmc"], reader, decoded_dir, size, device))
+        flat.update(_val_localization(cfg, params, gt, models["dmc"], reader, decoded_dir, size, device))
     flat.update({f"correspondence.{m}.acc": _clean(corr[m]) for m in models})
     flat["correspondence.n_pairs"] = int(len(val_rows))
-    with atomic_file(metrics_path) as tmp:
-        tmp.write_text(json.dumps(flat, indent=2) + "\n")
 
-    with atomic_dir(out_dir) as tmp:
-        rows = [{"method": m, **{f: flat[f"localization.{m}.{f}"] for f in LOC_FIELDS},
-                 "multisource_acc": flat.get(f"multisource.{m}.acc"),
-                 "correspondence_acc": flat.get(f"correspondence.{m}.acc")} for m in LOC_METHODS]
-        rows.append({"method": "majority", "multisource_acc": flat["multisource.majority.acc"]})
-        table = pd.DataFrame(rows)
-        table.to_csv(tmp / "table.csv", index=False)
-        confusions = details.get("confusion", {})
-        (tmp / "table.md").write_text(_markdown(table, {m: np.array(c) for m, c in confusions.items()}, flat, lp,
-                                                len(val_videos), gt is not None))
-        if gt is not None:
-            for name, frame in tables.items():
-                frame.to_csv(tmp / name, index=False)
-        (tmp / "details.json").write_text(json.dumps({
-            "held_out_videos": len(val_videos), "held_out_pairs": len(val_rows), "frame_size": list(size),
-            "ground_truth": str(gt_dir) if gt is not None else None,
-            **({"box_metrics": "not applicable: no ground truth (params data.ground_truth is null)"}
-               if gt is None else {}),
-            **details}, indent=2) + "\n")
-        _write_overlays(tmp / "overlays", val_rows, shown_frames, shown_heats, prior, gt, lp["ciou_threshold"])
+    rows = [{"method": m, **{f: flat[f"localization.{m}.{f}"] for f in LOC_FIELDS},
+             "multisource_acc": flat.get(f"multisource.{m}.acc"),
+             "correspondence_acc": flat.get(f"correspondence.{m}.acc")} for m in LOC_METHODS]
+    rows.append({"method": "majority", "multisource_acc": flat["multisource.majority.acc"]})
+    table = pd.DataFrame(rows)
+    confusions = details.get("confusion", {})
+    markdown = _markdown(table, {m: np.array(c) for m, c in confusions.items()}, flat, lp, len(val_videos),
+                         gt is not None)
+    details = {
+        "held_out_videos": len(val_videos), "held_out_pairs": len(val_rows), "frame_size": list(size),
+        "ground_truth": str(gt_dir) if gt is not None else None,
+        **({"box_metrics": "not applicable: no ground truth (params data.ground_truth is null)"}
+           if gt is None else {}),
+        **details}
+    overlays = _overlays(val_rows, shown_frames, shown_heats, prior, gt, lp.ciou_threshold)
     msg = f"localize: {len(val_videos)} test-split videos, {len(val_rows)} pairs: correspondence " + ", ".join(
         f"{m} {corr[m]:.3f}" for m in models)
     if gt is not None:
@@ -202,23 +221,35 @@ def run_benchmark(params: dict, decoded_dir: str | Path, model_path: str | Path,
         msg += "; multi-source acc " + ", ".join(f"{m} {flat[f'multisource.{m}.acc']:.3f}" for m in MS_METHODS)
     else:
         msg += "; no ground truth: box and count metrics not applicable"
-    log(msg)
-    return flat
+    return LocalizationResult(flat, table, markdown, tables, details, overlays, msg)
 
 
-def _val_localization(params, gt, model, reader, decoded_dir, size, device) -> dict:
+def run_benchmark(cfg: Params, decoded_dir: str | Path, model_path: str | Path, gt_dir: str | Path | None,
+                  out_dir: str | Path, metrics_path: str | Path, device: str | torch.device = "cpu",
+                  log=print) -> dict:
+    """:func:`localize_benchmark`, written by :func:`dmc.localization.writing.write_localization`
+    (metrics to ``metrics_path``, table, details and overlays under ``out_dir``); returns the flat metrics."""
+    from dmc.localization.writing import write_localization
+
+    result = localize_benchmark(cfg, decoded_dir, model_path, gt_dir, device)
+    write_localization(result, out_dir, metrics_path)
+    log(result.message)
+    return result.flat
+
+
+def _val_localization(cfg: Params, params: dict, gt, model, reader, decoded_dir, size, device) -> dict:
     """``localization.val.dmc.*``: the trained model's heat maps scored on the *val* split, the
     numbers a sweep reads to choose a configuration (e.g. the visual map, ``make ablation``)
     while the test split stays for reporting. Empty when no val video has ground truth."""
-    lp = params["localize"]
+    lp = cfg.localize
     rows = split_rows(decoded_dir, params, "val", gt)
     if not len(rows):
         return {}
-    an = _analyse_rows({"dmc": model}, reader, rows, lp["agreement_temperature"], lp["batch_size"], device,
-                       rule=lp["heatmap_rule"])[0]["dmc"]
+    an = _analyse_rows({"dmc": model}, reader, rows, lp.agreement_temperature, lp.batch_size, device,
+                       rule=lp.heatmap_rule)[0]["dmc"]
     heats = upsample(an.coarse, size)
     masks = [gt.mask(r.video, r.frame_time_s, size) for r in rows.itertuples()]
-    s = score_maps(heats, masks, lp["ciou_threshold"])
+    s = score_maps(heats, masks, lp.ciou_threshold)
     return {f"localization.val.dmc.{f}": _clean(s[f]) for f in LOC_FIELDS}
 
 
@@ -231,11 +262,10 @@ def _not_applicable() -> dict:
     return flat
 
 
-def _scores(params, gt, models, reader, analyses, train_rows, val_rows, size, prior, device):
+def _scores(lp: Localize, gt, models, reader, analyses, train_rows, val_rows, size, prior, device):
     """Localization and multi-source scores against the ground truth: (flat metrics, details,
     {file name: per-pair / per-clip table})."""
-    lp = params["localize"]
-    bs, thr = lp["batch_size"], lp["ciou_threshold"]
+    bs, thr = lp.batch_size, lp.ciou_threshold
     masks = [gt.mask(r.video, r.frame_time_s, size) for r in val_rows.itertuples()]
     per_pair = {"video": val_rows.video, "segment": val_rows.segment, "frame_time_s": val_rows.frame_time_s}
     loc = {}
@@ -254,19 +284,19 @@ def _scores(params, gt, models, reader, analyses, train_rows, val_rows, size, pr
         per_pair[f"{method}_pointing"] = np.asarray(hits, dtype=int)
 
     # -- multi-source detection ------------------------------------------------------------
-    K = lp["max_sources"]
+    K = lp.max_sources
     val_videos = sorted(val_rows.video.unique())
     y_val = np.array([gt.n_sources(v) for v in val_videos])
     y_train_videos = sorted(train_rows.video.unique())
     y_train = np.array([gt.n_sources(v) for v in y_train_videos], dtype=int)
     train_an = {}
-    if len(train_rows) and lp["multisource_cuts"] is None:
-        train_an = _analyse_rows(models, reader, train_rows, lp["agreement_temperature"], bs, device)[0]
+    if len(train_rows) and lp.multisource_cuts is None:
+        train_an = _analyse_rows(models, reader, train_rows, lp.agreement_temperature, bs, device)[0]
     mres, cuts_used = {}, {}
     for method in ("dmc", "random_init"):
         s_val = ms.clip_scores(ms.source_score(analyses[method].shares_a, analyses[method].shares_v), val_rows.video)
-        if lp["multisource_cuts"] is not None:
-            cuts = [float(c) for c in lp["multisource_cuts"]]
+        if lp.multisource_cuts is not None:
+            cuts = [float(c) for c in lp.multisource_cuts]
         elif method in train_an:                         # fitted on the training videos
             a = train_an[method]
             s_tr = ms.clip_scores(ms.source_score(a.shares_a, a.shares_v), train_rows.video)
@@ -295,7 +325,7 @@ def _scores(params, gt, models, reader, analyses, train_rows, val_rows, size, pr
     return flat, details, tables
 
 
-def _markdown(table: pd.DataFrame, confusions: dict, flat: dict, lp: dict, n_clips: int, scored: bool) -> str:
+def _markdown(table: pd.DataFrame, confusions: dict, flat: dict, lp: Localize, n_clips: int, scored: bool) -> str:
     def fmt(x):
         return "" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.3f}"
 
@@ -303,7 +333,7 @@ def _markdown(table: pd.DataFrame, confusions: dict, flat: dict, lp: dict, n_cli
              "the untouched test corpus: results/heldout/)", ""]
     if scored:
         lines += [f"{flat['localization.n_pairs']} (frame, audio segment) pairs, {flat['multisource.n_clips']} "
-                  f"clips; cIoU at heat >= {lp['ciou_threshold']}.", ""]
+                  f"clips; cIoU at heat >= {lp.ciou_threshold}.", ""]
     else:
         lines += [f"{flat['correspondence.n_pairs']} (frame, audio segment) pairs, {n_clips} clips. No ground "
                   "truth (params data.ground_truth is null): box and count metrics are not applicable; the "
@@ -316,7 +346,7 @@ def _markdown(table: pd.DataFrame, confusions: dict, flat: dict, lp: dict, n_cli
             for f in (*LOC_FIELDS, "multisource_acc", "correspondence_acc")) + " |")
     if confusions:
         lines += ["", "Multi-source confusion (rows: actual count, columns: predicted)", ""]
-    K = lp["max_sources"]
+    K = lp.max_sources
     for m, c in confusions.items():
         lines += [f"**{m}**", "", "| actual \\ predicted | " + " | ".join(str(k + 1) for k in range(K)) + " |",
                   "|---" * (K + 1) + "|"]
@@ -334,11 +364,11 @@ def _overlay_rows(rows: pd.DataFrame, n_clips: int) -> list[int]:
     return picked
 
 
-def _write_overlays(folder: Path, rows: pd.DataFrame, frames: dict, heats: dict, prior: np.ndarray,
-                    gt: GroundTruth | None, thr: float) -> None:
-    """One PNG per pair in ``frames`` ({row number: frame}): the frame, then each method's map;
+def _overlays(rows: pd.DataFrame, frames: dict, heats: dict, prior: np.ndarray,
+              gt: GroundTruth | None, thr: float) -> list[Overlay]:
+    """One overlay per pair in ``frames`` ({row number: frame}): the frame, then each method's map;
     with ground truth, the boxes (sounding green, silent red) and each map's cIoU and pointing."""
-    folder.mkdir(parents=True, exist_ok=True)
+    out = []
     for i in sorted(frames):
         r = rows.iloc[i]
         size = frames[i].shape[:2]
@@ -353,13 +383,14 @@ def _write_overlays(folder: Path, rows: pd.DataFrame, frames: dict, heats: dict,
             h = prior if m == "center_prior" else heats[(m, i)]
             label = m if gt is None else f"{m}: cIoU {ciou(h, g, thr):.2f}, {'hit' if pointing_hit(h, g) else 'miss'}"
             panels.append(Panel(label, frames[i], h, boxes, sounding))
-        draw_panels(folder / f"{safe_name(r.video)}_seg{int(r.segment)}.png", panels, title=title)
+        out.append(Overlay(f"{safe_name(r.video)}_seg{int(r.segment)}.png", panels, title))
+    return out
 
 
 # ---------------------------------------------------------------------------------------
 # any video: overlays only
 # ---------------------------------------------------------------------------------------
-def localize_videos(paths: Iterable[str | Path], model_path: str | Path, params: dict, out_dir: str | Path,
+def localize_videos(paths: Iterable[str | Path], model_path: str | Path, cfg: Params, out_dir: str | Path,
                     device: str | torch.device = "cpu", names: Iterable[str] | None = None,
                     err=None) -> tuple[int, int]:
     """Decode each video as ``dmc decode`` does and write ``<out_dir>/<name>.png`` (heat maps over
@@ -372,16 +403,16 @@ def localize_videos(paths: Iterable[str | Path], model_path: str | Path, params:
     from dmc.io.logmel import LogMel
     from dmc.model.training import load_model
 
-    d, lp = params["decode"], params["localize"]
+    d, lp = cfg.decode, cfg.localize
     model = load_model(model_path)[0]
-    frontend = LogMel.from_params(d)
+    frontend = LogMel.from_params(d.as_dict())   # dmc.io's front end takes the decode section as a dict
     out_dir = Path(out_dir)
     done = skipped = 0
     paths = [Path(p) for p in paths]
     names = list(names) if names is not None else [p.name for p in paths]
     for path, name in zip(paths, names):
         try:
-            clip = decode_video(path, d["segment_seconds"], d["frame_size"], d["sample_rate"])
+            clip = decode_video(path, d.segment_seconds, d.frame_size, d.sample_rate)
         except (DecodeError, OSError) as exc:
             print(f"dmc localize: {path}: skipped: {exc}", file=err or sys.stderr)
             skipped += 1
@@ -389,11 +420,11 @@ def localize_videos(paths: Iterable[str | Path], model_path: str | Path, params:
         with torch.no_grad():
             mels = frontend(torch.from_numpy(clip.waves)).numpy()
         n = len(clip.frames)
-        pick = np.unique(np.linspace(0, n - 1, min(n, lp["clips_for_overlays"])).round().astype(int))
-        an = analyse_arrays(model, clip.frames[pick], mels[pick], lp["agreement_temperature"], lp["batch_size"],
-                            device, lp["heatmap_rule"])
+        pick = np.unique(np.linspace(0, n - 1, min(n, lp.clips_for_overlays)).round().astype(int))
+        an = analyse_arrays(model, clip.frames[pick], mels[pick], lp.agreement_temperature, lp.batch_size,
+                            device, lp.heatmap_rule)
         heats = upsample(an.coarse, clip.frames.shape[1:3])
-        seg = d["segment_seconds"]
+        seg = d.segment_seconds
         draw_panels(out_dir / f"{safe_name(name)}.png",
                     [Panel(f"{i * seg:g}-{(i + 1) * seg:g} s", clip.frames[i], h) for i, h in zip(pick, heats)],
                     title=name)

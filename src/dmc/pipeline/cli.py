@@ -5,7 +5,8 @@ in its entry module, :mod:`dmc.pipeline.steps`.<step> (the other subcommands in
 :mod:`dmc.pipeline.tools`), so a step's code deps do not include the other steps' code.
 
 Each subcommand reads and validates params.yaml first (``--params``), so a bad value is
-refused, naming the key, before any work starts.
+refused, naming the key, before any work starts; the handlers get the validated params as typed
+objects (:class:`dmc.config.Params`, built once here).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 from pathlib import Path
 
 from dmc.pipeline import tools
-from dmc.pipeline.params import ParamsError, load_params
+from dmc.pipeline.params import ParamsError, load_config
 from dmc.pipeline.steps import decode, evalset, evaluate, extract, heldout, localize, synth, train
 
 
@@ -49,7 +50,7 @@ def _os_error_line(exc: OSError) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        params = load_params(args.params, sweeps=args.command in ("sweep", "check-params"))
+        params = load_config(args.params, sweeps=args.command in ("sweep", "check-params"))
     except ParamsError as exc:
         print(f"dmc: invalid parameters: {exc}", file=sys.stderr)
         return 2

@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from dmc.config import Localize, Params
 from dmc.localization import bootstrap as B
 from dmc.localization import multisource as ms
 from dmc.atomic import atomic_dir, atomic_file
@@ -97,49 +98,50 @@ def training_batches(reader, rows: pd.DataFrame, bs: int, device):
                torch.from_numpy(np.asarray(mels, dtype=np.float32))[:, None].to(device))
 
 
-def random_init_bn_model(params: dict, decoded_dev: Path, device, reader=None):
+def random_init_bn_model(cfg: Params, decoded_dev: Path, device, reader=None):
     """The untrained network of the run's seed, BatchNorm statistics recomputed on the train split."""
     from dmc.model.baselines import recalibrate_batchnorm
     from dmc.model.dataset import ShardDataset
     from dmc.localization.localize import _ShardReader, random_init_model
 
+    params = cfg.as_dict()   # the network and the split are built from params dicts (DMC.from_params, split_of)
     model = random_init_model(params).to(device)
     rows = ShardDataset.of_split(decoded_dev, params, "train").index.reset_index(drop=True)
     reader = reader or _ShardReader(decoded_dev)
-    return recalibrate_batchnorm(model, training_batches(reader, rows, params["localize"]["batch_size"], device)).eval()
+    return recalibrate_batchnorm(model, training_batches(reader, rows, cfg.localize.batch_size, device)).eval()
 
 
-def _fit_cuts(model, reader, rows, gt, lp, device) -> list[float]:
+def _fit_cuts(model, reader, rows, gt, lp: Localize, device) -> list[float]:
     """Cut points of the count rule on the training corpus's train and val videos."""
-    if lp["multisource_cuts"] is not None:
-        return [float(c) for c in lp["multisource_cuts"]]
+    if lp.multisource_cuts is not None:
+        return [float(c) for c in lp.multisource_cuts]
     frames, mels = reader(rows)
-    a = analyse(model, frames, mels, lp["agreement_temperature"], lp["heatmap_rule"], lp["batch_size"], device)
+    a = analyse(model, frames, mels, lp.agreement_temperature, lp.heatmap_rule, lp.batch_size, device)
     videos = sorted(rows.video.unique())
     s = ms.clip_scores(ms.source_score(a["shares_a"], a["shares_v"]), rows.video).reindex(videos).to_numpy()
-    return ms.fit_cuts(s, np.array([gt.n_sources(v) for v in videos], dtype=int), lp["max_sources"])
+    return ms.fit_cuts(s, np.array([gt.n_sources(v) for v in videos], dtype=int), lp.max_sources)
 
 
-def esc_predictions(models: dict, evalset: Path, params: dict, device) -> pd.DataFrame:
+def esc_predictions(models: dict, evalset: Path, cfg: Params, device) -> pd.DataFrame:
     """Per ESC-like clip: fold, target and each model's prediction (5-fold protocol)."""
     from dmc.evaluation.protocols import evaluate_esc50
     from dmc.evaluation.features import embed_logmel
 
-    f = params["features"]
+    f = cfg.features
     logmel = np.load(evalset / "logmel.npy", mmap_mode="r", allow_pickle=False)
     meta = pd.read_csv(evalset / "clips.csv", keep_default_na=False).drop(columns=["esc10"], errors="ignore")
     out = None
     for name, model in models.items():
-        layer = f["layer"] or model.audio.num_pools + 1
-        X = embed_logmel(model.audio, logmel, layer, f["pooling"], f["batch_size"], device, desc=name)
-        r = evaluate_esc50(X, meta, params["evaluate"]["C_grid"], dataset="esc50")
+        layer = f.layer or model.audio.num_pools + 1
+        X = embed_logmel(model.audio, logmel, layer, f.pooling, f.batch_size, device, desc=name)
+        r = evaluate_esc50(X, meta, cfg.evaluate.C_grid, dataset="esc50")
         if out is None:
             out = pd.DataFrame({"clip": np.arange(len(r["y_true"])), "fold": r["fold"], "target": r["y_true"]})
         out[f"pred_{name}"] = r["y_pred"]
     return out
 
 
-def run(params: dict, decoded_dev, decoded_test, model_path, gt_dev, gt_test, evalset_esc50, out_dir, metrics_path,
+def run(cfg: Params, decoded_dev, decoded_test, model_path, gt_dev, gt_test, evalset_esc50, out_dir, metrics_path,
         device="cpu", log=print) -> dict:
     """Score one run on the test corpus; write the tables and the flat metrics; return them."""
     from dmc.localization.controls import mismatched_rows
@@ -148,9 +150,10 @@ def run(params: dict, decoded_dev, decoded_test, model_path, gt_dev, gt_test, ev
     from dmc.localization.localize import _ShardReader
     from dmc.model.training import load_model
 
-    lp = params["localize"]
-    tau, rule, bs, thr = lp["agreement_temperature"], lp["heatmap_rule"], lp["batch_size"], lp["ciou_threshold"]
-    src = (params["synth"]["width"], params["synth"]["height"])
+    lp = cfg.localize
+    tau, rule, bs, thr = lp.agreement_temperature, lp.heatmap_rule, lp.batch_size, lp.ciou_threshold
+    src = (cfg.synth.width, cfg.synth.height)
+    params = cfg.as_dict()   # the dataset split and the random-init network are built from params dicts
     decoded_dev, decoded_test = Path(decoded_dev), Path(decoded_test)
     gt_t, gt_d = GroundTruth(gt_test, src), GroundTruth(gt_dev, src)
     rows = ShardDataset(decoded_test).index
@@ -163,18 +166,18 @@ def run(params: dict, decoded_dev, decoded_test, model_path, gt_dev, gt_test, ev
 
     dev_reader = _ShardReader(decoded_dev)
     trained = load_model(model_path)[0].to(device)
-    untrained = random_init_bn_model(params, decoded_dev, device, dev_reader)
+    untrained = random_init_bn_model(cfg, decoded_dev, device, dev_reader)
     from dmc.localization.localize import random_init_model
 
     inactive = random_init_model(params).to(device)
-    partner, partners = mismatched_rows(rows, params["seed"] + CONTROL_SEED)
+    partner, partners = mismatched_rows(rows, cfg.seed + CONTROL_SEED)
     tr = analyse(trained, frames, mels, tau, rule, bs, device)
     mm = analyse(trained, frames, mels[partner], tau, rule, bs, device)
     ri = analyse(untrained, frames, mels, tau, rule, bs, device)
     r0 = analyse(inactive, frames, mels, tau, rule, bs, device)
     coarse = {"dmc": tr["heat"], "audio_blind": tr["blind"], "random_init_bn": ri["heat"],
               "random_init_bn_blind": ri["blind"], "random_init": r0["heat"], "mismatched": mm["heat"]}
-    prior = center_prior(size, lp["center_sigma"])
+    prior = center_prior(size, lp.center_sigma)
     pairs = pd.DataFrame({"video": rows.video, "segment": rows.segment, "frame_time_s": rows.frame_time_s,
                           "audio_from": rows.video.to_numpy()[partner]})
     loc = {}
@@ -191,7 +194,7 @@ def run(params: dict, decoded_dev, decoded_test, model_path, gt_dev, gt_test, ev
             "random_init": _fit_cuts(inactive, dev_reader, fit, gt_d, lp, device)}
     videos = sorted(rows.video.unique())
     y = np.array([gt_t.n_sources(v) for v in videos], dtype=int)
-    K = lp["max_sources"]
+    K = lp.max_sources
 
     def counts(shares_a, shares_v, c):
         s = ms.clip_scores(ms.source_score(shares_a, shares_v), rows.video).reindex(videos).to_numpy()
@@ -207,7 +210,7 @@ def run(params: dict, decoded_dev, decoded_test, model_path, gt_dev, gt_test, ev
     clips = pd.DataFrame({"video": videos, "n_sources": y, **{f"pred_{m}": p for m, p in preds.items()}})
 
     esc = esc_predictions({"dmc": trained, "random_init_bn": untrained, "random_init": inactive}, Path(evalset_esc50),
-                          params, device) \
+                          cfg, device) \
         if evalset_esc50 else None
 
     flat = {f"heldout.{m}.{f}": _clean(loc[m][f]) for m in LOC_METHODS for f in LOC_FIELDS}
@@ -220,7 +223,7 @@ def run(params: dict, decoded_dev, decoded_test, model_path, gt_dev, gt_test, ev
                "pairs": len(rows), "pairs_with_sounding_region": flat["heldout.n_pairs"], "frame_size": list(size),
                "multisource_cuts": {m: [_clean(c) for c in v] for m, v in cuts.items()},
                "majority_count_train_val": majority, "best_constant_count_test": best_constant,
-               "control_seed": params["seed"] + CONTROL_SEED, "audio_partner": partners}
+               "control_seed": cfg.seed + CONTROL_SEED, "audio_partner": partners}
     with atomic_file(metrics_path) as tmp:
         tmp.write_text(json.dumps(flat, indent=2) + "\n")
     with atomic_dir(out_dir) as tmp:
@@ -229,7 +232,7 @@ def run(params: dict, decoded_dev, decoded_test, model_path, gt_dev, gt_test, ev
         if esc is not None:
             esc.to_csv(tmp / "esc50_clips.csv", index=False)
         (tmp / "details.json").write_text(json.dumps(details, indent=2) + "\n")
-        (tmp / "table.md").write_text(run_table(pairs, clips, esc, params["seed"], lp))
+        (tmp / "table.md").write_text(run_table(pairs, clips, esc, cfg.seed, lp))
     log(f"heldout: {len(videos)} test-corpus clips, {len(rows)} pairs; pointing " + ", ".join(
         f"{m} {loc[m]['pointing']:.3f}" for m in LOC_METHODS) + "; counting " + ", ".join(
         f"{m} {flat[f'heldout.count.{m}.acc']:.3f}" for m in COUNT_METHODS))
@@ -267,13 +270,13 @@ def _ci(point, reps) -> str:
     return f"{point:.3f} [{lo:.3f}, {hi:.3f}]"
 
 
-def run_table(pairs: pd.DataFrame, clips: pd.DataFrame, esc: pd.DataFrame | None, seed: int, lp: dict) -> str:
+def run_table(pairs: pd.DataFrame, clips: pd.DataFrame, esc: pd.DataFrame | None, seed: int, lp: Localize) -> str:
     """This run's numbers on the test corpus with clip-bootstrap 95 % intervals (one seed)."""
     videos = sorted(pairs.video.unique())
     counts = B.draw_counts(len(videos), seed=0)
     lines = [f"# The untouched test corpus, one run (seed {seed}): {len(videos)} clips, {len(pairs)} pairs", "",
              f"Point estimate [clip-bootstrap 95 % interval, {B.REPLICATES} replicates]; cIoU at heat >= "
-             f"{lp['ciou_threshold']}. The mean over seeds with paired differences is the headline "
+             f"{lp.ciou_threshold}. The mean over seeds with paired differences is the headline "
              "(python -m dmc.studies.headline).", "",
              "| method | pointing | cIoU@0.5 | AUC | mean cIoU |", "|---|---|---|---|---|"]
     for m in LOC_METHODS:
@@ -294,13 +297,13 @@ def run_table(pairs: pd.DataFrame, clips: pd.DataFrame, esc: pd.DataFrame | None
     return "\n".join(lines) + "\n"
 
 
-def main_step(args, p: dict, device) -> None:
+def main_step(args, cfg: Params, device) -> None:
     """``dmc heldout``: the pipeline step (with a training corpus without ground truth: null metrics)."""
-    gt_dev = args.ground_truth or p["data"]["ground_truth"]
+    gt_dev = args.ground_truth or cfg.data.ground_truth
     if not gt_dev:   # a real training corpus (or the shortcut control): no boxes to fit the count rule on
         not_applicable(args.out_dir, args.metrics)
         print("heldout: data.ground_truth is null: test-corpus scores not applicable (written as null)",
               file=sys.stderr)
         return
-    run(p, args.decoded, args.test_decoded, args.model, gt_dev, args.test_ground_truth, args.esc50 or None,
+    run(cfg, args.decoded, args.test_decoded, args.model, gt_dev, args.test_ground_truth, args.esc50 or None,
         args.out_dir, args.metrics, device, log=lambda m: print(m, file=sys.stderr))

@@ -4,6 +4,8 @@ The JSON schema (``src/dmc/schemas/params.schema.yaml``, linked from
 ``workflow/schemas/``) fixes every key, type and range; ``validate_params`` adds the
 checks that relate keys to each other.  Every error is one line naming the key, e.g.
 ``params.yaml: train.clusters: 0 is less than the minimum of 1``.
+:func:`load_config` returns the validated params as typed objects (:class:`dmc.config.Params`),
+built once: what the CLI hands to every step.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from dmc.config import Params
 from dmc.errors import ParamsError   # defined with the other errors: lower layers raise it too
 from dmc.names import GRIDS
 
@@ -162,3 +165,8 @@ def load_params(path: str | Path = DEFAULT_PATH, sweeps: bool = False) -> dict:
     except yaml.YAMLError as exc:
         raise ParamsError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
     return validate_params(copy.deepcopy(params), source=str(path), sweeps=sweeps)
+
+
+def load_config(path: str | Path = DEFAULT_PATH, sweeps: bool = False) -> Params:
+    """:func:`load_params`, as the typed :class:`~dmc.config.Params` (built once, after validation)."""
+    return Params.from_dict(load_params(path, sweeps=sweeps))

@@ -50,10 +50,11 @@ def verify(args, p):
     root = Path(args.root)
     names = args.only or list(ROOTS)
     if args.write:
-        for path in write_all(root, p, Path(args.manifest_dir), names):
+        # a manifest records the params its data depend on (json): the dict read from params.yaml
+        for path in write_all(root, p.as_dict(), Path(args.manifest_dir), names):
             print(f"verify: wrote {path}", file=sys.stderr)
         return
-    notes, diffs = verify_files(root, p, Path(args.manifest_dir), Path(args.reference) if args.reference else None,
+    notes, diffs = verify_files(root, p.as_dict(), Path(args.manifest_dir), Path(args.reference) if args.reference else None,
                                 names)
     for line in notes:
         print(f"verify: {line}")
@@ -116,5 +117,6 @@ def sweep(args, p):
     out_dir = args.out_dir or default_out_dir(args.sweep)
     command = " ".join(["dmc sweep", args.sweep, *(["--rows-json", args.rows_json] if args.rows_json else []),
                         *(["--out-dir", args.out_dir] if args.out_dir else [])])
-    run_sweep(p, args.sweep, queue=queue, run=run, aggregate_to=out_dir if aggregate else None,
+    # the grids are dotted keys set on the params dict (dmc.pipeline.experiments): the dict, explicitly
+    run_sweep(p.as_dict(), args.sweep, queue=queue, run=run, aggregate_to=out_dir if aggregate else None,
               jobs=args.jobs, rows_json=args.rows_json, log=lambda m: print(m, file=sys.stderr), command=command)

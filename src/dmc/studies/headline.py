@@ -244,6 +244,7 @@ def cache_path(md5: str, cache: Path = Path(".dvc/cache")) -> Path:
 
 def score_runs(params: dict, runs: list[Run], args, log=print) -> None:
     """Score each run's model on the test corpus (dmc.pipeline.heldout.run), unless already scored."""
+    from dmc.config import Params
     from dmc.pipeline.heldout import run as heldout_run
     from dmc.model.training import pick_device
 
@@ -258,7 +259,7 @@ def score_runs(params: dict, runs: list[Run], args, log=print) -> None:
             raise FileNotFoundError(f"{model}: the model of experiment {r.name} ({r.config}, seed {r.seed}) is not "
                                     "in the local DVC cache")
         log(f"headline: scoring {r.config} seed {r.seed} ({r.name})")
-        heldout_run(run_params(params, r), args.decoded, args.test_decoded, model, params["data"]["ground_truth"],
+        heldout_run(Params.from_dict(run_params(params, r)), args.decoded, args.test_decoded, model, params["data"]["ground_truth"],
                     args.test_ground_truth, args.esc50 or None, out, out / "metrics.json", device, log=log)
         d = json.loads(done.read_text())
         d.update({"experiment": r.name, "rev": r.rev, "model_md5": r.model_md5, "config": r.config, "seed": r.seed})

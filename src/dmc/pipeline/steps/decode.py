@@ -21,20 +21,23 @@ def add_parsers(sub) -> None:
     c.set_defaults(func=run_index)
 
 
-def run(args, p):
+def run(args, cfg):
     from dmc.io.shards import shard_name, videos_of_shard, write_shard
     from dmc.io.logmel import mkl_reproducible
 
     mkl_reproducible()   # before torch's first MKL call in this process: the same log-mels on every CPU
 
-    d = p["decode"]
-    root = args.videos or p["data"]["videos"]
-    shards = [args.shard] if args.shard is not None else range(d["num_shards"])
+    # dmc.io's decoding functions take the section as a dict (tests and benchmarks call them with
+    # edited dicts): handed over explicitly
+    d = cfg.decode.as_dict()
+    n = cfg.decode.num_shards
+    root = args.videos or cfg.data.videos
+    shards = [args.shard] if args.shard is not None else range(n)
     for shard in shards:
-        if not 0 <= shard < d["num_shards"]:
-            raise SystemExit(f"dmc decode: --shard {shard} is outside 0..{d['num_shards'] - 1} (decode.num_shards)")
+        if not 0 <= shard < n:
+            raise SystemExit(f"dmc decode: --shard {shard} is outside 0..{n - 1} (decode.num_shards)")
         out = Path(args.out) if args.shard is not None and args.out else Path(args.out_dir) / shard_name(shard)
-        s = write_shard(out, root, videos_of_shard(root, shard, d["num_shards"]), d)
+        s = write_shard(out, root, videos_of_shard(root, shard, n), d)
         print(f"decode: {out.name}: {s['videos']} videos, {s['ok']} ok, {s['partial']} partial, "
               f"{s['bad']} bad, {s['segments']} segments", file=sys.stderr)
     if args.shard is None:
@@ -50,5 +53,5 @@ def _index_and_print(shard_dirs, out_dir, d):
           file=sys.stderr)
 
 
-def run_index(args, p):
-    _index_and_print(args.shards, args.out_dir, p["decode"])
+def run_index(args, cfg):
+    _index_and_print(args.shards, args.out_dir, cfg.decode.as_dict())   # a dict, as in run

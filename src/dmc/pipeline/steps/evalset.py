@@ -16,14 +16,15 @@ def add_parsers(sub) -> None:
     c.set_defaults(func=run)
 
 
-def run(args, p):
+def run(args, cfg):
     from dmc.atomic import atomic_file, save_npy
     from dmc.evaluation.features import evalset_logmel
     from dmc.io.logmel import mkl_reproducible
 
     mkl_reproducible()   # before torch's first MKL call in this process: the same log-mels on every CPU
 
-    logmel, clips = evalset_logmel(args.dataset, args.root or p["data"][args.dataset], p["decode"])
+    # evalset_logmel takes the decode section as a dict, as dmc.io's front end (LogMel.from_params) does
+    logmel, clips = evalset_logmel(args.dataset, args.root or getattr(cfg.data, args.dataset), cfg.decode.as_dict())
     out = Path(args.out_dir)
     save_npy(out / "logmel.npy", logmel)
     with atomic_file(out / "clips.csv") as tmp:

@@ -16,29 +16,23 @@ def add_parsers(sub) -> None:
     c.set_defaults(func=run)
 
 
-def run(args, p):
+def run(args, cfg):
     import numpy as np
     import pandas as pd
 
-    from dmc.evaluation.protocols import evaluate_dcase, evaluate_esc50
-    from dmc.evaluation.reporting import write_results
+    from dmc.evaluation.protocols import dcase_protocol, esc50_protocol
+    from dmc.evaluation.reporting import write_evaluation
     from dmc.names import FOLD_DATASETS, METHODS
 
-    grid = p["evaluate"]["C_grid"]
-    results = {d: {} for d in DATASETS}
-    for dataset in results:
+    results = []
+    for dataset in DATASETS:        # in turn: a data set the protocol cannot use stops before the next is read
         clips = pd.read_csv(Path(args.evalsets) / dataset / "clips.csv", keep_default_na=False)
-        for method in METHODS:
-            X = np.load(Path(args.features) / dataset / f"{method}.npy", allow_pickle=False)
-            if dataset in FOLD_DATASETS:
-                results[dataset][method] = evaluate_esc50(
-                    X, clips, grid, dataset=dataset,
-                    min_fold_clips_per_class=p["evaluate"]["min_fold_clips_per_class"])
-            else:
-                table = clips.drop_duplicates("recording")[["recording", "label", "split"]]
-                results[dataset][method] = evaluate_dcase(X, clips.recording, table, grid, id_col="recording")
-            r = results[dataset][method]
-            acc = r.get("acc_pooled", r.get("scene_acc_mean"))
+        features = {m: np.load(Path(args.features) / dataset / f"{m}.npy", allow_pickle=False) for m in METHODS}
+        protocol = esc50_protocol if dataset in FOLD_DATASETS else dcase_protocol
+        result = protocol(features, clips, cfg.evaluate, dataset=dataset)
+        for method, r in result.methods.items():
             scored = f" ({r['n_scored']}/{r['n_listed']} clips scored)" if r.get("partial") else ""
-            print(f"evaluate: {dataset:6s} {method:13s} accuracy {acc:.3f}{scored}", file=sys.stderr)
-    write_results(results, args.out_dir)
+            print(f"evaluate: {dataset:6s} {method:13s} accuracy {result.accuracy(method):.3f}{scored}",
+                  file=sys.stderr)
+        results.append(result)
+    write_evaluation(results, args.out_dir)

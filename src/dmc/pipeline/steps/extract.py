@@ -17,7 +17,7 @@ def add_parsers(sub) -> None:
     c.set_defaults(func=run)
 
 
-def run(args, p):
+def run(args, cfg):
     import numpy as np
 
     from dmc.atomic import save_npy
@@ -25,6 +25,6 @@ def run(args, p):
     from dmc.model.training import pick_device
 
     logmel = np.load(args.logmel, mmap_mode="r", allow_pickle=False)
-    feats = method_features(args.method, logmel, p, args.model, pick_device(p["features"]["device"]))
+    feats = method_features(args.method, logmel, cfg, args.model, pick_device(cfg.features.device))
     save_npy(args.out, feats)
     print(f"extract: {args.dataset}/{args.method}: features {feats.shape} in {args.out}", file=sys.stderr)

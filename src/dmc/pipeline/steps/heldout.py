@@ -18,8 +18,8 @@ def add_parsers(sub) -> None:
     c.set_defaults(func=run)
 
 
-def run(args, p):
+def run(args, cfg):
     from dmc.model.training import pick_device
     from dmc.pipeline.heldout import main_step
 
-    main_step(args, p, pick_device(p["localize"]["device"]))
+    main_step(args, cfg, pick_device(cfg.localize.device))

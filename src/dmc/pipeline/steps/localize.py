@@ -20,12 +20,13 @@ def add_parsers(sub) -> None:
     c.set_defaults(func=run)
 
 
-def run(args, p):
+def run(args, cfg):
     from dmc.io.shards import list_videos
-    from dmc.localization.localize import localize_videos, run_benchmark
+    from dmc.localization.localize import localize_benchmark, localize_videos
+    from dmc.localization.writing import write_localization
     from dmc.model.training import pick_device
 
-    device = pick_device(p["localize"]["device"])
+    device = pick_device(cfg.localize.device)
     if args.video:
         src = Path(args.video)
         if src.is_dir():
@@ -37,11 +38,12 @@ def run(args, p):
             raise FileNotFoundError(f"{src}: no such video file or folder")
         if not paths:
             raise SystemExit(f"dmc localize: {src}: no video files found")
-        done, skipped = localize_videos(paths, args.model, p, args.out, device, names)
+        done, skipped = localize_videos(paths, args.model, cfg, args.out, device, names)
         print(f"localize: {done} video(s) drawn in {args.out}, {skipped} skipped", file=sys.stderr)
         if done == 0:
             raise SystemExit(f"dmc localize: none of the {len(paths)} video(s) could be processed")
         return
-    gt = args.ground_truth or p["data"]["ground_truth"]   # None (real corpus): no box metrics
-    run_benchmark(p, args.decoded, args.model, gt, args.out_dir, args.metrics, device,
-                  log=lambda m: print(m, file=sys.stderr))
+    gt = args.ground_truth or cfg.data.ground_truth   # None (real corpus): no box metrics
+    result = localize_benchmark(cfg, args.decoded, args.model, gt, device)
+    write_localization(result, args.out_dir, args.metrics)
+    print(result.message, file=sys.stderr)

@@ -16,19 +16,21 @@ def add_parsers(sub) -> None:
     c.set_defaults(func=run)
 
 
-def run(args, p):
+def run(args, cfg):
     from dmc import synth
 
     if args.what == "test":     # the untouched test corpus, from synth.test_seed (dmc.pipeline.testcorpus)
         from dmc.pipeline.testcorpus import test_corpus_settings
 
-        kw = test_corpus_settings(p["synth"])
+        kw = test_corpus_settings(cfg.synth.as_dict())   # takes the section as a dict (tests edit it)
         df = synth.generate_videos(args.out, args.ground_truth, **kw)
         print(f"synth: test corpus of {len(df)} videos (seed {kw['seed']}) in {args.out}, ground truth in "
               f"{args.ground_truth}", file=sys.stderr)
         return
-    s = {**p["synth"], **synth.scaled_counts(p["synth"])}
-    seed = p["synth"]["seed"]   # the corpus's own seed: `seed` (training) sweeps keep the data fixed
+    # the whole section as a dict, with the counts scaled by synth.size (scaled_counts takes and the
+    # tests edit a dict); the stage depends on all of it (graph.STEPS lists `synth`)
+    s = {**cfg.synth.as_dict(), **synth.scaled_counts(cfg.synth.as_dict())}
+    seed = cfg.synth.seed   # the corpus's own seed: `seed` (training) sweeps keep the data fixed
     if args.what == "videos":
         df = synth.generate_videos(args.out, args.ground_truth, n_videos=s["videos"], seconds=s["video_seconds"],
                                    width=s["width"], height=s["height"], fps=s["fps"], audio_rate=s["audio_rate"],

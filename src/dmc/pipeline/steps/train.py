@@ -18,10 +18,12 @@ def add_parsers(sub) -> None:
     c.set_defaults(func=run)
 
 
-def run(args, p):
+def run(args, cfg):
     from dmc.model.training import Trainer
 
     metrics = args.metrics or Path(args.train_log).with_name("metrics.json")
-    last = Trainer(p, args.decoded, args.out, args.train_log, args.checkpoints, metrics).fit()
+    # the Trainer takes the params dict: it hashes it for the checkpoint's fingerprint and stores
+    # its sections in the model file, whose bytes stay those of params.yaml's dict
+    last = Trainer(cfg.as_dict(), args.decoded, args.out, args.train_log, args.checkpoints, metrics).fit()
     print(f"train: done; held-out correspondence accuracy {last['val_acc']:.3f}; model in {args.out}",
           file=sys.stderr)
