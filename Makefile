@@ -76,12 +76,13 @@ ablation: install
 	dmc sweep ablation --queue --run --aggregate --jobs $(JOBS)
 
 # The headline on the untouched test corpus (issue 26): train the default and sweeps.headline
-# (one clustering iteration) under sweeps.headline_seeds as DVC experiments (train stage only),
-# score each model on the test corpus (dmc.pipeline.heldout, inference only) and write
+# (one clustering iteration) under sweeps.headline_seeds into models/headline/ (dmc train's
+# Trainer; runs already there are kept; `python -m dmc.studies.headline --queue --run` does the
+# same as DVC experiments), score each model on the test corpus (dmc.pipeline.heldout) and write
 # results/headline.md|csv with clip-bootstrap intervals. Needs the test corpus and the ESC-like
 # log-mel: `dvc repro decode_test evalset@esc50` first.
 headline: install
-	$(BIN)/python -m dmc.studies.headline --queue --run
+	$(BIN)/python -m dmc.studies.headline --models-dir models/headline --train-models
 
 # The heat-map rule and agreement temperature scored on the val split with the seeds sweep's
 # models (results/studies/heatmap_choice/heatmap_choice.md): run after `make seeds`
