@@ -82,3 +82,34 @@ def test_mkdocs_builds_strict(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert (tmp_path / "site" / "api" / "hear" / "index.html").exists()
+
+
+def test_every_include_region_matches_its_committed_file():
+    """A number of the docs comes from a committed file (dmc.docs_includes): `dmc docs --write` after a new result."""
+    from dmc.docs_includes import stale_pages
+
+    assert stale_pages(ROOT) == [], "stale include regions: run `dmc docs --write`"
+
+
+def test_no_measured_number_is_typed_by_hand():
+    """README.md and every docs page: a measurement is included from its file (docs/contributing.md)."""
+    from dmc.docs_includes import pages as doc_pages
+    from dmc.docs_numbers import pages_with_numbers
+
+    assert pages_with_numbers(doc_pages(ROOT), ROOT) == {}
+
+
+def test_the_readme_headline_table_is_generated_from_headline_md():
+    from dmc.studies.headline_summary import table
+
+    assert (ROOT / "results" / "headline_summary.md").read_text() == table((ROOT / "results" / "headline.md").read_text())
+
+
+def test_docs_index_repeats_the_readme_front_page():
+    """docs/index.md is the site's copy of the README's introduction and "Two commands" (link targets aside)."""
+    def front(page):
+        text = page.read_text()
+        text = text[:text.index("\n## ", text.index("## Two commands"))]
+        return re.sub(r"\]\([^)]*\)", "]()", re.sub(r"\n{2,}", "\n\n", text)).strip()
+
+    assert front(ROOT / "docs" / "index.md") == front(ROOT / "README.md")

@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="dmc", description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     sub = ap.add_subparsers(dest="command", required=True)
-    tools.add_parsers(sub)                       # check-params, fetch, dvc-yaml
+    tools.add_parsers(sub)                       # check-params, fetch, dvc-yaml, docs
     for step in (synth, decode, train, evalset, extract, evaluate, localize, heldout):
         step.add_parsers(sub)                    # decode adds decode-index too
     tools.add_sweep_parser(sub)

@@ -1,6 +1,6 @@
 """The ``dmc`` subcommands that are not pipeline steps: ``check-params``, ``fetch`` (download a
-published evaluation set), ``dvc-yaml`` (generate / check dvc.yaml) and ``sweep`` (seeds and
-ablations as DVC experiments)."""
+published evaluation set), ``dvc-yaml`` (generate / check dvc.yaml), ``docs`` (fill / check the
+docs' include regions) and ``sweep`` (seeds and ablations as DVC experiments)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,13 @@ def add_parsers(sub) -> None:
     c.add_argument("--write", action="store_true", help="regenerate the file instead of checking it")
     c.add_argument("--file", default="dvc.yaml")
     c.set_defaults(func=dvc_yaml)
+
+    c = sub.add_parser("docs", help="check (default, or --check) or --write the include regions of README.md and "
+                                    "docs/*.md from the committed result files, and find numbers typed by hand")
+    c.add_argument("--write", action="store_true", help="regenerate the regions instead of checking them")
+    c.add_argument("--check", action="store_true", help="check only (the default)")
+    c.add_argument("--root", default=".", help="the repository (default: .)")
+    c.set_defaults(func=docs)
 
 
 def add_verify_parser(sub) -> None:
@@ -107,6 +114,25 @@ def dvc_yaml(args, p):
                          "run `dmc dvc-yaml --write`")
     else:
         print(f"{path}: matches src/dmc/pipeline/graph.py", file=sys.stderr)
+
+
+def docs(args, p):
+    from dmc.docs_includes import DocsIncludeError, pages, stale_pages, write_pages
+    from dmc.docs_numbers import pages_with_numbers
+
+    root = Path(args.root)
+    if args.write:
+        for page in write_pages(root):
+            print(f"docs: rewrote {page}", file=sys.stderr)
+    stale = stale_pages(root)
+    typed = pages_with_numbers(pages(root), root)
+    for page, hits in typed.items():
+        for line, token in hits:
+            print(f"docs: {page}:{line}: {token!r} typed by hand (include it: docs/contributing.md)", file=sys.stderr)
+    if stale or typed:
+        raise DocsIncludeError(f"{len(stale)} page(s) with stale regions ({', '.join(stale) or 'none'}; run "
+                               f"`dmc docs --write`), {sum(map(len, typed.values()))} number(s) typed by hand")
+    print("docs: every region matches its file; no number typed by hand", file=sys.stderr)
 
 
 def sweep(args, p):

@@ -16,7 +16,7 @@ seeds, with clip-bootstrap 95 % intervals and paired differences.
    params.yaml on every key the ``train`` step reads, but for the seed and that configuration's
    key, and its ``dvc.lock`` records for ``train`` the same code (MD5 of each source file) as
    this checkout: a model trained by other code is not mixed in.
-3. **tables**: ``results/headline.md|csv`` (and ``results/headline_runs.csv``, one row per run):
+3. **tables**: ``results/headline.md|csv``, the README's compact ``results/headline_summary.md`` (and ``results/headline_runs.csv``, one row per run):
    every localization, counting and ESC-like metric as the mean over the seeds with its
    clip-bootstrap 95 % interval (:mod:`dmc.localization.bootstrap`: the clips drawn with replacement, the
    same draw for every seed and method; 2000 replicates from fixed seeds), and DMC minus each
@@ -440,6 +440,9 @@ def write(runs: dict, out: Path, runs_list: list[Run] | None, frozen: str | None
             tmp, index=False, float_format="%.4f")
     with atomic_file(out / "headline.md") as tmp:
         Path(tmp).write_text(markdown(levels, diffs, runs, frozen))
+    from dmc.studies.headline_summary import write as write_summary
+
+    write_summary(out / "headline.md", out / "headline_summary.md")   # the README's table (included)
     if runs_list is not None:
         with atomic_file(out / "headline_runs.csv") as tmp:
             pd.DataFrame([r.__dict__ for r in runs_list]).to_csv(tmp, index=False)
