@@ -42,7 +42,8 @@ ALLOWED: tuple[tuple[str, str], ...] = (
     (r"Python ≥ 3\.10", "the supported Python version (pyproject.toml)"),
     (r"ESC-50 82\.6 %, DCASE2014 94 %", "the paper's published results (Hu et al. 2019, Tables 2-3), cited, not measured here"),
     (r"0, 0\.05, …, 1", "the fixed grid of cIoU thresholds of the AUC (Senocak et al.'s protocol), a definition"),
-    (r"95 % (?:\w+ )?intervals?", "the confidence level of the bootstrap intervals, a definition"),
+    (r"cIoU ?(?:@ ?|≥ ?)0\.5", "the definition of the metric ciou50 (cIoU@0.5: Senocak et al.'s success at 0.5)"),
+    (r"95 % (?:[\w-]+ )?intervals?", "the confidence level of the bootstrap intervals, a definition"),
 )
 
 _FENCE = re.compile(r"^[ \t]*(```|~~~).*?^[ \t]*\1", re.S | re.M)
