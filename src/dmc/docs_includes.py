@@ -138,17 +138,25 @@ def _rows(root: Path, rel: str, table: int, where: str) -> list[dict[str, str]]:
 
 
 def _lookup(data, key: str, where: str, rel: str):
-    if isinstance(data, dict) and key in data:
-        return data[key]
-    node = data
-    for part in key.split("."):
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            raise DocsIncludeError(f"{where}: {rel} has no key {key!r}")
-    return node
+    """``key`` in ``data``: a key as written, else a path whose steps may themselves hold dots
+    (``a.b.c`` finds ``data["a"]["b.c"]``; a digit step indexes a list)."""
+    def walk(node, parts):
+        if not parts:
+            return True, node
+        for i in range(len(parts), 0, -1):
+            step = ".".join(parts[:i])
+            if isinstance(node, dict) and step in node:
+                found, value = walk(node[step], parts[i:])
+                if found:
+                    return True, value
+            elif isinstance(node, list) and i == 1 and step.isdigit() and int(step) < len(node):
+                return walk(node[int(step)], parts[1:])
+        return False, None
+
+    found, value = walk(data, key.split("."))
+    if not found:
+        raise DocsIncludeError(f"{where}: {rel} has no key {key!r}")
+    return value
 
 
 def _number(value):
