@@ -10,7 +10,8 @@ content between the markers is generated and must never be edited by hand:
       <!-- end include -->
 
   ``PATH`` alone: the file's text; ``PATH#table=N``: its N-th Markdown table (1-based);
-  ``PATH#SLUG``: the body of the section whose heading slugifies to SLUG (up to the next heading
+  ``PATH.csv#columns=A,B``: a table of these CSV columns (``A`` with ``A.mean`` and ``A.std``,
+  or ``A`` and ``A_std``, shows "mean ± std"; values of more decimals to 3); ``PATH#SLUG``: the body of the section whose heading slugifies to SLUG (up to the next heading
   of the same or a higher level). The markers' indentation is given to every generated line, so
   a region can sit inside a list item.
 
@@ -116,6 +117,8 @@ def block_text(root: Path, spec: str, where: str) -> str:
     text = _read(root, rel, where)
     if not selector:
         return text.strip("\n")
+    if m := re.fullmatch(r"columns=(.+)", selector):
+        return csv_table(list(csv.DictReader(io.StringIO(text))), m.group(1).split(","), f"{where}: {rel}")
     if m := re.fullmatch(r"table=(\d+)", selector):
         tables, n = md_tables(text), int(m.group(1))
         if not 1 <= n <= len(tables):
@@ -125,6 +128,31 @@ def block_text(root: Path, spec: str, where: str) -> str:
     if body is None:
         raise DocsIncludeError(f"{where}: {rel} has no section whose heading's slug is {selector!r}")
     return body.strip("\n")
+
+
+def _cell(row: dict[str, str], column: str, where: str) -> str:
+    """A CSV cell as a table shows it: a value of more than 3 decimals to 3 decimals; ``X`` with ``X.mean`` and ``X.std``
+    (a sweep's table) or ``X`` and ``X_std`` (a study's) as "mean ± std"."""
+    def num(text: str) -> str:
+        try:
+            value = float(text)
+        except ValueError:
+            return text
+        return f"{value:.3f}" if len(text.partition(".")[2]) > 3 else text   # "20.0", "0.3": as written
+
+    for mean, std in ((f"{column}.mean", f"{column}.std"), (column, f"{column}_std")):
+        if mean in row and std in row and row[std] != "":
+            return f"{num(row[mean])} ± {num(row[std])}"
+    if column in row:
+        return num(row[column])
+    raise DocsIncludeError(f"{where} has no column {column!r}")
+
+
+def csv_table(rows: list[dict[str, str]], columns: list[str], where: str) -> str:
+    """A Markdown table of these CSV columns (header: the column names)."""
+    out = ["| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
+    out += ["| " + " | ".join(_cell(r, c, where) for c in columns) + " |" for r in rows]
+    return "\n".join(out)
 
 
 def _rows(root: Path, rel: str, table: int, where: str) -> list[dict[str, str]]:
