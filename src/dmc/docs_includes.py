@@ -141,8 +141,8 @@ def _cell(row: dict[str, str], column: str, where: str) -> str:
         return f"{value:.3f}" if len(text.partition(".")[2]) > 3 else text   # "20.0", "0.3": as written
 
     for mean, std in ((f"{column}.mean", f"{column}.std"), (column, f"{column}_std")):
-        if mean in row and std in row and row[std] != "":
-            return f"{num(row[mean])} ± {num(row[std])}"
+        if mean in row and std in row:   # one seed: no std
+            return f"{num(row[mean])} ± {num(row[std])}" if row[std] != "" else num(row[mean])
     if column in row:
         return num(row[column])
     raise DocsIncludeError(f"{where} has no column {column!r}")

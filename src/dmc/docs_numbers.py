@@ -40,7 +40,7 @@ MEASURED = re.compile(
 # inside that match, is not a measurement.
 ALLOWED: tuple[tuple[str, str], ...] = (
     (r"0, 0\.05, …, 1", "the fixed grid of cIoU thresholds of the AUC (Senocak et al.'s protocol), a definition"),
-    (r"cIoU ?(?:@ ?|≥ ?)0\.5", "the definition of the metric ciou50 (cIoU@0.5: Senocak et al.'s success at 0.5)"),
+    (r"c?IoU ?(?:@ ?|≥ ?)0\.5", "the definition of the metric ciou50 (cIoU@0.5: Senocak et al.'s success at 0.5)"),
     (r"(?:Python ≥|glibc) \d+\.\d+", "a software version"),
     (r"decodes to \d+(?:\.\d+)? s", "the published clip length of a data set, checked by dmc fetch"),
     (r"95 % (?:[\w-]+ )?intervals?", "the confidence level of the bootstrap intervals, a definition"),
