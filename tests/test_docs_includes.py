@@ -104,3 +104,17 @@ def test_the_readme_table_copies_the_cells_of_headline_md():
                         "**+0.2 [+0.1, +0.3]** | **+0.2 [+0.1, +0.3]** |")
     assert lines[6] == "| audio-blind: trained visual map, uniform cluster weights | 0.400 [0.1, 0.2] | 0.411 [0.1, 0.2] | 0.422 [0.1, 0.2] |  |  |"
     assert lines[8] == "| centre prior / best constant count | 0.500 [0.1, 0.2] | 0.511 [0.1, 0.2] | 0.522 [0.1, 0.2] | 0.833 [0.1, 0.2] |  |"
+
+
+def test_regions_inside_fenced_code_are_examples(repo):
+    page = "```markdown\n<!-- value: r/m.json esc50.dmc.acc_mean --><!-- end -->\n```\nx <!-- value: r/m.json nested.a.0 --><!-- end -->\n"
+    assert render(page, repo) == page.replace("0 --><!-- end -->\n", "0 -->1.5<!-- end -->\n")
+    with pytest.raises(DocsIncludeError, match=r"^p.md:4: "):   # line numbers count the fence's lines
+        render("```\n\n```\n<!-- value: r/m.json gone --><!-- end -->\n", repo, "p.md")
+
+
+def test_csv_columns_show_mean_and_std(repo):
+    (repo / "r" / "s.csv").write_text("config,seeds,acc.mean,acc.std,k,k_std,tau\ndefault,0 1,0.51234,0.0123,3,,20.0\n")
+    assert render("<!-- include: r/s.csv#columns=config,acc,k,tau -->\n<!-- end include -->\n", repo) == (
+        "<!-- include: r/s.csv#columns=config,acc,k,tau -->\n\n| config | acc | k | tau |\n|---|---|---|---|\n"
+        "| default | 0.512 ± 0.012 | 3 | 20.0 |\n\n<!-- end include -->\n")

@@ -43,6 +43,7 @@ from dmc.errors import DmcError
 BLOCK = re.compile(r"^(?P<indent>[ \t]*)<!-- include: (?P<spec>[^\n]*?) -->\n(?P<body>.*?)^(?P=indent)<!-- end include -->",
                    re.M | re.S)
 INLINE = re.compile(r"<!-- value: (?P<spec>[^\n]*?) -->(?P<body>[^\n]*?)<!-- end -->")
+FENCE = re.compile(r"^[ \t]*(```|~~~).*?^[ \t]*\1[^\n]*$", re.S | re.M)
 TEMPLATE_FIELD = re.compile(r"\{([^{}:]+)(?::([^{}]*))?\}")
 
 
@@ -246,20 +247,29 @@ def value_text(root: Path, spec: str, where: str) -> str:
 # --- rendering --------------------------------------------------------------------------------
 
 def render(text: str, root: Path, page: str = "<text>") -> str:
-    """The text with every region's content regenerated from its source file."""
-    def block(m: re.Match) -> str:
-        indent = m.group("indent")
-        where = f"{page}:{text.count(chr(10), 0, m.start()) + 1}"
-        body = block_text(root, m.group("spec"), where)
-        lines = [(indent + line).rstrip() if line.strip() else "" for line in body.splitlines()]
-        return (f"{indent}<!-- include: {m.group('spec')} -->\n\n" + "\n".join(lines)
-                + f"\n\n{indent}<!-- end include -->")
+    """The text with every region's content regenerated from its source file (regions inside
+    fenced code are examples, left as they are)."""
+    def segment(seg: str, offset: int) -> str:
+        def line(m: re.Match) -> str:
+            return f"{page}:{text.count(chr(10), 0, offset + m.start()) + 1}"
 
-    def inline(m: re.Match) -> str:
-        where = f"{page}:{text.count(chr(10), 0, m.start()) + 1}"
-        return f"<!-- value: {m.group('spec')} -->{value_text(root, m.group('spec'), where)}<!-- end -->"
+        def block(m: re.Match) -> str:
+            indent = m.group("indent")
+            body = block_text(root, m.group("spec"), line(m))
+            lines = [(indent + ln).rstrip() if ln.strip() else "" for ln in body.splitlines()]
+            return (f"{indent}<!-- include: {m.group('spec')} -->\n\n" + "\n".join(lines)
+                    + f"\n\n{indent}<!-- end include -->")
 
-    return INLINE.sub(inline, BLOCK.sub(block, text))
+        def inline(m: re.Match) -> str:
+            return f"<!-- value: {m.group('spec')} -->{value_text(root, m.group('spec'), line(m))}<!-- end -->"
+
+        return INLINE.sub(inline, BLOCK.sub(block, seg))
+
+    parts, last = [], 0
+    for m in FENCE.finditer(text):
+        parts += [segment(text[last:m.start()], last), m.group(0)]
+        last = m.end()
+    return "".join(parts + [segment(text[last:], last)])
 
 
 def stale_pages(root: Path) -> list[str]:
