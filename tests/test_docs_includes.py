@@ -118,3 +118,18 @@ def test_csv_columns_show_mean_and_std(repo):
     assert render("<!-- include: r/s.csv#columns=config,acc,k,tau -->\n<!-- end include -->\n", repo) == (
         "<!-- include: r/s.csv#columns=config,acc,k,tau -->\n\n| config | acc | k | tau |\n|---|---|---|---|\n"
         "| default | 0.512 ± 0.012 | 3 | 20.0 |\n\n<!-- end include -->\n")
+
+
+def test_dmc_docs_checks_then_writes(repo, capsys):
+    from pathlib import Path
+
+    from dmc.pipeline.cli import main
+
+    params = str(Path(__file__).resolve().parents[1] / "params.yaml")
+    (repo / "README.md").write_text("Accuracy <!-- value: r/m.json esc50.dmc.acc_mean fmt=.2f -->0.5<!-- end -->, pointing 0.97.\n")
+    assert main(["--params", params, "docs", "--root", str(repo)]) == 1
+    err = capsys.readouterr().err
+    assert "README.md:1: '0.97' typed by hand" in err and "1 page(s) with stale regions (README.md" in err
+    (repo / "README.md").write_text("Accuracy <!-- value: r/m.json esc50.dmc.acc_mean fmt=.2f -->0.5<!-- end -->.\n")
+    assert main(["--params", params, "docs", "--root", str(repo), "--write"]) == 0
+    assert (repo / "README.md").read_text() == "Accuracy <!-- value: r/m.json esc50.dmc.acc_mean fmt=.2f -->0.91<!-- end -->.\n"
