@@ -23,7 +23,9 @@ content between the markers is generated and must never be edited by hand:
   path; a CSV / table column), ``COL=VALUE`` (table files: the row whose columns have these
   values; exactly one must match), ``table=N`` (Markdown files: the N-th table, default 1) and
   ``fmt=SPEC`` (a format spec such as ``.3f`` or ``+.3f`` applied to KEY's value, or a template
-  ``{KEY:SPEC} [{KEY2:SPEC}]`` over the row's fields; without it the value as written).
+  ``{KEY:SPEC} [{KEY2:SPEC}]`` over the row's fields; without it the value as written) and
+  ``words=N`` or ``words=N-M`` (those words of the value as written, ``**`` dropped: a part of a
+  cell such as the mean of "0.685 [0.651, 0.721]", with the rounding of the table it comes from).
 
 :func:`render` fills every region of a text; ``dmc docs --check`` fails when a page differs from
 its rendering (a stale number), ``dmc docs --write`` rewrites the pages.
@@ -214,7 +216,7 @@ def value_text(root: Path, spec: str, where: str) -> str:
         raise DocsIncludeError(f"{where}: {exc}") from None
     if not args:
         raise DocsIncludeError(f"{where}: a value region names no file")
-    rel, keys, where_cols, fmt, table = args[0], [], {}, "", 1
+    rel, keys, where_cols, fmt, table, words = args[0], [], {}, "", 1, ""
     for arg in args[1:]:
         name, eq, val = arg.partition("=")
         if not eq:
@@ -223,6 +225,8 @@ def value_text(root: Path, spec: str, where: str) -> str:
             fmt = val
         elif name == "table" and rel.endswith(".md"):
             table = int(val)
+        elif name == "words":
+            words = val
         else:
             where_cols[name] = val
     if len(keys) > 1 or (not keys and "{" not in fmt):
@@ -241,7 +245,11 @@ def value_text(root: Path, spec: str, where: str) -> str:
     if "{" in fmt:
         return TEMPLATE_FIELD.sub(lambda m: _format(_lookup(data, m.group(1), where, rel), m.group(2) or "", where),
                                   fmt)
-    return _format(_lookup(data, keys[0], where, rel), fmt, where)
+    value = _lookup(data, keys[0], where, rel)
+    if words:   # words=N or N-M of a cell as written (bold markers dropped): "0.685 [0.651, 0.721]" -> "0.685"
+        first, _, last = words.partition("-")
+        value = " ".join(str(value).replace("**", "").split()[int(first) - 1:int(last or first)])
+    return _format(value, fmt, where)
 
 
 # --- rendering --------------------------------------------------------------------------------
@@ -261,6 +269,9 @@ def render(text: str, root: Path, page: str = "<text>") -> str:
                     + f"\n\n{indent}<!-- end include -->")
 
         def inline(m: re.Match) -> str:
+            if not seg[seg.rfind("\n", 0, m.start()) + 1:m.start()].strip():
+                # Markdown takes a line opening with "<!--" for an HTML block: the paragraph would end there
+                raise DocsIncludeError(f"{line(m)}: a value region must not open a line (put a word before it)")
             return f"<!-- value: {m.group('spec')} -->{value_text(root, m.group('spec'), line(m))}<!-- end -->"
 
         return INLINE.sub(inline, BLOCK.sub(block, seg))
