@@ -10,7 +10,7 @@ BIN    := $(CURDIR)/$(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 
-.PHONY: docs gpu-check install hooks demo test test-fast test-cluster cluster-deps seeds ablation control structure headline heatmap-choice count-choice bench-decode bench-decode-memory bench-evaluate lock clean
+.PHONY: docs docs-write gpu-check install hooks demo test test-fast test-cluster cluster-deps seeds ablation control structure headline heatmap-choice count-choice bench-decode bench-decode-memory bench-evaluate lock clean
 
 install: $(STAMP) hooks
 
@@ -119,8 +119,14 @@ lock: install
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
 
 # The documentation site (docs/, mkdocs.yml) into site/; the tests build it with --strict too.
+# First the include regions: every number of README.md and docs/ from its committed file
+# (docs/contributing.md); `make docs-write` regenerates them after a new result.
 docs: install
+	$(BIN)/dmc docs
 	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict
+
+docs-write: install
+	$(BIN)/dmc docs --write
 
 clean:
 	rm -rf data models .snakemake results/metrics.json results/tables results/figures results/plots results/train \
