@@ -60,11 +60,12 @@ def test_score_image_means_over_sounding_and_silent_classes():
     assert s.ciou == pytest.approx((0.4 + 1.0) / 2)
     assert s.nsa == pytest.approx((0 + 15 / 16) / 2)
     assert (s.n_sounding, s.n_silent) == (2, 2)
+    assert s.nsa_drawn == 0 and s.n_drawn_silent == 1        # class 1 only: drawn and silent
 
 
 def test_score_image_without_sounding_class_has_no_ciou():
     s = ca.score_image(np.zeros((2, 4, 4)), [[0, 0, 0.5, 0.5]], [1], [False], size=4)
-    assert np.isnan(s.ciou) and s.nsa == 1.0
+    assert np.isnan(s.ciou) and s.nsa == 1.0 and s.nsa_drawn == 1.0
 
 
 def test_threshold_of_ciou30_is_dsols_float():
@@ -81,8 +82,9 @@ def test_success_rates_ciou30_and_auc_by_hand():
     # trapezoids of width 0.05: 0.05 * (sum(rates) - (rates[0] + rates[20]) / 2) = 0.05 * (20/3 - 1/2)
     assert ca.auc(cious) == pytest.approx(37 / 120)
     assert ca.auc(cious) == pytest.approx(sklearn.metrics.auc(ca.SUCCESS_THRESHOLDS, rates))   # DSOL's call
-    summary = ca.summarize([ca.ImageScore(c, n, 1, 1) for c, n in zip(cious, [0.5, 1.0, float("nan"), 0.0])])
-    assert summary == pytest.approx({"ciou30": 1 / 3, "auc": 37 / 120, "nsa": 0.5, "n_images": 3})
+    summary = ca.summarize([ca.ImageScore(c, n, 1, 1, d) for c, n, d in
+                            zip(cious, [0.5, 1.0, float("nan"), 0.0], [1.0, float("nan"), float("nan"), 0.0])])
+    assert summary == pytest.approx({"ciou30": 1 / 3, "auc": 37 / 120, "nsa": 0.5, "nsa_drawn": 0.5, "n_images": 3})
 
 
 def test_cluster_shares_by_hand():

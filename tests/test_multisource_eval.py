@@ -77,7 +77,7 @@ def test_stem_table_by_hand():
 
 def test_clip_rows_are_ratios_of_sums():
     pairs = pd.DataFrame({"video": ["a", "a", "b", "b"], "ca_ciou": [0.3, 0.5, 0.1, np.nan],
-                          "ca_nsa": [0.5, 1.0, np.nan, 0.0], "recall_hits": [1, 2, 0, 0],
+                          "ca_nsa": [0.5, 1.0, np.nan, 0.0], "ca_nsa_drawn": [np.nan, 1.0, np.nan, 0.25], "recall_hits": [1, 2, 0, 0],
                           "recall_pointing_hits": [2, 2, 1, 0], "recall_sources": [2, 2, 2, 1]})
     stems = pd.DataFrame({"video": ["a", "b", "b"], "stem_pointing": [1, 0, 1], "stem_ciou": [0.5, 0.0, 0.3],
                           "stem_wrong": [0, 1, 0]})
@@ -88,7 +88,7 @@ def test_clip_rows_are_ratios_of_sums():
     r = me.ratios(clips)
     assert r["ca_ciou30"] == pytest.approx(1 / 3) and r["ca_auc"] == pytest.approx(37 / 120)   # as classaware
     assert r["ca_ciou_mean"] == pytest.approx(0.3)
-    assert r["nsa"] == pytest.approx(0.5)
+    assert r["nsa"] == pytest.approx(0.5) and r["nsa_drawn"] == pytest.approx(0.625)
     assert r["recall"] == pytest.approx(3 / 7) and r["recall_pointing"] == pytest.approx(5 / 7)
     assert r["stem_pointing"] == pytest.approx(2 / 3) and r["wrong_source_rate"] == pytest.approx(1 / 3)
     assert r["stem_ciou30"] == pytest.approx(1 / 3)        # 0.5 only
@@ -108,3 +108,25 @@ def test_share_maps_of_a_network_sum_to_one_and_give_its_heat_map():
     total = shares.sum(1)
     np.testing.assert_allclose(total[heat > 0], 1.0, rtol=1e-6)
     np.testing.assert_allclose(heat, analyse_arrays(model, frames, mels, tau, rule=rule).coarse, rtol=1e-4, atol=1e-6)
+
+
+def test_score_model_end_to_end_on_a_random_init_network():
+    p = load_default_params()
+    model = random_init_model(p)
+    g = torch.Generator().manual_seed(1)
+    frames = (torch.rand(2, 64, 64, 3, generator=g) * 255).to(torch.uint8).numpy()
+    mels = torch.randn(4, 41, 64, generator=g).numpy()
+    objects = pd.DataFrame({"pair": [0, 0, 0, 1], "class": ["flute", "bird", "drum", "bird"], "sounding": [1, 1, 0, 1],
+                            "x0": [0, 32, 0, 10], "y0": [0, 32, 40, 10], "x1": [24, 60, 20, 40], "y1": [24, 60, 60, 40]})
+    k = p["train"]["clusters"]
+    mapping = ClassMapping(CLASSES, [j % 3 for j in range(k)])
+    stems = pd.DataFrame({"pair": [0, 0], "object": [0, 1]})
+    pairs, stem, clips = me.score_model(model, frames, mels[:2], objects, ["a", "b"], mapping, 5.0,
+                                        "assignment_proximity", 0.3, stem_mels=mels[2:], stems=stems)
+    assert pairs.n_sounding_classes.tolist() == [2, 1] and pairs.recall_sources.tolist() == [2, 1]
+    assert pairs.n_drawn_silent_classes.tolist() == [1, 0]
+    assert ((pairs.ca_ciou >= 0) & (pairs.ca_ciou <= 1)).all() and ((pairs.ca_nsa >= 0) & (pairs.ca_nsa <= 1)).all()
+    assert len(stem) == 2 and set(stem.stem_wrong) <= {0, 1}
+    assert (stem.stem_pointing & stem.stem_wrong).sum() == 0          # never both
+    assert clips.loc["a", "stem_n"] == 2 and clips.loc["b", "stem_n"] == 0
+    assert clips.loc["a", "recall_sources"] == 2

@@ -32,6 +32,10 @@ Where this differs from the DSOL files, and why:
   of the silent *classes*. With one cluster per class (the case DSOL evaluates) the two agree.
 * An image without a sounding object gets no cIoU (skipped, as eval_duet.py and tools.py do;
   eval.py's synthetic set always has one), and one without a silent class no NSA.
+
+Added beside DSOL's NSA (not part of it): ``nsa_drawn``, the same mean restricted to the silent
+classes that are drawn in the frame (visible but silent objects), which DSOL's NSA mixes with
+classes absent from the frame.
 """
 
 from __future__ import annotations
@@ -51,12 +55,15 @@ CIOU30_INDEX = 6                             # DSOL prints results[6] as cIoU@0.
 
 class ImageScore(NamedTuple):
     """One image: cIoU (mean over sounding classes; nan without one), NSA (mean over silent
-    classes; nan without one), and how many classes entered each."""
+    classes; nan without one), NSA over the drawn silent classes only (nan without one), and how
+    many classes entered each."""
 
     ciou: float
     nsa: float
     n_sounding: int
     n_silent: int
+    nsa_drawn: float = float("nan")
+    n_drawn_silent: int = 0
 
 
 def resize_map(m: np.ndarray, size: int = SIZE) -> np.ndarray:
@@ -114,9 +121,13 @@ def score_image(class_maps: np.ndarray, boxes_xywh, box_classes, sounding, relat
     silent = [c for c in range(len(class_maps)) if c not in heard]
     maps = resize_map(class_maps, size)
     cious = [class_ciou(maps[c], gt_map(boxes[sounding & (box_classes == c)], size), relative) for c in heard]
-    shares = [silent_share(maps[c], nsa_threshold) for c in silent]
-    return ImageScore(float(np.mean(cious)) if cious else float("nan"),
-                      float(np.mean(shares)) if shares else float("nan"), len(heard), len(silent))
+    shares = {c: silent_share(maps[c], nsa_threshold) for c in silent}
+    drawn = [shares[c] for c in sorted(set(box_classes.tolist())) if c in shares]
+
+    def mean(x):
+        return float(np.mean(x)) if len(x) else float("nan")
+
+    return ImageScore(mean(cious), mean(list(shares.values())), len(heard), len(silent), mean(drawn), len(drawn))
 
 
 def success_rates(cious, thresholds=SUCCESS_THRESHOLDS) -> np.ndarray:
@@ -148,9 +159,13 @@ def ciou_at_30(cious) -> float:
 
 
 def summarize(scores: list[ImageScore]) -> dict:
-    """ciou30, auc, nsa (mean over images with a silent class), n_images (with a sounding class)."""
+    """ciou30, auc, nsa (mean over images with a silent class), nsa_drawn (over images with a drawn
+    silent class), n_images (with a sounding class)."""
     c = np.array([s.ciou for s in scores], dtype=np.float64)
-    n = np.array([s.nsa for s in scores], dtype=np.float64)
-    return {"ciou30": ciou_at_30(c), "auc": auc(c),
-            "nsa": float(np.nanmean(n)) if (~np.isnan(n)).any() else float("nan"),
-            "n_images": int((~np.isnan(c)).sum())}
+
+    def nanmean(x):
+        x = np.asarray(x, dtype=np.float64)
+        return float(np.nanmean(x)) if (~np.isnan(x)).any() else float("nan")
+
+    return {"ciou30": ciou_at_30(c), "auc": auc(c), "nsa": nanmean([s.nsa for s in scores]),
+            "nsa_drawn": nanmean([s.nsa_drawn for s in scores]), "n_images": int((~np.isnan(c)).sum())}

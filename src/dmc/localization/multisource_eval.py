@@ -14,7 +14,8 @@ frame: ``pair`` (0..N-1), ``class`` (a name of the mapping's ``classes``), ``sou
 1. :func:`cluster_share_maps`: per pair the k cluster share maps a_ij (coarse) and the heat map.
 2. :func:`learn_mapping`: the cluster -> class mapping from TRAINING pairs only.
 3. :func:`pair_table` / :func:`stem_table`: one row per pair / per stem.
-4. :func:`clip_rows`: per clip numerators and denominators, so that every metric is a ratio of
+4. :func:`score_model` runs 1 and 3 for a model with a given mapping;
+   :func:`clip_rows`: per clip numerators and denominators, so that every metric is a ratio of
    sums over clips (:func:`ratios`) and a bootstrap can resample clips and seeds.
 """
 
@@ -94,8 +95,9 @@ def pair_table(shares: np.ndarray, objects: pd.DataFrame, videos, mapping: Class
         boxes, cls, sounding = _pair_objects(objects, i, mapping.classes)
         s = ca.score_image(cmaps[i], ca.xyxy_to_xywh(boxes, (W, H)), cls, sounding, relative)
         r = distinct_source_recall(_resize(shares[i], (H, W)), boxes[sounding], RELATIVE, iou_hit)
-        rows.append({"video": video, "pair": i, "ca_ciou": s.ciou, "ca_nsa": s.nsa, "n_sounding_classes": s.n_sounding,
-                     "n_silent_classes": s.n_silent, "recall_hits": r.hits, "recall_pointing_hits": r.pointing_hits,
+        rows.append({"video": video, "pair": i, "ca_ciou": s.ciou, "ca_nsa": s.nsa, "ca_nsa_drawn": s.nsa_drawn,
+                     "n_sounding_classes": s.n_sounding, "n_silent_classes": s.n_silent,
+                     "n_drawn_silent_classes": s.n_drawn_silent, "recall_hits": r.hits, "recall_pointing_hits": r.pointing_hits,
                      "recall_sources": r.sources})
     return pd.DataFrame(rows)
 
@@ -124,6 +126,7 @@ def clip_rows(pairs: pd.DataFrame, stems: pd.DataFrame | None = None) -> pd.Data
     ok = ~np.isnan(c)
     c0 = np.where(ok, c, -np.inf)
     nsa = pairs["ca_nsa"].to_numpy(dtype=np.float64)
+    drawn = pairs["ca_nsa_drawn"].to_numpy(dtype=np.float64)
     per = pd.DataFrame({
         "video": pairs["video"].to_numpy(),
         "ca_images": ok.astype(int),                                           # images with a sounding class
@@ -132,6 +135,8 @@ def clip_rows(pairs: pd.DataFrame, stems: pd.DataFrame | None = None) -> pd.Data
         "ca_ciou_sum": np.where(ok, c, 0.0),
         "nsa_images": (~np.isnan(nsa)).astype(int),
         "nsa_sum": np.where(np.isnan(nsa), 0.0, nsa),
+        "nsa_drawn_images": (~np.isnan(drawn)).astype(int),
+        "nsa_drawn_sum": np.where(np.isnan(drawn), 0.0, drawn),
         "recall_hits": pairs["recall_hits"], "recall_pointing_hits": pairs["recall_pointing_hits"],
         "recall_sources": pairs["recall_sources"]})
     out = per.groupby("video").sum().sort_index()
@@ -151,8 +156,28 @@ def ratios(clips: pd.DataFrame) -> dict:
 
     out = {"ca_ciou30": r("ca_hit30", "ca_images"), "ca_auc": r("ca_auc_num", "ca_images"),
            "ca_ciou_mean": r("ca_ciou_sum", "ca_images"), "nsa": r("nsa_sum", "nsa_images"),
+           "nsa_drawn": r("nsa_drawn_sum", "nsa_drawn_images"),
            "recall": r("recall_hits", "recall_sources"), "recall_pointing": r("recall_pointing_hits", "recall_sources")}
     if "stem_n" in t:
         out.update({"stem_pointing": r("stem_pointing", "stem_n"), "stem_ciou_mean": r("stem_ciou_sum", "stem_n"),
                     "stem_ciou30": r("stem_ciou30", "stem_n"), "wrong_source_rate": r("stem_wrong", "stem_n")})
     return out
+
+
+def score_model(model, frames: np.ndarray, mels: np.ndarray, objects: pd.DataFrame, videos, mapping: ClassMapping,
+                tau: float, rule: str, ciou_threshold: float, relative: float = ca.RELATIVE_THRESHOLDS["synthetic"],
+                stem_mels: np.ndarray | None = None, stems: pd.DataFrame | None = None, bs: int = 64,
+                device="cpu") -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame]:
+    """(pair table, stem table or None, clip rows) of a model on multi-source pairs; the mapping must
+    come from :func:`learn_mapping` on training pairs.  ``stems`` rows index ``stem_mels``; a stem is
+    played with its pair's frame."""
+    H, W = np.asarray(frames).shape[1:3]
+    shares, _ = cluster_share_maps(model, frames, mels, tau, rule, bs, device)
+    pairs = pair_table(shares, objects, videos, mapping, (W, H), relative)
+    stem = None
+    if stems is not None and len(stems):
+        if stem_mels is None or len(stem_mels) != len(stems):
+            raise ValueError("stems need one log-mel per row of the stems table")
+        _, heat = cluster_share_maps(model, np.asarray(frames)[stems["pair"].to_numpy()], stem_mels, tau, rule, bs, device)
+        stem = stem_table(heat, stems, objects, videos, (W, H), ciou_threshold)
+    return pairs, stem, clip_rows(pairs, stem)
