@@ -78,11 +78,12 @@ def test_mapping_file_round_trip_and_errors(tmp_path):
     model = tmp_path / "model.pt"
     model.write_bytes(b"")
     path = mapping_path(model)
-    assert path == tmp_path / "class_mapping.json"
+    assert path == tmp_path / "model.class_mapping.json"
+    assert mapping_path(tmp_path / "headline" / "default_s3.pt") == tmp_path / "headline" / "default_s3.class_mapping.json"
     m = ClassMapping(["flute", "bird"], [1, 0, -1], [[0.0, 2.0, 1.0], [3.0, 0.0, 0.0]], "train", "hungarian")
     write_mapping(path, m)
     assert read_mapping(path) == m
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["class_mapping.json", "model.pt"]   # no temp file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.class_mapping.json", "model.pt"]   # no temp file left
     body = json.loads(path.read_text())
     body["cluster_to_class"] = [1, 0, 7]
     path.write_text(json.dumps(body))

@@ -1,4 +1,6 @@
-"""The cluster -> class mapping file written beside a model (``<model dir>/class_mapping.json``).
+"""The cluster -> class mapping file written beside a model (``models/dmc.pt`` ->
+``models/dmc.class_mapping.json``: one per model, as several models share a folder, e.g.
+``models/headline/default_s0.pt``).
 
 Contents: ``clusters`` (k), ``classes`` (class names, index = class), ``cluster_to_class`` (k
 class indices, -1 = none), ``contingency`` (C x k training mass, :mod:`dmc.localization.class_mapping`),
@@ -16,7 +18,7 @@ from pathlib import Path
 from dmc.atomic import atomic_file
 from dmc.errors import DmcError
 
-FILENAME = "class_mapping.json"
+SUFFIX = ".class_mapping.json"
 
 
 class MappingFileError(DmcError, ValueError):
@@ -37,9 +39,9 @@ class ClassMapping:
 
 
 def mapping_path(model_path: str | Path) -> Path:
-    """The mapping file beside a model file (or inside a model folder)."""
+    """The mapping file beside a model file: the model's name with its suffix replaced by :data:`SUFFIX`."""
     p = Path(model_path)
-    return (p if p.is_dir() else p.parent) / FILENAME
+    return p.with_name(p.stem + SUFFIX)
 
 
 def write_mapping(path: str | Path, mapping: ClassMapping) -> Path:
