@@ -79,7 +79,8 @@ def test_mapping_file_round_trip_and_errors(tmp_path):
     model.write_bytes(b"")
     path = mapping_path(model)
     assert path == tmp_path / "model.class_mapping.json"
-    assert mapping_path(tmp_path / "headline" / "default_s3.pt") == tmp_path / "headline" / "default_s3.class_mapping.json"
+    other = tmp_path / "headline" / "default_s3.pt"
+    assert mapping_path(other) == tmp_path / "headline" / "default_s3.class_mapping.json"
     m = ClassMapping(["flute", "bird"], [1, 0, -1], [[0.0, 2.0, 1.0], [3.0, 0.0, 0.0]], "train", "hungarian")
     write_mapping(path, m)
     assert read_mapping(path) == m

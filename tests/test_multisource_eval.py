@@ -77,7 +77,8 @@ def test_stem_table_by_hand():
 
 def test_clip_rows_are_ratios_of_sums():
     pairs = pd.DataFrame({"video": ["a", "a", "b", "b"], "ca_ciou": [0.3, 0.5, 0.1, np.nan],
-                          "ca_nsa": [0.5, 1.0, np.nan, 0.0], "ca_nsa_drawn": [np.nan, 1.0, np.nan, 0.25], "recall_hits": [1, 2, 0, 0],
+                          "ca_nsa": [0.5, 1.0, np.nan, 0.0], "ca_nsa_drawn": [np.nan, 1.0, np.nan, 0.25],
+                          "recall_hits": [1, 2, 0, 0],
                           "recall_pointing_hits": [2, 2, 1, 0], "recall_sources": [2, 2, 2, 1]})
     stems = pd.DataFrame({"video": ["a", "b", "b"], "stem_pointing": [1, 0, 1], "stem_ciou": [0.5, 0.0, 0.3],
                           "stem_wrong": [0, 1, 0]})
@@ -117,7 +118,8 @@ def test_score_model_end_to_end_on_a_random_init_network():
     frames = (torch.rand(2, 64, 64, 3, generator=g) * 255).to(torch.uint8).numpy()
     mels = torch.randn(4, 41, 64, generator=g).numpy()
     objects = pd.DataFrame({"pair": [0, 0, 0, 1], "class": ["flute", "bird", "drum", "bird"], "sounding": [1, 1, 0, 1],
-                            "x0": [0, 32, 0, 10], "y0": [0, 32, 40, 10], "x1": [24, 60, 20, 40], "y1": [24, 60, 60, 40]})
+                            "x0": [0, 32, 0, 10], "y0": [0, 32, 40, 10],
+                            "x1": [24, 60, 20, 40], "y1": [24, 60, 60, 40]})
     k = p["train"]["clusters"]
     mapping = ClassMapping(CLASSES, [j % 3 for j in range(k)])
     stems = pd.DataFrame({"pair": [0, 0], "object": [0, 1]})

@@ -97,7 +97,8 @@ def pair_table(shares: np.ndarray, objects: pd.DataFrame, videos, mapping: Class
         r = distinct_source_recall(_resize(shares[i], (H, W)), boxes[sounding], RELATIVE, iou_hit)
         rows.append({"video": video, "pair": i, "ca_ciou": s.ciou, "ca_nsa": s.nsa, "ca_nsa_drawn": s.nsa_drawn,
                      "n_sounding_classes": s.n_sounding, "n_silent_classes": s.n_silent,
-                     "n_drawn_silent_classes": s.n_drawn_silent, "recall_hits": r.hits, "recall_pointing_hits": r.pointing_hits,
+                     "n_drawn_silent_classes": s.n_drawn_silent, "recall_hits": r.hits,
+                     "recall_pointing_hits": r.pointing_hits,
                      "recall_sources": r.sources})
     return pd.DataFrame(rows)
 
@@ -113,8 +114,8 @@ def stem_table(stem_heat: np.ndarray, stems: pd.DataFrame, objects: pd.DataFrame
         o = objects[(objects["pair"] == pair) & (objects["sounding"].astype(int) == 1)]
         if obj not in o.index:
             raise ValueError(f"stem of pair {pair}: object {obj!r} is not a sounding object of that pair")
-        s = stem_scores(heat, o.loc[obj, BOX].to_numpy(dtype=np.float64), o.drop(index=obj)[BOX].to_numpy(dtype=np.float64),
-                        threshold)
+        own, others = o.loc[obj, BOX].to_numpy(dtype=np.float64), o.drop(index=obj)[BOX].to_numpy(dtype=np.float64)
+        s = stem_scores(heat, own, others, threshold)
         rows.append({"video": videos[pair], "pair": int(pair), "object": obj, "stem_pointing": int(s.pointing),
                      "stem_ciou": s.ciou, "stem_wrong": int(s.wrong_source)})
     return pd.DataFrame(rows, columns=["video", "pair", "object", "stem_pointing", "stem_ciou", "stem_wrong"])
@@ -178,6 +179,7 @@ def score_model(model, frames: np.ndarray, mels: np.ndarray, objects: pd.DataFra
     if stems is not None and len(stems):
         if stem_mels is None or len(stem_mels) != len(stems):
             raise ValueError("stems need one log-mel per row of the stems table")
-        _, heat = cluster_share_maps(model, np.asarray(frames)[stems["pair"].to_numpy()], stem_mels, tau, rule, bs, device)
+        stem_frames = np.asarray(frames)[stems["pair"].to_numpy()]
+        _, heat = cluster_share_maps(model, stem_frames, stem_mels, tau, rule, bs, device)
         stem = stem_table(heat, stems, objects, videos, (W, H), ciou_threshold)
     return pairs, stem, clip_rows(pairs, stem)
