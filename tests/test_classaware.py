@@ -101,3 +101,9 @@ def test_class_maps_sum_each_class_clusters():
     np.testing.assert_array_equal(out[2], np.zeros((2, 2)))
     with pytest.raises(ValueError):
         class_maps(cm, [0, 1], 3)
+
+
+def test_scene_relative_follows_the_dsol_file_of_the_scene():
+    assert ca.scene_relative(1, 1) == 0.1 and ca.scene_relative(1, 3) == 0.1     # tools.py (Solo)
+    assert ca.scene_relative(2, 2) == 0.2                                       # eval_duet.py
+    assert ca.scene_relative(2, 4) == 0.5 and ca.scene_relative(3, 3) == 0.5    # eval.py (Synthetic)

@@ -49,7 +49,7 @@ def ramp():
 def test_pair_table_by_hand():
     shares = quadrant_shares()[None]
     mapping = ClassMapping(CLASSES, [0, 1, 2])
-    t = me.pair_table(shares, objects_table()[lambda d: d.pair == 0], ["v"], mapping, (4, 4))
+    t = me.pair_table(shares, objects_table()[lambda d: d.pair == 0], ["v"], mapping, (4, 4), relative=0.5)
     row = t.iloc[0]
     # flute's map is cluster 0's quadrant: a(x) a(y) after resizing; > 0.5 (x max = 1) lies inside the
     # box's 112 x 112 pixels, so cIoU = |pred| / |box|
@@ -60,6 +60,11 @@ def test_pair_table_by_hand():
     assert row.ca_nsa == pytest.approx((0 + np.mean(np.outer(a[::-1], a[::-1]) <= 0.2)) / 2)
     assert (row.n_sounding_classes, row.n_silent_classes) == (1, 2)
     assert (row.recall_hits, row.recall_pointing_hits, row.recall_sources) == (1, 1, 1)
+    # by scene: one sounding object is a Solo scene, r = 0.1: a(x) a(y) > 0.1 reaches past the box
+    t = me.pair_table(shares, objects_table()[lambda d: d.pair == 0], ["v"], mapping, (4, 4))
+    pred = np.outer(a, a) > 0.1
+    assert t.relative.iloc[0] == 0.1
+    assert t.ca_ciou.iloc[0] == pytest.approx(112 ** 2 / (112 ** 2 + pred.sum() - pred[:112, :112].sum()))
 
 
 def test_stem_table_by_hand():

@@ -12,7 +12,8 @@ Per image (one frame with its audio), given one map per class:
    each of its boxes, (x, y, w, h) normalised to [0, 1] and multiplied by 224 (``int`` truncates);
 3. the class map is binarised *strictly above* r x its own maximum, with
    r = 0.5 in eval.py (Synthetic: several sounding objects), 0.2 in eval_duet.py (Duet) and
-   0.1 in tools.py (Solo: one source) -- :data:`RELATIVE_THRESHOLDS`;
+   0.1 in tools.py (Solo: one source) -- :data:`RELATIVE_THRESHOLDS`; for a corpus that mixes such
+   scenes, :func:`scene_relative` picks r per image from the scene it resembles;
 4. cIoU of the class = |P & G| / (|G| + |P \\ G|) (= the IoU of P and G);
 5. cIoU of the image = the mean over the image's sounding classes;
 6. NSA of the image = the mean, over the classes that do NOT sound in it (absent ones
@@ -64,6 +65,16 @@ class ImageScore(NamedTuple):
     n_silent: int
     nsa_drawn: float = float("nan")
     n_drawn_silent: int = 0
+
+
+def scene_relative(n_sounding: int, n_drawn: int) -> float:
+    """r of the DSOL file whose data set the image resembles: one sounding object (Solo, tools.py) 0.1;
+    two objects, both sounding (Duet, eval_duet.py) 0.2; otherwise (Synthetic, eval.py) 0.5."""
+    if n_sounding == 1:
+        return RELATIVE_THRESHOLDS["solo"]
+    if n_sounding == n_drawn == 2:
+        return RELATIVE_THRESHOLDS["duet"]
+    return RELATIVE_THRESHOLDS["synthetic"]
 
 
 def resize_map(m: np.ndarray, size: int = SIZE) -> np.ndarray:

@@ -86,16 +86,20 @@ def _resize(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def pair_table(shares: np.ndarray, objects: pd.DataFrame, videos, mapping: ClassMapping, frame_wh: tuple[int, int],
-               relative: float = ca.RELATIVE_THRESHOLDS["synthetic"], iou_hit: float = IOU_HIT) -> pd.DataFrame:
-    """One row per pair: class-aware cIoU and NSA (DSOL), distinct-source recall counts."""
+               relative: float | None = None, iou_hit: float = IOU_HIT) -> pd.DataFrame:
+    """One row per pair: class-aware cIoU and NSA (DSOL), distinct-source recall counts.
+
+    ``relative``: DSOL's r for every pair, or None for r per pair by :func:`dmc.localization.classaware.scene_relative`
+    (column ``relative``)."""
     W, H = frame_wh
     cmaps = class_maps(shares, mapping.cluster_to_class, len(mapping.classes))
     rows = []
     for i, video in enumerate(np.asarray(videos)):
         boxes, cls, sounding = _pair_objects(objects, i, mapping.classes)
-        s = ca.score_image(cmaps[i], ca.xyxy_to_xywh(boxes, (W, H)), cls, sounding, relative)
+        r_i = ca.scene_relative(int(sounding.sum()), len(sounding)) if relative is None else float(relative)
+        s = ca.score_image(cmaps[i], ca.xyxy_to_xywh(boxes, (W, H)), cls, sounding, r_i)
         r = distinct_source_recall(_resize(shares[i], (H, W)), boxes[sounding], RELATIVE, iou_hit)
-        rows.append({"video": video, "pair": i, "ca_ciou": s.ciou, "ca_nsa": s.nsa, "ca_nsa_drawn": s.nsa_drawn,
+        rows.append({"video": video, "pair": i, "relative": r_i, "ca_ciou": s.ciou, "ca_nsa": s.nsa, "ca_nsa_drawn": s.nsa_drawn,
                      "n_sounding_classes": s.n_sounding, "n_silent_classes": s.n_silent,
                      "n_drawn_silent_classes": s.n_drawn_silent, "recall_hits": r.hits,
                      "recall_pointing_hits": r.pointing_hits,
@@ -166,7 +170,7 @@ def ratios(clips: pd.DataFrame) -> dict:
 
 
 def score_model(model, frames: np.ndarray, mels: np.ndarray, objects: pd.DataFrame, videos, mapping: ClassMapping,
-                tau: float, rule: str, ciou_threshold: float, relative: float = ca.RELATIVE_THRESHOLDS["synthetic"],
+                tau: float, rule: str, ciou_threshold: float, relative: float | None = None,
                 stem_mels: np.ndarray | None = None, stems: pd.DataFrame | None = None, bs: int = 64,
                 device="cpu") -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame]:
     """(pair table, stem table or None, clip rows) of a model on multi-source pairs; the mapping must
