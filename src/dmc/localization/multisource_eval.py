@@ -56,8 +56,13 @@ def cluster_share_maps(model, frames: np.ndarray, mels: np.ndarray, tau: float, 
     return np.concatenate(shares), np.concatenate(heats)
 
 
-def _pair_objects(objects: pd.DataFrame, pair: int, classes: list[str]):
-    o = objects[objects["pair"] == pair]
+def _by_pair(objects: pd.DataFrame) -> dict:
+    """Objects grouped by pair, once (a pair without objects gets an empty table)."""
+    return {int(p): g for p, g in objects.groupby("pair")}
+
+
+def _pair_objects(groups: dict, objects: pd.DataFrame, pair: int, classes: list[str]):
+    o = groups.get(pair, objects.iloc[:0])
     unknown = set(o["class"]) - set(classes)
     if unknown:
         raise ValueError(f"pair {pair}: classes {sorted(unknown)} are not in the mapping's classes")
@@ -73,7 +78,9 @@ def learn_mapping(shares: np.ndarray, objects: pd.DataFrame, frame_wh: tuple[int
     W, H = frame_wh
     a = np.moveaxis(shares, 1, -1).reshape(N, h * w, k)
     mass = np.eye(k)[a.argmax(-1)] * (a.sum(-1, keepdims=True) > 0)            # no heat: no vote
-    labels = np.stack([cm.position_labels(*_pair_objects(objects, i, classes), (h, w), (H, W)) for i in range(N)])
+    groups = _by_pair(objects)
+    labels = np.stack([cm.position_labels(*_pair_objects(groups, objects, i, classes), (h, w), (H, W))
+                       for i in range(N)])
     owner, M = cm.learn(mass, labels, len(classes))
     return ClassMapping(list(classes), owner.tolist(), M.tolist(), fitted_on,
                         "hungarian on row shares of hard share-map winners in sounding boxes")
@@ -93,17 +100,16 @@ def pair_table(shares: np.ndarray, objects: pd.DataFrame, videos, mapping: Class
     (column ``relative``)."""
     W, H = frame_wh
     cmaps = class_maps(shares, mapping.cluster_to_class, len(mapping.classes))
-    rows = []
+    rows, groups = [], _by_pair(objects)
     for i, video in enumerate(np.asarray(videos)):
-        boxes, cls, sounding = _pair_objects(objects, i, mapping.classes)
+        boxes, cls, sounding = _pair_objects(groups, objects, i, mapping.classes)
         r_i = ca.scene_relative(int(sounding.sum()), len(sounding)) if relative is None else float(relative)
         s = ca.score_image(cmaps[i], ca.xyxy_to_xywh(boxes, (W, H)), cls, sounding, r_i)
         r = distinct_source_recall(_resize(shares[i], (H, W)), boxes[sounding], RELATIVE, iou_hit)
-        rows.append({"video": video, "pair": i, "relative": r_i, "ca_ciou": s.ciou, "ca_nsa": s.nsa, "ca_nsa_drawn": s.nsa_drawn,
-                     "n_sounding_classes": s.n_sounding, "n_silent_classes": s.n_silent,
+        rows.append({"video": video, "pair": i, "relative": r_i, "ca_ciou": s.ciou, "ca_nsa": s.nsa,
+                     "ca_nsa_drawn": s.nsa_drawn, "n_sounding_classes": s.n_sounding, "n_silent_classes": s.n_silent,
                      "n_drawn_silent_classes": s.n_drawn_silent, "recall_hits": r.hits,
-                     "recall_pointing_hits": r.pointing_hits,
-                     "recall_sources": r.sources})
+                     "recall_pointing_hits": r.pointing_hits, "recall_sources": r.sources})
     return pd.DataFrame(rows)
 
 
@@ -113,9 +119,10 @@ def stem_table(stem_heat: np.ndarray, stems: pd.DataFrame, objects: pd.DataFrame
     W, H = frame_wh
     heats = upsample(stem_heat, (H, W))
     videos = np.asarray(videos)
-    rows = []
+    rows, groups = [], _by_pair(objects)
     for heat, pair, obj in zip(heats, stems["pair"].to_numpy(), stems["object"].to_numpy()):
-        o = objects[(objects["pair"] == pair) & (objects["sounding"].astype(int) == 1)]
+        o = groups.get(int(pair), objects.iloc[:0])
+        o = o[o["sounding"].astype(int) == 1]
         if obj not in o.index:
             raise ValueError(f"stem of pair {pair}: object {obj!r} is not a sounding object of that pair")
         own, others = o.loc[obj, BOX].to_numpy(dtype=np.float64), o.drop(index=obj)[BOX].to_numpy(dtype=np.float64)
