@@ -77,7 +77,7 @@ def project(tmp_path_factory):
     for name in ("workflow", "src", ".dvc"):
         shutil.copytree(ROOT / name, d / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__", "tmp",
                                                                                           "cache"))
-    p = with_overrides(load_default_params(), synth__size="tiny", synth__test_videos=24, decode__num_shards=2, train__epochs=2,
+    p = with_overrides(load_default_params(), synth__size="tiny", synth__test_videos=24, synth__multi_videos=24, decode__num_shards=2, train__epochs=2,
                        train__batch_size=16, evaluate__C_grid=[0.1, 1.0])
     write_params(d / "params.yaml", p)
     (d / ".gitignore").write_text("/.snakemake/\n/logs/\n__pycache__/\n")
