@@ -8,9 +8,10 @@ MUSIC-Synthetic and MUSIC-Duet:
 * ``duet`` (MUSIC-Duet): exactly two objects, both sounding.
 
 The sounding pairs come from a schedule (:func:`schedule`): consecutive random perfect matchings of
-the classes, so every class sounds in every run of ``len(CLASS_NAMES) / 2`` mixture clips. A silent
-object's class therefore sounds in other clips: a map that lights up every object of a class it
-has heard somewhere fails on these clips; only one that follows the clip's own audio succeeds.
+the classes, so every class sounds once in each successive block of ``len(CLASS_NAMES) / 2``
+mixture clips. A silent object's class therefore sounds in other clips: a map that lights up every
+object of a class it has heard somewhere fails on these clips; only one that follows the clip's
+own audio succeeds.
 
 Every clip's audio is **exactly the float32 sum of its stems** before encoding (:func:`mix`): one
 stem per sounding object (that source alone, panned as in the mixture) and one ``background`` stem
@@ -285,7 +286,8 @@ def training_jobs(jobs: list[tuple], mixtures: str, seed: int) -> list[tuple]:
     if mixtures == "none":
         return out
     n = len(jobs)
-    chosen = sorted(int(i) for i in np.random.default_rng([seed, _TRAINING_STREAM]).permutation(n)[:int(round(MIXTURE_SHARE * n))])
+    order = np.random.default_rng([seed, _TRAINING_STREAM]).permutation(n)
+    chosen = sorted(int(i) for i in order[:int(round(MIXTURE_SHARE * n))])
     plan = schedule(len(chosen), seed)
     for (kind, pair), i in zip(plan, chosen):
         (folder, index, container, seed_, seconds, width, height, fps, audio_rate, _, _, _, variants,

@@ -263,6 +263,8 @@ def generate_videos(out_dir, ground_truth_dir, n_videos: int = 96, seconds: floa
 
     if mixtures not in MIXTURES:
         raise ValueError(f"mixtures must be one of {MIXTURES}, got {mixtures!r}")
+    if mixtures != "none" and control != "none":
+        raise ValueError("synth.mixtures does not combine with synth.control (the control hides sounding objects)")
     if control not in CONTROLS:
         raise ValueError(f"control must be one of {CONTROLS}, got {control!r}")
     if n_videos < 1:
