@@ -103,9 +103,9 @@ def test_editing_one_steps_handler_leaves_the_other_stages_current(tmp_path):
     assert stale() == set()
     entry = tmp_path / ENTRIES["decode"]
     entry.write_text(entry.read_text().replace("decode summary:", "decode totals:"))
-    assert stale() == {"decode", "decode_test"}            # decode_test runs the decode step's code
+    assert stale() == {"decode", "decode_test", "decode_multi"}   # decode_test, _multi run the decode step's code
     (tmp_path / "src/dmc/io/ground_truth.py").write_text("# an edit of a module only the scoring steps import\n")
-    assert stale() == {"decode", "decode_test", "localize", "heldout"}
+    assert stale() == {"decode", "decode_test", "decode_multi", "localize", "heldout"}
 
 
 def test_every_key_of_the_table_exists_and_rules_get_their_params():
@@ -128,7 +128,7 @@ def recorded(tmp_path_factory):
     for name in ("workflow", "src"):
         shutil.copytree(ROOT / name, d / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
     p = with_overrides(load_default_params(), synth__size="tiny", synth__videos=64, synth__video_seconds=4.0, synth__dcase_seconds=10.0,
-                       synth__esc50_classes=8, synth__test_videos=24, decode__num_shards=2, train__epochs=1,
+                       synth__esc50_classes=8, synth__test_videos=24, synth__multi_videos=24, decode__num_shards=2, train__epochs=1,
                        train__batch_size=8, evaluate__C_grid=[1.0], localize__clips_for_overlays=1,
                        train__device="cpu", features__device="cpu", localize__device="cpu")
     write_params(d / "params.yaml", p)
@@ -161,6 +161,10 @@ def test_step_of_tells_shared_subcommands_apart():
     assert step_of(rec("decode", "--videos", "data/synth_test/videos", "--out-dir", "data/decoded_test")).name == "decode_test"
     assert step_of(rec("synth", "esc50", "--out", "data/synth/esc50")).name == "synth"
     assert step_of(rec("synth", "test", "--out", "data/synth_test/videos")).name == "synth_test"
+    assert step_of(rec("synth", "multi", "--out", "data/synth_multi/videos", "--stems", "data/synth_multi/stems")
+                   ).name == "synth_multi"
+    assert step_of(rec("decode", "--videos", "data/synth_multi/videos", "--out-dir", "data/decoded_multi")
+                   ).name == "decode_multi"
     assert step_of(rec("train")).name == "train"
 
 

@@ -98,8 +98,11 @@ class Synth(Section):
     seed: int
     test_seed: int
     test_videos: int
+    multi_seed: int
+    multi_videos: int
     control: str
     variants: bool
+    mixtures: str
     size: str
     videos: int
     video_seconds: float

@@ -9,3 +9,6 @@ METHODS = ("dmc", "random_init", "logmel_stats")
 #: Sweeps of ``dmc sweep`` (params.yaml ``sweeps``), and those that are one-key-at-a-time grids.
 SWEEPS = ("seeds", "ablation", "control", "structure")
 GRIDS = ("ablation", "structure")
+#: Keys of ``synth:`` that only the test corpora read (their own seeds and sizes): the training
+#: corpus (``dmc synth videos|esc50|esc10|dcase``, DVC stage ``synth``) reads every other key.
+TEST_CORPUS_SYNTH_KEYS = ("test_seed", "test_videos", "multi_seed", "multi_videos")

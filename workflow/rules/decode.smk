@@ -43,3 +43,23 @@ rule decode_index:
 rule decode:
     input:
         rules.decode_index.output,
+
+
+# The multi-source test corpus (synth_multi), decoded like the training videos, for scoring only.
+rule decode_multi:
+    input:
+        videos=graph.MULTI_VIDEOS,
+        code=CODE["decode_multi"],
+    output:
+        index=f"{graph.DECODED_MULTI}/index.csv",
+    params:
+        step=graph.params_of("decode_multi", config),
+        out=lambda w, output: os.path.dirname(output.index),
+    resources:
+        mem_mb=4000,
+    conda:
+        "../envs/dmc.yaml"
+    log:
+        "logs/decode_multi.log",
+    shell:
+        "dmc decode --videos {input.videos:q} --out-dir {params.out:q} 2>&1 | tee {log:q}"

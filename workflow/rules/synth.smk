@@ -43,3 +43,26 @@ rule synth:
     input:
         rules.synth_videos.output,
         expand("data/synth/{evalset}", evalset=DATASETS),
+
+
+# The multi-source test corpus (issue 33, docs/multisource-corpus.md): mixtures and duets from their
+# own seed (synth.multi_seed), with each sounding source's audio stem; decoded by decode_multi
+# (workflow/rules/decode.smk). No rule that trains or chooses reads these files.
+rule synth_multi:
+    input:
+        code=CODE["synth_multi"],
+    output:
+        videos=directory(graph.MULTI_VIDEOS),
+        stems=directory(graph.MULTI_STEMS),
+        ground_truth=directory(graph.MULTI_GROUND_TRUTH),
+    params:
+        step=graph.params_of("synth_multi", config),
+    resources:
+        mem_mb=2000,
+    conda:
+        "../envs/dmc.yaml"
+    log:
+        "logs/synth_multi.log",
+    shell:
+        "dmc synth multi --out {output.videos:q} --stems {output.stems:q} "
+        "--ground-truth {output.ground_truth:q} 2>&1 | tee {log:q}"

@@ -50,6 +50,15 @@ PARAM_KEYS = ("synth", "decode", "data")
 DEPENDS = {"synth": ("synth",), "decoded": ("synth", "decode", "data.videos"),
            "evalsets": ("synth", "decode", "data.esc50", "data.esc10", "data.dcase"),
            "synth_test": ("synth",), "decoded_test": ("synth", "decode")}
+#: keys under a recorded section that a folder does not depend on: the multi-source test corpus's
+#: own seed and size (issue 33) change none of these folders; nor does the training corpus's
+#: ``synth.mixtures`` change the test corpus, the evaluation sets or their decoded forms
+_MULTI_ONLY = ("synth.multi_seed", "synth.multi_videos")
+INDEPENDENT = {"synth": _MULTI_ONLY, "decoded": _MULTI_ONLY, "evalsets": (*_MULTI_ONLY, "synth.mixtures"),
+               "synth_test": (*_MULTI_ONLY, "synth.mixtures"), "decoded_test": (*_MULTI_ONLY, "synth.mixtures")}
+#: keys added to params after manifests were recorded, with the value their data were made at: a
+#: manifest that does not record the key was made at that value (the code path is unchanged there)
+ADDED = {"synth.mixtures": "none"}
 #: kinds of difference, as :class:`Difference` names them
 KINDS = ("missing", "extra", "container", "video", "audio", "streams", "array", "npy header", "bytes")
 #: file names left out, as DVC leaves them out (.dvcignore): Snakemake's marker in folder outputs
@@ -340,8 +349,9 @@ def compare(folder: Path, entries: list[Entry], label: str, reference: Path | No
     return len(set(present) | set(recorded)), diffs
 
 
-def _differing_params(recorded: dict | None, params: dict, depends=PARAM_KEYS) -> list[str]:
-    """Keys (under the sections or keys ``depends``) whose value differs from the recorded one."""
+def _differing_params(recorded: dict | None, params: dict, depends=PARAM_KEYS, independent=()) -> list[str]:
+    """Keys (under the sections or keys ``depends``, less ``independent``) whose value differs from
+    the recorded one; a key the record lacks counts at its :data:`ADDED` value."""
     if recorded is None:
         return []
     now = params_record(params)
@@ -349,10 +359,12 @@ def _differing_params(recorded: dict | None, params: dict, depends=PARAM_KEYS) -
     for section in sorted(set(recorded) | set(now)):
         a, b = recorded.get(section), now.get(section)
         if isinstance(a, dict) and isinstance(b, dict):
-            keys = [f"{section}.{k}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+            missing = object()
+            was = {k: a.get(k, ADDED.get(f"{section}.{k}", missing)) for k in set(a) | set(b)}
+            keys = [f"{section}.{k}" for k in sorted(was) if was[k] != b.get(k, missing)]
         else:
             keys = [section] if a != b else []
-        out += [k for k in keys if any(k == d or k.startswith(d + ".") for d in depends)]
+        out += [k for k in keys if any(k == d or k.startswith(d + ".") for d in depends) and k not in independent]
     return out
 
 
@@ -369,7 +381,7 @@ def verify(root: Path, params: dict, manifest_dir: Path | None = None, reference
     notes, diffs = [], []
     for name in names:
         rec_params, entries = read_manifest(manifest_dir / f"{name}.tsv")
-        other = _differing_params(rec_params, params, DEPENDS[name])
+        other = _differing_params(rec_params, params, DEPENDS[name], INDEPENDENT.get(name, ()))
         if other:
             notes.append(f"{ROOTS[name]}: not compared: params differ from the manifest's "
                          f"({', '.join(other[:4])}{', ...' if len(other) > 4 else ''}), not the embedded default")

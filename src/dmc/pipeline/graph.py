@@ -24,7 +24,8 @@ import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dmc.names import DATASETS as EVALSETS, METHODS   # evaluation sets, feature methods
+from dmc.config import Synth
+from dmc.names import DATASETS as EVALSETS, METHODS, TEST_CORPUS_SYNTH_KEYS   # evaluation sets, feature methods
 
 PACKAGE = "dmc"
 PARAMS_MODULE = f"{PACKAGE}.pipeline.params"    # loads and validates params.yaml for every step
@@ -50,6 +51,13 @@ TEST_GROUND_TRUTH = "data/synth_test/ground_truth"
 DECODED_TEST = "data/decoded_test"
 HELDOUT = "results/heldout"
 HELDOUT_METRICS = "results/heldout_metrics.json"
+# the multi-source test corpus (synth.multi_seed; issue 33): mixtures and duets with per-source stems
+MULTI_VIDEOS = "data/synth_multi/videos"
+MULTI_STEMS = "data/synth_multi/stems"
+MULTI_GROUND_TRUTH = "data/synth_multi/ground_truth"
+DECODED_MULTI = "data/decoded_multi"
+# what the training corpus (stage synth) reads of the synth section: all but the test corpora's keys
+TRAINING_SYNTH_PARAMS = tuple(f"synth.{k}" for k in Synth.keys() if k not in TEST_CORPUS_SYNTH_KEYS)
 
 
 @dataclass(frozen=True)
@@ -88,7 +96,7 @@ STEPS: tuple[Step, ...] = (
     Step("synth", commands=("synth",), rules=("synth_videos", "synth_evalset", "synth"), targets=("synth",),
          deps=(), outs=(Out("data/synth/videos"), Out("data/synth/ground_truth"),
                         *(Out(f"data/synth/{name}") for name in EVALSETS)),
-         params=("synth",),
+         params=TRAINING_SYNTH_PARAMS,
          comment="the embedded default corpus; unused when params.yaml points data.* elsewhere"),
     Step("decode", commands=("decode", "decode-index"), rules=("decode_shard", "decode_index", "decode"),
          targets=("decode",), deps=("${data.videos}",), outs=(Out(DECODED),),
@@ -140,6 +148,15 @@ STEPS: tuple[Step, ...] = (
          comment="the untouched test corpus from its own seed (synth.test_seed); only decode_test and heldout read it"),
     Step("decode_test", commands=("decode",), module="decode", rules=("decode_test",), targets=(f"{DECODED_TEST}/index.csv",),
          deps=(TEST_VIDEOS,), outs=(Out(DECODED_TEST),), params=("decode",)),
+    Step("synth_multi", commands=("synth",), module="synth", rules=("synth_multi",), targets=(MULTI_VIDEOS,), deps=(),
+         outs=(Out(MULTI_VIDEOS), Out(MULTI_STEMS), Out(MULTI_GROUND_TRUTH)),
+         params=("synth.seed", "synth.test_seed", "synth.multi_seed", "synth.multi_videos", "synth.size",
+                 "synth.video_seconds", "synth.width", "synth.height", "synth.fps", "synth.audio_rate",
+                 "synth.other_containers", "synth.variants", "synth.portable_audio"),
+         comment="the multi-source test corpus (mixtures, duets, per-source stems) from its own seed "
+                 "(synth.multi_seed); only decode_multi and the scoring read it"),
+    Step("decode_multi", commands=("decode",), module="decode", rules=("decode_multi",),
+         targets=(f"{DECODED_MULTI}/index.csv",), deps=(MULTI_VIDEOS,), outs=(Out(DECODED_MULTI),), params=("decode",)),
     Step("heldout", commands=("heldout",), rules=("heldout",), targets=("heldout",),
          deps=(MODEL, DECODED, DECODED_TEST, TEST_GROUND_TRUTH, f"{EVALSET_DIR}/esc50"),
          outs=(Out(HELDOUT_METRICS, "metrics", cache=False), Out(HELDOUT, cache=False)),

@@ -62,6 +62,10 @@ def _cross_checks(p: dict, sweeps: bool = False) -> list[tuple[str, str]]:
         errs.append(("decode.hop_seconds", "must not exceed decode.window_seconds"))
     if d["window_seconds"] > d["segment_seconds"]:
         errs.append(("decode.window_seconds", "must not exceed decode.segment_seconds"))
+    s = p["synth"]
+    if s["mixtures"] != "none" and s["control"] != "none":
+        errs.append(("synth.mixtures", f"{s['mixtures']} does not combine with synth.control = {s['control']} "
+                     "(the control hides the sounding objects)"))
     t = p["train"]
     if t["val_fraction"] + t["test_fraction"] >= 1:
         errs.append(("train.test_fraction", f"train.val_fraction + train.test_fraction = "

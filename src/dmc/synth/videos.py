@@ -231,7 +231,7 @@ def generate_videos(out_dir, ground_truth_dir, n_videos: int = 96, seconds: floa
                     width: int = 128, height: int = 128, fps: int = 10, audio_rate: int = 44100,
                     other_containers: float = 0.1, max_sources: int = 3, max_distractors: int = 2,
                     seed: int = 0, workers: int | None = None, control: str = "none",
-                    variants: bool = False, portable_audio: bool = False) -> pd.DataFrame:
+                    variants: bool = False, portable_audio: bool = False, mixtures: str = "none") -> pd.DataFrame:
     """Write ``n_videos`` clips into ``out_dir`` and their ground truth into ``ground_truth_dir``.
 
     Clips are ``seconds`` long, ``width`` x ``height`` at ``fps``, audio at ``audio_rate``
@@ -253,7 +253,18 @@ def generate_videos(out_dir, ground_truth_dir, n_videos: int = 96, seconds: floa
     ``portable_audio``: the WebM clips' audio is Vorbis (FFmpeg's encoder, C code; a mono clip as two
     equal channels) instead of Opus from libopus, whose output depends on the CPU
     (:data:`PORTABLE_AUDIO`); every other byte of every clip stays the same.
+
+    ``mixtures`` (``synth.mixtures``): ``"none"`` (the default: every clip as above);
+    ``"music_synthetic"``: a share of the clips are the multi-source corpus's mixtures and duets
+    (:func:`.multisource.training_jobs`; two sounding objects each, the mixtures with silent ones of
+    classes that sound elsewhere), the others as above, each from its own ``(seed, index)``.
     """
+    from .multisource import MIXTURES
+
+    if mixtures not in MIXTURES:
+        raise ValueError(f"mixtures must be one of {MIXTURES}, got {mixtures!r}")
+    if mixtures != "none" and control != "none":
+        raise ValueError("synth.mixtures does not combine with synth.control (the control hides sounding objects)")
     if control not in CONTROLS:
         raise ValueError(f"control must be one of {CONTROLS}, got {control!r}")
     if n_videos < 1:
@@ -265,7 +276,12 @@ def generate_videos(out_dir, ground_truth_dir, n_videos: int = 96, seconds: floa
         jobs = [(str(vtmp), i, kinds[i], seed, seconds, width, height, int(fps), int(audio_rate),
                  max_sources, max_distractors, control, bool(variants), bool(portable_audio))
                 for i in range(n_videos)]
-        results = parallel_map(_make_clip, jobs, workers)
+        if mixtures == "none":
+            results = parallel_map(_make_clip, jobs, workers)
+        else:
+            from .multisource import make_training_clip, training_jobs
+
+            results = parallel_map(make_training_clip, training_jobs(jobs, mixtures, seed), workers)
         clips = pd.DataFrame([r for r, _ in results], columns=CLIP_COLUMNS)
         boxes = pd.DataFrame([b for _, bs in results for b in bs], columns=BOX_COLUMNS)
         clips.to_csv(Path(gtmp) / "clips.csv", index=False)
