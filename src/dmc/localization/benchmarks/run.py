@@ -1,0 +1,162 @@
+"""``dmc localize --benchmark``: read a published benchmark, score every map source with the
+published protocol, write the table (baselines in the same table) and the list of clips not scored.
+
+Map sources: the content-free baselines (:mod:`.baselines`) always; with a model, DMC's heat map
+(``localize.heatmap_rule`` at ``localize.agreement_temperature``, as ``dmc localize``) and the same
+network untrained (:meth:`dmc.model.network.DMC.random_init`). ``boxes_only``: no media are read
+(the content-free baselines need none), so a bare annotation file can be scored.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dmc.atomic import atomic_file
+from dmc.localization.benchmarks import baselines, protocol
+from dmc.localization.benchmarks.layout import Benchmark, with_media
+
+KINDS = ("flickr", "vggss", "music-solo", "music-duet")
+FOLLOWS = {"flickr": "LVS utils.py testset_gt / EZ-VSL datasets.py bbox2gtmap (consensus of the annotators)",
+           "vggss": "EZ-VSL datasets.py load_all_bboxes + bbox2gtmap (binary union, clipped boxes)",
+           "music-solo": "DSOL music-exp/eval.py boxes (class-blind union)",
+           "music-duet": "DSOL music-exp/eval.py boxes (class-blind union)"}
+
+
+@dataclass
+class BenchmarkResult:
+    bench: Benchmark
+    per_clip: pd.DataFrame      # name, method, ciou
+    table: dict                 # method -> summarize()
+    threshold: float | None
+
+
+def load(kind: str, root: str | Path | None, annotations: str | Path | None = None,
+         test_list: str | Path | None = None) -> Benchmark:
+    """The benchmark's entries with media under ``root`` (None: boxes only)."""
+    from dmc.localization.benchmarks.flickr import read_flickr, read_test_list
+    from dmc.localization.benchmarks.music import read_music
+    from dmc.localization.benchmarks.vggss import BenchmarkError, read_vggss
+
+    ids = read_test_list(test_list) if test_list else None
+    base = Path(root) if root is not None else None
+    if kind == "flickr":
+        if base is None and annotations is None:
+            raise BenchmarkError("flickr: give --root (with Annotations/) or --annotations")
+        bench = read_flickr(base or Path("."), ids, annotations)
+    elif kind == "vggss":
+        ann = annotations or (base / "vggss.json" if base is not None else None)
+        if ann is None:
+            raise BenchmarkError("vggss: give --annotations (vggss.json) or a --root holding vggss.json")
+        bench = read_vggss(ann, ids)
+    elif kind in ("music-solo", "music-duet"):
+        default = "solotest.json" if kind == "music-solo" else "duettest.json"
+        ann = annotations or (base / default if base is not None else None)
+        if ann is None:
+            raise BenchmarkError(f"{kind}: give --annotations ({default}) or a --root holding it")
+        bench = read_music(ann, kind)
+    else:
+        raise BenchmarkError(f"unknown benchmark {kind!r} (one of {', '.join(KINDS)})")
+    return with_media(bench, base)
+
+
+def model_maps(bench: Benchmark, cfg, model_path, device) -> dict[str, list[np.ndarray]]:
+    """{"dmc": coarse maps, "random_init": ...} of the entries whose media decode; an entry that
+    fails here is named in ``bench.problems`` and dropped."""
+    import torch
+
+    from dmc.io.logmel import LogMel
+    from dmc.localization.benchmarks.media import load_pair
+    from dmc.localization.heatmaps import analyse_arrays
+    from dmc.model.network import DMC
+    from dmc.model.training import load_model
+
+    frames, waves, kept = [], [], []
+    for e in bench.entries:
+        try:
+            f, w = load_pair(e, cfg.decode)
+        except Exception as exc:  # noqa: BLE001 - a clip that does not decode is the clip's fault
+            bench.problems.append(f"{e.name}: unreadable media ({type(exc).__name__}: {exc})")
+            continue
+        frames.append(f)
+        waves.append(w)
+        kept.append(e)
+    bench.entries = kept
+    if not kept:
+        return {"dmc": [], "random_init": []}
+    with torch.no_grad():
+        mels = LogMel.from_params(cfg.decode.as_dict())(torch.from_numpy(np.stack(waves))).numpy()
+    lp, params = cfg.localize, cfg.as_dict()
+    out = {}
+    for method, model in (("dmc", load_model(model_path)[0]), ("random_init", DMC.random_init(params))):
+        an = analyse_arrays(model, np.stack(frames), mels, lp.agreement_temperature, lp.batch_size, device,
+                            lp.heatmap_rule)
+        out[method] = list(an.coarse)
+    return out
+
+
+def score(bench: Benchmark, seed: int, threshold: float | None = None, sigma: float = 0.25,
+          models: dict[str, list[np.ndarray]] | None = None,
+          content_free: tuple[str, ...] = baselines.CONTENT_FREE) -> BenchmarkResult:
+    """Per-clip cIoU of every map source (``threshold`` None: the median threshold) and the table."""
+    fixed = {"center_prior": baselines.center_prior(sigma=sigma), "whole_image": baselines.whole_image()}
+    preds = {m: protocol.prepare(fixed[m], threshold) for m in content_free if m in fixed}
+    rows = []
+    for i, e in enumerate(bench.entries):
+        maps = dict(preds)
+        if "random" in content_free:
+            maps["random"] = protocol.prepare(baselines.random_map(e.name, seed), threshold)
+        for method, heats in (models or {}).items():
+            maps[method] = protocol.prepare(heats[i], threshold)
+        rows += [(e.name, m, protocol.ciou(p, e.gt)) for m, p in maps.items()]
+    per_clip = pd.DataFrame(rows, columns=["name", "method", "ciou"])
+    order = [*(models or {}), *content_free]
+    table = {m: protocol.summarize(per_clip.loc[per_clip.method == m, "ciou"].to_numpy()) for m in order}
+    return BenchmarkResult(bench, per_clip, table, threshold)
+
+
+def to_json(res: BenchmarkResult, source: str) -> dict:
+    b = res.bench
+    return {"benchmark": b.name, "source": source, "n_listed": b.n_listed, "n_scored": len(b.entries),
+            "clipped_boxes": b.clipped, "not_scored": list(b.problems), "notes": list(b.notes),
+            "protocol": {"size": protocol.SIZE, "threshold": "median" if res.threshold is None else res.threshold,
+                         "ground_truth": FOLLOWS[b.name],
+                         "follows": "EZ-VSL utils.py Evaluator / test.py (LVS test.py + utils.py)"},
+            "methods": {m: {k: (round(v, 4) if isinstance(v, float) else v) for k, v in s.items()}
+                        for m, s in res.table.items()}}
+
+
+def markdown(res: BenchmarkResult) -> str:
+    b = res.bench
+    thr = "median (top half of each map)" if res.threshold is None else f"fixed {res.threshold:g}"
+    lines = [f"# {b.name}: {len(b.entries)} scored / {b.n_listed} listed", "",
+             f"Threshold: {thr}; cIoU@0.5 = share of clips with cIoU >= 0.5; AUC of the success rate "
+             "over 0, 0.05, .., 1.", "", "| method | cIoU@0.5 (%) | AUC (%) | mean cIoU (%) | clips |",
+             "|---|---:|---:|---:|---:|"]
+    for m, s in res.table.items():
+        lines.append(f"| {m} | {100 * s['ciou50']:.1f} | {100 * s['auc']:.1f} | {100 * s['ciou_mean']:.1f} | {s['n']} |")
+    if b.notes:
+        lines += ["", f"Scored, with a note ({len(b.notes)}):", ""] + [f"- {p}" for p in b.notes]
+    if b.problems:
+        lines += ["", f"Not scored ({len(b.problems)}):", ""] + [f"- {p}" for p in b.problems]
+    return "\n".join(lines) + "\n"
+
+
+def write(res: BenchmarkResult, out_dir: str | Path, metrics_path: str | Path | None, source: str) -> dict:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = to_json(res, source)
+    name = res.bench.name
+    with atomic_file(out_dir / f"{name}.md") as tmp:
+        Path(tmp).write_text(markdown(res))
+    with atomic_file(out_dir / f"{name}_per_clip.csv") as tmp:
+        res.per_clip.to_csv(tmp, index=False)
+    for path in filter(None, (out_dir / f"{name}.json", metrics_path)):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(path) as tmp:
+            Path(tmp).write_text(json.dumps(data, indent=2) + "\n")
+    return data
