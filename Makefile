@@ -37,6 +37,7 @@ demo: install
 	  head -1 results/train/log.csv; tail -1 results/train/log.csv
 	@echo; echo "== results/tables/summary.md"; cat results/tables/summary.md
 	@echo; test ! -f results/localization/table.md || sed -n '1,10p' results/localization/table.md
+	@echo; test ! -f results/benchmark/vggss.md || sed -n '1,12p' results/benchmark/vggss.md
 	@echo; dvc status
 	@echo; echo "== the data against the committed per-file manifests (results/manifest; docs/data.md \"Checking a host\")"
 	@# On a host whose CPU makes other libopus bytes (until synth.portable_audio is the default) verify names

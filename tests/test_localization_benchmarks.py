@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.ndimage import binary_dilation, binary_erosion
 from sklearn.metrics import auc as sk_auc
 
 from dmc.io.ground_truth import box_mask
@@ -262,3 +263,90 @@ def test_published_content_free_baselines_from_the_full_vggss_json():
     cp, wi = res.table["center_prior"], res.table["whole_image"]
     assert abs(100 * cp["ciou50"] - 34.0) <= 0.1 and abs(100 * cp["auc"] - 37.4) <= 0.1
     assert abs(100 * wi["ciou50"] - 21.9) <= 0.1 and abs(100 * wi["auc"] - 31.2) <= 0.1
+
+
+# -- the embedded default through the benchmark path ---------------------------------------------------
+@pytest.fixture(scope="module")
+def synthetic_layout(tmp_path_factory):
+    """Three synthetic clips at 112 x 112 (boxes land on whole pixels at 224) written in VGG-SS layout."""
+    from dmc.config import Params
+    from dmc.localization.benchmarks.synthetic import write_vggss_layout
+    from dmc.synth import generate_videos
+
+    from conftest import load_default_params
+
+    d = tmp_path_factory.mktemp("layout")
+    p = load_default_params()
+    generate_videos(d / "videos", d / "gt", n_videos=3, seconds=4.0, width=112, height=112, fps=10,
+                    audio_rate=16000, other_containers=0.0, max_sources=2, max_distractors=1, seed=7)
+    cfg = Params.from_dict(p)
+    written, skipped = write_vggss_layout(d / "videos", d / "gt", d / "vggss", cfg.decode, (112, 112))
+    assert (written, skipped) == (3, 0)
+    return d, p
+
+
+def test_synthetic_layout_boxes_agree_with_the_internal_ground_truth(synthetic_layout):
+    from dmc.io.decoding import decode_video
+    from dmc.io.ground_truth import GroundTruth
+    from dmc.io.shards import list_videos
+    from dmc.localization.benchmarks.synthetic import clip_id
+
+    d, p = synthetic_layout
+    bench = run.load("vggss", d / "vggss")
+    assert len(bench.entries) == 3 and not bench.problems
+    by_name = {e.name: e for e in bench.entries}
+    gt = GroundTruth(d / "gt", (112, 112))
+    for rel in list_videos(d / "videos"):
+        clip = decode_video(d / "videos" / rel, p["decode"]["segment_seconds"], 112, p["decode"]["sample_rate"])
+        t = float(clip.frame_times[len(clip.frames) // 2])
+        bench_mask, internal = by_name[clip_id(rel)].gt.astype(bool), gt.mask(rel, t, (224, 224))
+        # the same boxes; the published int(224 * v) may lose the last pixel row or column of a box
+        # where v * 224 falls a hair under a whole number (61 / 112 * 224 = 121.999..)
+        differ = bench_mask ^ internal
+        assert differ.sum() <= 0.05 * internal.sum()
+        border = binary_dilation(internal) & ~binary_erosion(internal)    # one pixel either side of an edge
+        assert not (differ & ~border).any()
+        assert (bench_mask & internal).sum() >= 0.95 * internal.sum()
+
+
+def test_cli_scores_the_synthetic_layout_with_a_model_and_every_baseline(synthetic_layout, tmp_path, capsys):
+    import torch
+
+    from dmc.model.network import DMC
+    from dmc.pipeline.cli import main
+
+    from conftest import write_params
+
+    d, p = synthetic_layout
+    model = DMC.random_init(p)
+    model_path = tmp_path / "dmc.pt"
+    torch.save({"model": model.state_dict(), "config": {"model": p["model"], "train": p["train"],
+                                                        "decode": p["decode"]}, "step": 0}, model_path)
+    params = dict(p, data=dict(p["data"], localization_benchmark=str(d / "vggss")))
+    params["localize"] = dict(p["localize"], device="cpu")
+    write_params(tmp_path / "params.yaml", params)
+    out = tmp_path / "out"
+    rc = main(["--params", str(tmp_path / "params.yaml"), "localize", "--benchmark", "auto", "--model",
+               str(model_path), "--benchmark-out", str(out), "--benchmark-metrics", str(tmp_path / "m.json")])
+    assert rc == 0, capsys.readouterr().err
+    data = json.loads((tmp_path / "m.json").read_text())
+    assert data["benchmark"] == "vggss" and data["n_scored"] == 3
+    assert list(data["methods"]) == ["dmc", "random_init", "center_prior", "whole_image", "random"]
+    # the saved model is the random-init network itself: the two rows are the same maps
+    assert data["methods"]["dmc"] == data["methods"]["random_init"]
+    per_clip = (out / "vggss_per_clip.csv").read_text().splitlines()
+    assert len(per_clip) == 1 + 3 * 5
+
+
+def test_pipeline_stage_without_a_benchmark_says_so(tmp_path, capsys):
+    from dmc.pipeline.cli import main
+
+    from conftest import load_default_params, write_params
+
+    p = load_default_params()
+    p["data"]["localization_benchmark"] = None
+    write_params(tmp_path / "params.yaml", p)
+    rc = main(["--params", str(tmp_path / "params.yaml"), "localize", "--benchmark", "auto",
+               "--benchmark-out", str(tmp_path / "out"), "--benchmark-metrics", str(tmp_path / "m.json")])
+    assert rc == 0
+    assert json.loads((tmp_path / "m.json").read_text())["benchmark"] is None

@@ -105,7 +105,8 @@ def test_editing_one_steps_handler_leaves_the_other_stages_current(tmp_path):
     entry.write_text(entry.read_text().replace("decode summary:", "decode totals:"))
     assert stale() == {"decode", "decode_test"}            # decode_test runs the decode step's code
     (tmp_path / "src/dmc/io/ground_truth.py").write_text("# an edit of a module only the scoring steps import\n")
-    assert stale() == {"decode", "decode_test", "localize", "heldout"}
+    # benchmark runs the localize step's entry module; benchmark_layout reads the test corpus's boxes
+    assert stale() == {"decode", "decode_test", "localize", "heldout", "benchmark", "benchmark_layout"}
 
 
 def test_every_key_of_the_table_exists_and_rules_get_their_params():

@@ -35,6 +35,28 @@ class BenchmarkResult:
     threshold: float | None
 
 
+def kind_of(root: str | Path) -> str:
+    """The benchmark a folder holds, from its files (one of them, else an error naming the folder)."""
+    from dmc.localization.benchmarks.vggss import BenchmarkError
+
+    root = Path(root)
+    marks = {"vggss": root / "vggss.json", "flickr": root / "Annotations", "music-solo": root / "solotest.json",
+             "music-duet": root / "duettest.json"}
+    found = [k for k, p in marks.items() if p.exists()]
+    if len(found) != 1:
+        raise BenchmarkError(f"{root}: expected exactly one of vggss.json, Annotations/, solotest.json, "
+                             f"duettest.json (found {', '.join(found) or 'none'})")
+    return found[0]
+
+
+def write_not_applicable(out_dir: str | Path, metrics_path: str | Path | None) -> None:
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    data = {"benchmark": None, "not_applicable": "params data.localization_benchmark is null"}
+    for path in filter(None, (Path(out_dir) / "not_applicable.json", metrics_path)):
+        with atomic_file(path) as tmp:
+            Path(tmp).write_text(json.dumps(data, indent=2) + "\n")
+
+
 def load(kind: str, root: str | Path | None, annotations: str | Path | None = None,
          test_list: str | Path | None = None) -> Benchmark:
     """The benchmark's entries with media under ``root`` (None: boxes only)."""

@@ -19,8 +19,9 @@ def add_parsers(sub) -> None:
     c.add_argument("--out-dir", default="results/localization", help="table, overlays, per-pair scores")
     c.add_argument("--metrics", default="results/localization_metrics.json", help="flat metrics (DVC)")
     b = c.add_argument_group("published benchmarks (docs/benchmarks-localization.md)")
-    b.add_argument("--benchmark", choices=("flickr", "vggss", "music-solo", "music-duet"),
-                   help="score a published benchmark with its official protocol")
+    b.add_argument("--benchmark", choices=("auto", "flickr", "vggss", "music-solo", "music-duet"),
+                   help="score a published benchmark with its official protocol (auto: the kind from the "
+                        "folder's files; --root defaults to params data.localization_benchmark)")
     b.add_argument("--root", help="the benchmark folder (frames/, audio/ or videos/; flickr: Annotations/); "
                                   "without it: boxes only, content-free baselines")
     b.add_argument("--annotations", help="vggss.json / solotest.json / duettest.json / the Annotations folder")
@@ -28,6 +29,7 @@ def add_parsers(sub) -> None:
     b.add_argument("--threshold", type=float, help="fixed threshold on the normalised map (default: its median)")
     b.add_argument("--content-free", action="store_true", help="score the content-free baselines only (no model)")
     b.add_argument("--benchmark-out", default="results/benchmarks", help="table, JSON and per-clip cIoU")
+    b.add_argument("--benchmark-metrics", help="also write the JSON here (the pipeline stage's metrics)")
     c.set_defaults(func=run)
 
 
@@ -35,14 +37,22 @@ def run_published(args, cfg) -> None:
     from dmc.localization.benchmarks import run as bench_run
     from dmc.model.training import pick_device
 
-    bench = bench_run.load(args.benchmark, args.root, args.annotations, args.test_list)
+    kind, root = args.benchmark, args.root
+    if kind == "auto":
+        root = root or cfg.data.localization_benchmark
+        if root is None:
+            bench_run.write_not_applicable(args.benchmark_out, args.benchmark_metrics)
+            print("localize: data.localization_benchmark is null: no benchmark scored", file=sys.stderr)
+            return
+        kind = bench_run.kind_of(root)
+    bench = bench_run.load(kind, root, args.annotations, args.test_list)
     models = None
-    if args.root and not args.content_free:
+    if root and not args.content_free:
         if not Path(args.model).is_file():
             raise FileNotFoundError(f"{args.model}: no trained model (give --model, or --content-free)")
         models = bench_run.model_maps(bench, cfg, args.model, pick_device(cfg.localize.device))
     res = bench_run.score(bench, cfg.seed, args.threshold, cfg.localize.center_sigma, models)
-    bench_run.write(res, args.benchmark_out, None, args.annotations or args.root)
+    bench_run.write(res, args.benchmark_out, args.benchmark_metrics, str(args.annotations or root))
     for line in bench.problems:
         print(f"dmc localize: not scored: {line}", file=sys.stderr)
     print(f"localize: {bench.report_line()}; table in {args.benchmark_out}/{bench.name}.md", file=sys.stderr)
