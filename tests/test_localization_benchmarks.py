@@ -350,3 +350,46 @@ def test_pipeline_stage_without_a_benchmark_says_so(tmp_path, capsys):
                "--benchmark-out", str(tmp_path / "out"), "--benchmark-metrics", str(tmp_path / "m.json")])
     assert rc == 0
     assert json.loads((tmp_path / "m.json").read_text())["benchmark"] is None
+
+
+# -- dmc fetch of the public annotation files (file:// URLs: no network) -------------------------------------
+def test_fetch_vggss_json_from_a_file_url_checks_the_pinned_sha256(tmp_path, capsys):
+    from dmc.pipeline.cli import main
+
+    rc = main(["--params", str(ROOT / "params.yaml"), "fetch", "vggss-json", "--out", str(tmp_path / "ann"),
+               "--url", VGGSS.as_uri()])
+    assert rc == 0, capsys.readouterr().err
+    assert (tmp_path / "ann" / "vggss.json").read_bytes() == VGGSS.read_bytes()
+
+
+def test_fetch_refuses_a_changed_file_and_writes_nothing(tmp_path, capsys):
+    from dmc.pipeline.cli import main
+
+    changed = tmp_path / "vggss.json"
+    changed.write_bytes(VGGSS.read_bytes().replace(b"elk bugling", b"elk bugle"))
+    rc = main(["--params", str(ROOT / "params.yaml"), "fetch", "vggss-json", "--out", str(tmp_path / "ann"),
+               "--url", changed.as_uri()])
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("dmc fetch:")]
+    assert rc == 1 and len(errors) == 1 and "sha256 mismatch" in errors[0]
+    assert not (tmp_path / "ann" / "vggss.json").exists()
+
+
+def test_fetch_offline_names_the_url(tmp_path, capsys):
+    from dmc.pipeline.cli import main
+
+    missing = (tmp_path / "nowhere.csv").as_uri()
+    rc = main(["--params", str(ROOT / "params.yaml"), "fetch", "flickr-test-249", "--out", str(tmp_path / "ann"),
+               "--url", missing])
+    err = capsys.readouterr().err
+    assert rc == 1 and missing in err and "download failed" in err
+    assert not (tmp_path / "ann").exists() or not any((tmp_path / "ann").iterdir())
+
+
+def test_pinned_annotation_urls_are_commits():
+    from dmc.io.annotations import ANNOTATIONS
+
+    for spec in ANNOTATIONS.values():
+        assert spec.url.startswith("https://raw.githubusercontent.com/")
+        assert len(spec.url.split("/")[5]) == 40     # a commit, never a branch
+    assert ANNOTATIONS["vggss-json"].sha256 == __import__("hashlib").sha256(VGGSS.read_bytes()).hexdigest()
