@@ -263,6 +263,11 @@ def test_published_content_free_baselines_from_the_full_vggss_json():
     cp, wi = res.table["center_prior"], res.table["whole_image"]
     assert abs(100 * cp["ciou50"] - 34.0) <= 0.1 and abs(100 * cp["auc"] - 37.4) <= 0.1
     assert abs(100 * wi["ciou50"] - 21.9) <= 0.1 and abs(100 * wi["auc"] - 31.2) <= 0.1
+    # the committed result file (make benchmark-content-free) is this computation's
+    committed = json.loads((ROOT / "results/benchmarks/vggss_content_free/vggss.json").read_text())
+    for method in ("center_prior", "whole_image"):
+        for key in ("ciou50", "auc", "ciou_mean"):
+            assert committed["methods"][method][key] == round(res.table[method][key], 4)
 
 
 # -- the embedded default through the benchmark path ---------------------------------------------------
@@ -336,6 +341,35 @@ def test_cli_scores_the_synthetic_layout_with_a_model_and_every_baseline(synthet
     assert data["methods"]["dmc"] == data["methods"]["random_init"]
     per_clip = (out / "vggss_per_clip.csv").read_text().splitlines()
     assert len(per_clip) == 1 + 3 * 5
+
+
+def test_extended_set_adds_one_mismatched_negative_per_clip(synthetic_layout, tmp_path):
+    import torch
+
+    from dmc.config import Params
+    from dmc.model.network import DMC
+
+    d, p = synthetic_layout
+    model_path = tmp_path / "dmc.pt"
+    torch.save({"model": DMC.random_init(p).state_dict(), "config": {"model": p["model"], "train": p["train"],
+                                                                     "decode": p["decode"]}, "step": 0}, model_path)
+    cfg = Params.from_dict(p)
+    bench = run.load("vggss", d / "vggss")
+    models, negatives = run.model_maps(bench, cfg, model_path, "cpu", extended=True)
+    assert len(negatives["dmc"]) == 3
+    res = run.score(bench, 0, models=models, negatives=negatives)
+    for method in ("dmc", "random_init", "center_prior", "whole_image", "random"):
+        sub = res.per_clip[res.per_clip.method == method]
+        n_boxes = [e.n_boxes for e in bench.entries] + [0, 0, 0]
+        ious, conf = [*sub.ciou, *[float("nan")] * 3], [*sub.confidence, *sub.confidence_mismatched]
+        assert res.table[method]["ap"] == protocol.average_precision(n_boxes, ious, conf)
+        assert res.table[method]["max_f1"] == protocol.max_f1(n_boxes, ious, conf)
+    # a content-free map is the same whatever the audio: its negatives are as confident as its clips
+    cp = res.per_clip[res.per_clip.method == "center_prior"]
+    assert (cp.confidence == cp.confidence_mismatched).all()
+    # mismatched audio changes the network's maps
+    assert not np.allclose(np.stack(models["random_init"]), np.stack(negatives["random_init"]))
+    assert "AP (%)" in run.markdown(res)
 
 
 def test_pipeline_stage_without_a_benchmark_says_so(tmp_path, capsys):

@@ -86,13 +86,16 @@ def load(kind: str, root: str | Path | None, annotations: str | Path | None = No
     return with_media(bench, base)
 
 
-def model_maps(bench: Benchmark, cfg, model_path, device) -> dict[str, list[np.ndarray]]:
+def model_maps(bench: Benchmark, cfg, model_path, device, extended: bool = False):
     """{"dmc": coarse maps, "random_init": ...} of the entries whose media decode; an entry that
-    fails here is named in ``bench.problems`` and dropped."""
+    fails here is named in ``bench.problems`` and dropped. ``extended``: also the maps of each frame
+    with another clip's audio (a derangement seeded by ``seed``: SLAVC's mismatched-audio negatives),
+    returned as a second dict (else None)."""
     import torch
 
     from dmc.io.logmel import LogMel
     from dmc.localization.benchmarks.media import load_pair
+    from dmc.localization.controls import derangement
     from dmc.localization.heatmaps import analyse_arrays
     from dmc.model.network import DMC
     from dmc.model.training import load_model
@@ -108,37 +111,73 @@ def model_maps(bench: Benchmark, cfg, model_path, device) -> dict[str, list[np.n
         waves.append(w)
         kept.append(e)
     bench.entries = kept
-    if not kept:
-        return {"dmc": [], "random_init": []}
+    if len(kept) < (2 if extended else 1):
+        return {"dmc": [], "random_init": []}, ({"dmc": [], "random_init": []} if extended else None)
     with torch.no_grad():
         mels = LogMel.from_params(cfg.decode.as_dict())(torch.from_numpy(np.stack(waves))).numpy()
     lp, params = cfg.localize, cfg.as_dict()
-    out = {}
+    out, neg = {}, ({} if extended else None)
+    perm = derangement(len(kept), cfg.seed) if extended else None
     for method, model in (("dmc", load_model(model_path)[0]), ("random_init", DMC.random_init(params))):
         an = analyse_arrays(model, np.stack(frames), mels, lp.agreement_temperature, lp.batch_size, device,
                             lp.heatmap_rule)
         out[method] = list(an.coarse)
-    return out
+        if extended:
+            an = analyse_arrays(model, np.stack(frames), mels[perm], lp.agreement_temperature, lp.batch_size,
+                                device, lp.heatmap_rule)
+            neg[method] = list(an.coarse)
+    return out, neg
+
+
+def _confidence(heat: np.ndarray) -> float:
+    """SLAVC's confidence of a map at 224 px, before the per-map normalisation (which would give
+    every map the same range): the mean of its top quarter."""
+    heat = np.asarray(heat, dtype=np.float64)
+    return protocol.confidence(heat if heat.shape == (protocol.SIZE, protocol.SIZE) else protocol.upsample(heat))
 
 
 def score(bench: Benchmark, seed: int, threshold: float | None = None, sigma: float = 0.25,
           models: dict[str, list[np.ndarray]] | None = None,
-          content_free: tuple[str, ...] = baselines.CONTENT_FREE) -> BenchmarkResult:
-    """Per-clip cIoU of every map source (``threshold`` None: the median threshold) and the table."""
+          content_free: tuple[str, ...] = baselines.CONTENT_FREE,
+          negatives: dict[str, list[np.ndarray]] | None = None) -> BenchmarkResult:
+    """Per-clip cIoU of every map source (``threshold`` None: the median threshold) and the table.
+    ``negatives`` (the models' maps with mismatched audio): SLAVC's extended set, AP and max-F1
+    added to the table (a content-free map is the same with any audio; the random map is redrawn)."""
     fixed = {"center_prior": baselines.center_prior(sigma=sigma), "whole_image": baselines.whole_image()}
     preds = {m: protocol.prepare(fixed[m], threshold) for m in content_free if m in fixed}
     rows = []
     for i, e in enumerate(bench.entries):
-        maps = dict(preds)
+        raw = {m: fixed[m] for m in preds}
         if "random" in content_free:
-            maps["random"] = protocol.prepare(baselines.random_map(e.name, seed), threshold)
-        for method, heats in (models or {}).items():
-            maps[method] = protocol.prepare(heats[i], threshold)
-        rows += [(e.name, m, protocol.ciou(p, e.gt)) for m, p in maps.items()]
-    per_clip = pd.DataFrame(rows, columns=["name", "method", "ciou"])
+            raw["random"] = baselines.random_map(e.name, seed)
+        raw.update({method: heats[i] for method, heats in (models or {}).items()})
+        for m, heat in raw.items():
+            pred = preds[m] if m in preds else protocol.prepare(heat, threshold)
+            row = {"name": e.name, "method": m, "ciou": protocol.ciou(pred, e.gt)}
+            if negatives is not None:
+                row["confidence"] = _confidence(heat)
+                neg = (negatives[m][i] if m in negatives else
+                       baselines.random_map(e.name + "/mismatched", seed) if m == "random" else heat)
+                row["confidence_mismatched"] = _confidence(neg)
+            rows.append(row)
+    per_clip = pd.DataFrame(rows)
     order = [*(models or {}), *content_free]
-    table = {m: protocol.summarize(per_clip.loc[per_clip.method == m, "ciou"].to_numpy()) for m in order}
+    table = {}
+    for m in order:
+        sub = per_clip[per_clip.method == m]
+        table[m] = protocol.summarize(sub.ciou.to_numpy())
+        if negatives is not None and len(sub):
+            table[m].update(extended_scores(bench, sub))
     return BenchmarkResult(bench, per_clip, table, threshold)
+
+
+def extended_scores(bench: Benchmark, sub: pd.DataFrame) -> dict:
+    """AP and max-F1 (cIoU >= 0.5) over the clips and one mismatched-audio negative each (no box)."""
+    n = len(sub)
+    n_boxes = [e.n_boxes for e in bench.entries][:n] + [0] * n
+    ious = [*sub.ciou, *[float("nan")] * n]
+    conf = [*sub.confidence, *sub.confidence_mismatched]
+    return {"ap": protocol.average_precision(n_boxes, ious, conf), "max_f1": protocol.max_f1(n_boxes, ious, conf)}
 
 
 def to_json(res: BenchmarkResult, source: str) -> dict:
@@ -146,6 +185,7 @@ def to_json(res: BenchmarkResult, source: str) -> dict:
     return {"benchmark": b.name, "source": source, "n_listed": b.n_listed, "n_scored": len(b.entries),
             "clipped_boxes": b.clipped, "not_scored": list(b.problems), "notes": list(b.notes),
             "protocol": {"size": protocol.SIZE, "threshold": "median" if res.threshold is None else res.threshold,
+                         "extended": any("ap" in s for s in res.table.values()),
                          "ground_truth": FOLLOWS[b.name],
                          "follows": "EZ-VSL utils.py Evaluator / test.py (LVS test.py + utils.py)"},
             "methods": {m: {k: (round(v, 4) if isinstance(v, float) else v) for k, v in s.items()}
@@ -157,10 +197,17 @@ def markdown(res: BenchmarkResult) -> str:
     thr = "median (top half of each map)" if res.threshold is None else f"fixed {res.threshold:g}"
     lines = [f"# {b.name}: {len(b.entries)} scored / {b.n_listed} listed", "",
              f"Threshold: {thr}; cIoU@0.5 = share of clips with cIoU >= 0.5; AUC of the success rate "
-             "over 0, 0.05, .., 1.", "", "| method | cIoU@0.5 (%) | AUC (%) | mean cIoU (%) | clips |",
-             "|---|---:|---:|---:|---:|"]
+             "over 0, 0.05, .., 1."]
+    ext = any("ap" in s for s in res.table.values())
+    if ext:
+        lines += ["", "Extended set (SLAVC): each clip and its frame with another clip's audio (no sounding "
+                      "object); AP and max-F1 at cIoU >= 0.5 over the confidence (mean of the top quarter of the map)."]
+    lines += ["", "| method | cIoU@0.5 (%) | AUC (%) | mean cIoU (%) |" + (" AP (%) | max-F1 (%) |" if ext else "")
+              + " clips |", "|---|---:|---:|---:|" + ("---:|---:|" if ext else "") + "---:|"]
     for m, s in res.table.items():
-        lines.append(f"| {m} | {100 * s['ciou50']:.1f} | {100 * s['auc']:.1f} | {100 * s['ciou_mean']:.1f} | {s['n']} |")
+        extra = f" {100 * s['ap']:.1f} | {100 * s['max_f1']:.1f} |" if ext and "ap" in s else ""
+        lines.append(f"| {m} | {100 * s['ciou50']:.1f} | {100 * s['auc']:.1f} | {100 * s['ciou_mean']:.1f} |{extra}"
+                     f" {s['n']} |")
     if b.notes:
         lines += ["", f"Scored, with a note ({len(b.notes)}):", ""] + [f"- {p}" for p in b.notes]
     if b.problems:
@@ -176,7 +223,7 @@ def write(res: BenchmarkResult, out_dir: str | Path, metrics_path: str | Path | 
     with atomic_file(out_dir / f"{name}.md") as tmp:
         Path(tmp).write_text(markdown(res))
     with atomic_file(out_dir / f"{name}_per_clip.csv") as tmp:
-        res.per_clip.to_csv(tmp, index=False)
+        res.per_clip.to_csv(tmp, index=False, float_format="%.6f")
     for path in filter(None, (out_dir / f"{name}.json", metrics_path)):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         with atomic_file(path) as tmp:

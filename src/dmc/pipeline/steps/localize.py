@@ -28,6 +28,8 @@ def add_parsers(sub) -> None:
     b.add_argument("--test-list", help="CSV of the ids to score (first column), e.g. flickr_test.csv")
     b.add_argument("--threshold", type=float, help="fixed threshold on the normalised map (default: its median)")
     b.add_argument("--content-free", action="store_true", help="score the content-free baselines only (no model)")
+    b.add_argument("--extended", action="store_true", help="SLAVC's extended set: add one mismatched-audio "
+                                                           "negative per clip, report AP and max-F1 (needs a model)")
     b.add_argument("--benchmark-out", default="results/benchmarks", help="table, JSON and per-clip cIoU")
     b.add_argument("--benchmark-metrics", help="also write the JSON here (the pipeline stage's metrics)")
     c.set_defaults(func=run)
@@ -46,12 +48,15 @@ def run_published(args, cfg) -> None:
             return
         kind = bench_run.kind_of(root)
     bench = bench_run.load(kind, root, args.annotations, args.test_list)
-    models = None
+    models = negatives = None
     if root and not args.content_free:
         if not Path(args.model).is_file():
             raise FileNotFoundError(f"{args.model}: no trained model (give --model, or --content-free)")
-        models = bench_run.model_maps(bench, cfg, args.model, pick_device(cfg.localize.device))
-    res = bench_run.score(bench, cfg.seed, args.threshold, cfg.localize.center_sigma, models)
+        models, negatives = bench_run.model_maps(bench, cfg, args.model, pick_device(cfg.localize.device),
+                                                 extended=args.extended)
+    elif args.extended:
+        raise FileNotFoundError("--extended needs --root with media and a model (not --content-free)")
+    res = bench_run.score(bench, cfg.seed, args.threshold, cfg.localize.center_sigma, models, negatives=negatives)
     bench_run.write(res, args.benchmark_out, args.benchmark_metrics, str(args.annotations or root))
     for line in bench.problems:
         print(f"dmc localize: not scored: {line}", file=sys.stderr)
