@@ -233,6 +233,35 @@ def test_flickr_reader_consensus_test_list_and_broken_files(tmp_path):
     assert gt.sum() == pytest.approx(112 * 112 + 0.5 * (112 * 112 - 56 * 56))
 
 
+@pytest.mark.parametrize("kind", ["flickr", "music-solo"])
+def test_cli_scores_a_folder_in_the_published_layout(kind, tmp_path, capsys):
+    from dmc.pipeline.cli import main
+
+    root = tmp_path / kind
+    if kind == "flickr":
+        (root / "Annotations").mkdir(parents=True)
+        _flickr_xml(root / "Annotations" / "111.xml", [(0, 0, 128, 128), (0, 0, 128, 128)])
+        _flickr_xml(root / "Annotations" / "222.xml", [(64, 64, 192, 192)])
+        names = ["111", "222"]
+    else:
+        root.mkdir()
+        (root / "solotest.json").write_text(json.dumps(
+            {f"v{i}/frame_001/0000{i}.jpg": {"bbox": [{"normbox": [0.25, 0.25, 0.5, 0.5], "category_id": 1}]}
+             for i in (1, 2)}))
+        names = ["v1/frame_001/00001", "v2/frame_001/00002"]
+    _jpg(root / "frames" / f"{names[0]}.jpg")
+    _wav(root / "audio" / f"{names[0]}.wav")                     # the second clip has no media
+    out = tmp_path / "out"
+    rc = main(["--params", str(ROOT / "params.yaml"), "localize", "--benchmark", "auto", "--root", str(root),
+               "--content-free", "--benchmark-out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 0 and "1 scored / 2 listed" in err and f"not scored: {names[1]}: missing media" in err
+    data = json.loads((out / f"{kind}.json").read_text())
+    assert data["benchmark"] == kind and data["n_scored"] == 1
+    # the whole image against a ground truth of a quarter of the image (consensus 1 or union)
+    assert data["methods"]["whole_image"]["ciou_mean"] == pytest.approx(0.25)
+
+
 def test_music_reader_names_a_corrupt_frame(tmp_path):
     path = tmp_path / "solotest.json"
     path.write_text(json.dumps({

@@ -36,8 +36,3 @@ def random_map(name: str, seed: int, size: int = SIZE) -> np.ndarray:
     rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
     return rng.random((size, size))
 
-
-def content_free_maps(name: str, seed: int, sigma: float = 0.25) -> dict[str, np.ndarray]:
-    """{baseline: 224 x 224 map} for one clip."""
-    return {"center_prior": center_prior(SIZE, sigma), "whole_image": whole_image(),
-            "random": random_map(name, seed)}
