@@ -274,6 +274,19 @@ def test_music_reader_names_a_corrupt_frame(tmp_path):
     assert bench.problems[0].startswith("v2/frame_002/00002: corrupt box")
 
 
+def test_nothing_scored_gives_null_metrics_and_exit_0(tmp_path, capsys):
+    from dmc.pipeline.cli import main
+
+    path = tmp_path / "vggss.json"
+    path.write_text(json.dumps([{"file": "a", "bbox": []}]))
+    rc = main(["--params", str(ROOT / "params.yaml"), "localize", "--benchmark", "vggss", "--annotations", str(path),
+               "--benchmark-out", str(tmp_path / "out")])
+    assert rc == 0 and "not scored: a: no box" in capsys.readouterr().err
+    data = json.loads((tmp_path / "out" / "vggss.json").read_text())
+    assert data["n_scored"] == 0 and data["methods"]["center_prior"]["ciou50"] is None
+    assert "| center_prior | n/a |" in (tmp_path / "out" / "vggss.md").read_text()
+
+
 def test_vggss_test_list_names_ids_missing_from_the_annotations(tmp_path):
     path = tmp_path / "v.json"
     path.write_text(json.dumps([{"file": "a", "bbox": [[0, 0, 1, 1]]}, {"file": "b", "bbox": [[0, 0, 1, 1]]}]))

@@ -10,6 +10,7 @@ network untrained (:meth:`dmc.model.network.DMC.random_init`). ``boxes_only``: n
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -160,7 +161,8 @@ def score(bench: Benchmark, seed: int, threshold: float | None = None, sigma: fl
                        baselines.random_map(e.name + "/mismatched", seed) if m == "random" else heat)
                 row["confidence_mismatched"] = _confidence(neg)
             rows.append(row)
-    per_clip = pd.DataFrame(rows)
+    columns = ["name", "method", "ciou", *(("confidence", "confidence_mismatched") if negatives is not None else ())]
+    per_clip = pd.DataFrame(rows, columns=columns)
     order = [*(models or {}), *content_free]
     table = {}
     for m in order:
@@ -188,8 +190,14 @@ def to_json(res: BenchmarkResult, source: str) -> dict:
                          "extended": any("ap" in s for s in res.table.values()),
                          "ground_truth": FOLLOWS[b.name],
                          "follows": "EZ-VSL utils.py Evaluator / test.py (LVS test.py + utils.py)"},
-            "methods": {m: {k: (round(v, 4) if isinstance(v, float) else v) for k, v in s.items()}
-                        for m, s in res.table.items()}}
+            "methods": {m: {k: _number(v) for k, v in s.items()} for m, s in res.table.items()}}
+
+
+def _number(v):
+    """4 decimals; nan (nothing scored) as null, which JSON and DVC's metrics read."""
+    if isinstance(v, float):
+        return None if math.isnan(v) else round(v, 4)
+    return v
 
 
 def markdown(res: BenchmarkResult) -> str:
@@ -204,10 +212,10 @@ def markdown(res: BenchmarkResult) -> str:
                       "object); AP and max-F1 at cIoU >= 0.5 over the confidence (mean of the top quarter of the map)."]
     lines += ["", "| method | cIoU@0.5 (%) | AUC (%) | mean cIoU (%) |" + (" AP (%) | max-F1 (%) |" if ext else "")
               + " clips |", "|---|---:|---:|---:|" + ("---:|---:|" if ext else "") + "---:|"]
+    pct = lambda v: "n/a" if v is None or math.isnan(v) else f"{100 * v:.1f}"   # noqa: E731
     for m, s in res.table.items():
-        extra = f" {100 * s['ap']:.1f} | {100 * s['max_f1']:.1f} |" if ext and "ap" in s else ""
-        lines.append(f"| {m} | {100 * s['ciou50']:.1f} | {100 * s['auc']:.1f} | {100 * s['ciou_mean']:.1f} |{extra}"
-                     f" {s['n']} |")
+        extra = f" {pct(s['ap'])} | {pct(s['max_f1'])} |" if ext and "ap" in s else ""
+        lines.append(f"| {m} | {pct(s['ciou50'])} | {pct(s['auc'])} | {pct(s['ciou_mean'])} |{extra} {s['n']} |")
     if b.notes:
         lines += ["", f"Scored, with a note ({len(b.notes)}):", ""] + [f"- {p}" for p in b.notes]
     if b.problems:

@@ -61,6 +61,9 @@ def read_vggss(annotations: str | Path, test_list: list[str] | None = None) -> B
         if wanted is not None and name not in wanted:
             continue
         seen.add(name)
+        if item.get("bbox") == []:
+            bench.problems.append(f"{name}: no box (nothing to localize)")
+            continue
         boxes = _boxes(item.get("bbox"))
         if boxes is None:
             bench.problems.append(f"{name}: corrupt box list {item.get('bbox')!r:.80}")
