@@ -464,6 +464,9 @@ def test_fetch_offline_names_the_url(tmp_path, capsys):
 
 def test_pinned_annotation_urls_are_commits():
     from dmc.io.annotations import ANNOTATIONS
+    from dmc.names import ANNOTATION_FILES
+
+    assert tuple(ANNOTATIONS) == ANNOTATION_FILES      # the CLI's choices (names.py: no heavy imports)
 
     for spec in ANNOTATIONS.values():
         assert spec.url.startswith("https://raw.githubusercontent.com/")

@@ -9,3 +9,5 @@ METHODS = ("dmc", "random_init", "logmel_stats")
 #: Sweeps of ``dmc sweep`` (params.yaml ``sweeps``), and those that are one-key-at-a-time grids.
 SWEEPS = ("seeds", "ablation", "control", "structure")
 GRIDS = ("ablation", "structure")
+#: Public annotation files of the localization benchmarks that ``dmc fetch`` knows (dmc.io.annotations)
+ANNOTATION_FILES = ("vggss-json", "flickr-test-249", "flickr-test-250", "music-solo-boxes", "music-duet-boxes")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from dmc.names import SWEEPS
+from dmc.names import ANNOTATION_FILES, SWEEPS
 
 
 def add_parsers(sub) -> None:
@@ -17,7 +17,7 @@ def add_parsers(sub) -> None:
     c = sub.add_parser("fetch", help="download a published evaluation set (pinned URL), unpack, convert to the "
                                      "layout params.yaml expects, verify, then move it into place; or a "
                                      "localization benchmark's public annotation file (into the --out folder)")
-    c.add_argument("dataset", choices=["esc50", "dcase", *_annotation_names()])
+    c.add_argument("dataset", choices=["esc50", "dcase", *ANNOTATION_FILES])
     c.add_argument("--out", required=True, help="output folder (replaced only when verified)")
     c.add_argument("--url", action="append", help="another source (mirror, file://); dcase: give the "
                                                   "development set, then the test set")
@@ -85,12 +85,6 @@ def add_sweep_parser(sub) -> None:
 
 def check_params(args, p):
     print(f"{args.params}: ok")
-
-
-def _annotation_names() -> list[str]:
-    from dmc.io.annotations import ANNOTATIONS
-
-    return list(ANNOTATIONS)
 
 
 def fetch(args, p):
