@@ -414,6 +414,44 @@ def test_extended_set_adds_one_mismatched_negative_per_clip(synthetic_layout, tm
     assert "AP (%)" in run.markdown(res)
 
 
+def test_vggss_folder_of_videos_named_by_file(synthetic_layout, tmp_path):
+    """VGG-SS as videos named by ``file``: the middle frame and its audio, as the frames/audio layout."""
+    import shutil
+
+    import torch
+
+    from dmc.config import Params
+    from dmc.io.shards import list_videos
+    from dmc.localization.benchmarks.synthetic import clip_id
+    from dmc.model.network import DMC
+
+    d, p = synthetic_layout
+    root = tmp_path / "vggss_videos"
+    (root / "videos").mkdir(parents=True)
+    shutil.copy(d / "vggss" / "vggss.json", root / "vggss.json")
+    rels = list_videos(d / "videos")
+    for rel in rels[:2]:
+        shutil.copy(d / "videos" / rel, root / "videos" / f"{clip_id(rel)}{Path(rel).suffix}")
+    (root / "videos" / f"{clip_id(rels[2])}.mp4").write_bytes(b"\0" * 64)      # a broken video
+    model_path = tmp_path / "dmc.pt"
+    torch.save({"model": DMC.random_init(p).state_dict(), "config": {"model": p["model"], "train": p["train"],
+                                                                     "decode": p["decode"]}, "step": 0}, model_path)
+    cfg = Params.from_dict(p)
+    bench = run.load("vggss", root)
+    assert len(bench.entries) == 2 and len(bench.problems) == 1
+    assert bench.problems[0].startswith(f"{clip_id(rels[2])}: ") and "unreadable video" in bench.problems[0]
+    models, _ = run.model_maps(bench, cfg, model_path, "cpu")
+    # the same clips through the frames/audio layout give nearly the same maps (the frame is a JPEG
+    # there, the audio 16-bit PCM)
+    frames = run.load("vggss", d / "vggss")
+    frames.entries = [e for e in frames.entries if e.name in {x.name for x in bench.entries}]
+    ref, _ = run.model_maps(frames, cfg, model_path, "cpu")
+    for a, b in zip(models["dmc"], ref["dmc"]):
+        assert a.shape == b.shape and np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.95
+    res = run.score(bench, 0, models=models)
+    assert res.table["dmc"]["n"] == 2
+
+
 def test_pipeline_stage_without_a_benchmark_says_so(tmp_path, capsys):
     from dmc.pipeline.cli import main
 

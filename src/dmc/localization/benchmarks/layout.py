@@ -64,11 +64,26 @@ def _audio_ok(path: Path) -> str | None:
     return None
 
 
+def _video_ok(path: Path) -> str | None:
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video or not container.streams.audio:
+                return f"{path}: no {'video' if not container.streams.video else 'audio'} stream"
+    except Exception as exc:  # noqa: BLE001
+        return f"{path}: unreadable video ({type(exc).__name__}: {exc})"
+    return None
+
+
 def attach_media(entry: Entry, root: Path) -> str | None:
     """Find and check the clip's media under ``root``; the reason it cannot be scored, or None."""
     for ext in VIDEO_EXTS:
         video = root / "videos" / f"{entry.name}{ext}"
         if video.is_file():
+            problem = _video_ok(video)
+            if problem:
+                return f"{entry.name}: {problem}"
             entry.video = video
             return None
     image, audio = root / "frames" / f"{entry.name}.jpg", root / "audio" / f"{entry.name}.wav"
