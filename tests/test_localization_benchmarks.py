@@ -510,3 +510,23 @@ def test_pinned_annotation_urls_are_commits():
         assert spec.url.startswith("https://raw.githubusercontent.com/")
         assert len(spec.url.split("/")[5]) == 40     # a commit, never a branch
     assert ANNOTATIONS["vggss-json"].sha256 == __import__("hashlib").sha256(VGGSS.read_bytes()).hexdigest()
+
+
+def test_the_two_published_flickr_test_lists(tmp_path):
+    """249 ids (LVS, EZ-VSL) and 250 (SLAVC): the 250th, 3908875350, has no released files, so over
+    a folder with the 249 annotations it is the one clip named, and the 249 are scored."""
+    from dmc.io.annotations import ANNOTATIONS
+    from dmc.localization.benchmarks.flickr import read_test_list
+
+    data = ROOT / "tests" / "data" / "benchmarks"
+    for name, n in (("flickr_test_249.csv", 249), ("flickr_test_250.csv", 250)):
+        assert __import__("hashlib").sha256((data / name).read_bytes()).hexdigest() == \
+            ANNOTATIONS[f"flickr-test-{n}"].sha256
+    ids249, ids250 = read_test_list(data / "flickr_test_249.csv"), read_test_list(data / "flickr_test_250.csv")
+    assert len(ids249) == 249 and len(set(ids250)) == 250 and set(ids250) - set(ids249) == {"3908875350"}
+    (tmp_path / "Annotations").mkdir()
+    for i in ids249:
+        _flickr_xml(tmp_path / "Annotations" / f"{i}.xml", [(0, 0, 128, 128)])
+    bench = read_flickr(tmp_path, ids250)
+    assert len(bench.entries) == 249 and bench.n_listed == 250
+    assert bench.problems == [f"3908875350: no annotation {tmp_path / 'Annotations' / '3908875350.xml'}"]
