@@ -20,8 +20,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from dmc.localization.benchmarks import protocol
-from dmc.localization.benchmarks.layout import Benchmark, Entry
-from dmc.localization.benchmarks.vggss import BenchmarkError
+from dmc.localization.benchmarks.layout import Benchmark, BenchmarkError, Entry
 
 NAMED = ("xmin", "ymin", "xmax", "ymax")
 

@@ -9,10 +9,27 @@ report says n scored / n listed.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from dmc.errors import DmcError
+
+
+class BenchmarkError(DmcError):
+    """An annotation file that cannot be read at all (the message names it)."""
+
+
+def load_json(path: str | Path):
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise BenchmarkError(f"{path}: no such annotation file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BenchmarkError(f"{path}: unreadable annotation file ({exc})") from None
+
 
 VIDEO_EXTS = (".mp4", ".webm", ".mkv", ".mov", ".avi")
 

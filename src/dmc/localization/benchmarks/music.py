@@ -18,8 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from dmc.localization.benchmarks import protocol
-from dmc.localization.benchmarks.layout import Benchmark, Entry
-from dmc.localization.benchmarks.vggss import load_json
+from dmc.localization.benchmarks.layout import Benchmark, Entry, load_json
 
 
 def box_pixels(normbox, size: int = protocol.SIZE) -> tuple[int, int, int, int]:

@@ -19,7 +19,7 @@ import pandas as pd
 
 from dmc.atomic import atomic_file
 from dmc.localization.benchmarks import baselines, protocol
-from dmc.localization.benchmarks.layout import Benchmark, with_media
+from dmc.localization.benchmarks.layout import Benchmark, BenchmarkError, with_media
 
 KINDS = ("flickr", "vggss", "music-solo", "music-duet")
 FOLLOWS = {"flickr": "LVS utils.py testset_gt / EZ-VSL datasets.py bbox2gtmap (consensus of the annotators)",
@@ -38,8 +38,6 @@ class BenchmarkResult:
 
 def kind_of(root: str | Path) -> str:
     """The benchmark a folder holds, from its files (one of them, else an error naming the folder)."""
-    from dmc.localization.benchmarks.vggss import BenchmarkError
-
     root = Path(root)
     marks = {"vggss": root / "vggss.json", "flickr": root / "Annotations", "music-solo": root / "solotest.json",
              "music-duet": root / "duettest.json"}
@@ -63,7 +61,7 @@ def load(kind: str, root: str | Path | None, annotations: str | Path | None = No
     """The benchmark's entries with media under ``root`` (None: boxes only)."""
     from dmc.localization.benchmarks.flickr import read_flickr, read_test_list
     from dmc.localization.benchmarks.music import read_music
-    from dmc.localization.benchmarks.vggss import BenchmarkError, read_vggss
+    from dmc.localization.benchmarks.vggss import read_vggss
 
     ids = read_test_list(test_list) if test_list else None
     base = Path(root) if root is not None else None

@@ -11,26 +11,11 @@ is clipped, as the official code does, and counted in ``clipped``.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
-from dmc.errors import DmcError
 from dmc.localization.benchmarks import protocol
-from dmc.localization.benchmarks.layout import Benchmark, Entry
-
-
-class BenchmarkError(DmcError):
-    """An annotation file that cannot be read at all (the message names it)."""
-
-
-def load_json(path: str | Path):
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise BenchmarkError(f"{path}: no such annotation file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BenchmarkError(f"{path}: unreadable annotation file ({exc})") from None
+from dmc.localization.benchmarks.layout import Benchmark, BenchmarkError, Entry, load_json
 
 
 def _boxes(raw) -> list[list[float]] | None:

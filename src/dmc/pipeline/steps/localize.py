@@ -55,7 +55,7 @@ def run_published(args, cfg) -> None:
         models, negatives = bench_run.model_maps(bench, cfg, args.model, pick_device(cfg.localize.device),
                                                  extended=args.extended)
     elif args.extended:
-        from dmc.localization.benchmarks.vggss import BenchmarkError
+        from dmc.localization.benchmarks.layout import BenchmarkError
 
         raise BenchmarkError("--extended needs --root with media and a model (not --content-free)")
     res = bench_run.score(bench, cfg.seed, args.threshold, cfg.localize.center_sigma, models, negatives=negatives)
