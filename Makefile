@@ -10,7 +10,7 @@ BIN    := $(CURDIR)/$(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 
-.PHONY: docs docs-write gpu-check install hooks demo test test-fast test-cluster cluster-deps seeds ablation control structure headline heatmap-choice count-choice bench-decode bench-decode-memory bench-evaluate lock clean
+.PHONY: docs docs-write gpu-check install hooks demo test benchmark-content-free test-fast test-cluster cluster-deps seeds ablation control structure headline heatmap-choice count-choice bench-decode bench-decode-memory bench-evaluate lock clean
 
 install: $(STAMP) hooks
 
@@ -37,6 +37,7 @@ demo: install
 	  head -1 results/train/log.csv; tail -1 results/train/log.csv
 	@echo; echo "== results/tables/summary.md"; cat results/tables/summary.md
 	@echo; test ! -f results/localization/table.md || sed -n '1,10p' results/localization/table.md
+	@echo; test ! -f results/benchmark/vggss.md || sed -n '1,12p' results/benchmark/vggss.md
 	@echo; dvc status
 	@echo; echo "== the data against the committed per-file manifests (results/manifest; docs/data.md \"Checking a host\")"
 	@# On a host whose CPU makes other libopus bytes (until synth.portable_audio is the default) verify names
@@ -64,6 +65,13 @@ cluster-deps: install
 # Starts (and stops) munged, slurmctld, slurmd and sshd on localhost: needs root.
 test-cluster: install
 	$(BIN)/python -m pytest -q -m cluster
+
+# The content-free baselines on the full public VGG-SS annotations (tests/data/benchmarks/vggss.json),
+# scored by the published protocol: results/benchmarks/vggss_content_free/ (docs/benchmarks-localization.md)
+benchmark-content-free: install
+	dmc localize --benchmark vggss --annotations tests/data/benchmarks/vggss.json --content-free \
+	  --benchmark-out results/benchmarks/vggss_content_free
+	rm -f results/benchmarks/vggss_content_free/vggss_per_clip.csv
 
 # Seeds and ablations as DVC experiments (grid: params.yaml `sweeps`): queue, run, and
 # aggregate dvc.api.exp_show() into results/tables/seeds.{md,csv} and results/studies/<sweep>/. JOBS=N runs

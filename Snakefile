@@ -26,6 +26,7 @@ include: "workflow/rules/features.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/localize.smk"
 include: "workflow/rules/heldout.smk"
+include: "workflow/rules/benchmark.smk"
 
 
 rule all:
@@ -37,3 +38,4 @@ rule all:
         rules.localize.output,
         rules.heldout.output,
         rules.decode_multi.output,
+        rules.benchmark.output,

@@ -87,6 +87,7 @@ def _order():
 class Data(Section):
     videos: str
     ground_truth: Optional[str]     # None: a real corpus, no boxes
+    localization_benchmark: Optional[str]   # a published benchmark's folder (kind from its files); None: no stage
     esc50: str
     esc10: str
     dcase: str

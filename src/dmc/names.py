@@ -12,3 +12,5 @@ GRIDS = ("ablation", "structure")
 #: Keys of ``synth:`` that only the test corpora read (their own seeds and sizes): the training
 #: corpus (``dmc synth videos|esc50|esc10|dcase``, DVC stage ``synth``) reads every other key.
 TEST_CORPUS_SYNTH_KEYS = ("test_seed", "test_videos", "multi_seed", "multi_videos")
+#: Public annotation files of the localization benchmarks that ``dmc fetch`` knows (dmc.io.annotations)
+ANNOTATION_FILES = ("vggss-json", "flickr-test-249", "flickr-test-250", "music-solo-boxes", "music-duet-boxes")

@@ -58,6 +58,11 @@ MULTI_GROUND_TRUTH = "data/synth_multi/ground_truth"
 DECODED_MULTI = "data/decoded_multi"
 # what the training corpus (stage synth) reads of the synth section: all but the test corpora's keys
 TRAINING_SYNTH_PARAMS = tuple(f"synth.{k}" for k in Synth.keys() if k not in TEST_CORPUS_SYNTH_KEYS)
+# a published localization benchmark (data.localization_benchmark); default: the untouched test
+# corpus written in VGG-SS layout, scored through the same path
+BENCHMARK_LAYOUT = "data/synth_test/vggss"
+BENCHMARK = "results/benchmark"
+BENCHMARK_METRICS = "results/benchmark_metrics.json"
 
 
 @dataclass(frozen=True)
@@ -169,6 +174,24 @@ STEPS: tuple[Step, ...] = (
          ignored=("localize.device",),
          comment="inference only: DMC, the baselines and the audio controls on the untouched test corpus "
                  "(per-pair / per-clip tables for dmc.studies.headline's paired clip bootstrap)"),
+)
+
+STEPS += (
+    Step("benchmark_layout", commands=("benchmark-layout",), rules=("benchmark_layout",), targets=(BENCHMARK_LAYOUT,),
+         deps=(TEST_VIDEOS, TEST_GROUND_TRUTH), outs=(Out(BENCHMARK_LAYOUT),),
+         params=("decode.segment_seconds", "decode.sample_rate", "synth.width", "synth.height"),
+         comment="the untouched test corpus in VGG-SS's published layout (vggss.json, frames/, audio/)"),
+    Step("benchmark", commands=("localize",), module="localize", rules=("benchmark",), targets=("benchmark",),
+         deps=(MODEL, BENCHMARK_LAYOUT),
+         outs=(Out(BENCHMARK_METRICS, "metrics", cache=False), Out(BENCHMARK, cache=False)),
+         params=("seed", "model", "train.clusters", "train.dim", "train.iterations", "train.temperature",
+                 "train.squash", "train.cluster_init", "data.localization_benchmark", "localize.heatmap_rule",
+                 "localize.agreement_temperature", "localize.center_sigma", "localize.batch_size",
+                 "decode.segment_seconds", "decode.frame_size", "decode.sample_rate", "decode.n_mels", "decode.f_min",
+                 "decode.f_max", "decode.window_seconds", "decode.hop_seconds", "decode.log_offset"),
+         ignored=("localize.device",),
+         comment="data.localization_benchmark scored with the published protocol (dmc localize --benchmark auto): "
+                 "DMC, the random-init network and the content-free baselines in one table"),
 )
 
 PLOTS = [

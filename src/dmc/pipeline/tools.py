@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from dmc.names import SWEEPS
+from dmc.names import ANNOTATION_FILES, SWEEPS
 
 
 def add_parsers(sub) -> None:
@@ -15,8 +15,9 @@ def add_parsers(sub) -> None:
     c.set_defaults(func=check_params)
 
     c = sub.add_parser("fetch", help="download a published evaluation set (pinned URL), unpack, convert to the "
-                                     "layout params.yaml expects, verify, then move it into place")
-    c.add_argument("dataset", choices=["esc50", "dcase"])
+                                     "layout params.yaml expects, verify, then move it into place; or a "
+                                     "localization benchmark's public annotation file (into the --out folder)")
+    c.add_argument("dataset", choices=["esc50", "dcase", *ANNOTATION_FILES])
     c.add_argument("--out", required=True, help="output folder (replaced only when verified)")
     c.add_argument("--url", action="append", help="another source (mirror, file://); dcase: give the "
                                                   "development set, then the test set")
@@ -96,6 +97,15 @@ def check_params(args, p):
 def fetch(args, p):
     from dmc.io.fetch import fetch
 
+    if args.dataset not in ("esc50", "dcase"):
+        from dmc.io.annotations import fetch_annotations
+
+        if args.url and len(args.url) > 1:
+            from dmc.io.fetch import FetchError
+
+            raise FetchError(f"{args.dataset}: one file, give at most one --url")
+        fetch_annotations(args.dataset, args.out, url=(args.url or [None])[0], sha256=(args.sha256 or [None])[0])
+        return
     fetch(args.dataset, args.out, urls=args.url, sha256=args.sha256, expect_files=args.expect_files)
 
 

@@ -1,5 +1,6 @@
 """``dmc localize``: sound localization and multi-source detection on the held-out videos
-(scores need data.ground_truth), or heat maps of any video (``--video``)."""
+(scores need data.ground_truth), heat maps of any video (``--video``), or a published benchmark
+scored with its official protocol (``--benchmark``, :mod:`dmc.localization.benchmarks`)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,51 @@ def add_parsers(sub) -> None:
     c.add_argument("--ground-truth", help="boxes.csv / clips.csv folder (default: params data.ground_truth)")
     c.add_argument("--out-dir", default="results/localization", help="table, overlays, per-pair scores")
     c.add_argument("--metrics", default="results/localization_metrics.json", help="flat metrics (DVC)")
+    b = c.add_argument_group("published benchmarks (docs/benchmarks-localization.md)")
+    b.add_argument("--benchmark", choices=("auto", "flickr", "vggss", "music-solo", "music-duet"),
+                   help="score a published benchmark with its official protocol (auto: the kind from the "
+                        "folder's files; --root defaults to params data.localization_benchmark)")
+    b.add_argument("--root", help="the benchmark folder (frames/, audio/ or videos/; flickr: Annotations/); "
+                                  "without it: boxes only, content-free baselines")
+    b.add_argument("--annotations", help="vggss.json / solotest.json / duettest.json / the Annotations folder")
+    b.add_argument("--test-list", help="CSV of the ids to score (first column), e.g. flickr_test.csv")
+    b.add_argument("--threshold", type=float, help="fixed threshold on the normalised map (default: its median)")
+    b.add_argument("--content-free", action="store_true", help="score the content-free baselines only (no model)")
+    b.add_argument("--extended", action="store_true", help="SLAVC's extended set: add one mismatched-audio "
+                                                           "negative per clip, report AP and max-F1 (needs a model)")
+    b.add_argument("--benchmark-out", default="results/benchmarks", help="table, JSON and per-clip cIoU")
+    b.add_argument("--benchmark-metrics", help="also write the JSON here (the pipeline stage's metrics)")
     c.set_defaults(func=run)
+
+
+def run_published(args, cfg) -> None:
+    from dmc.localization.benchmarks import run as bench_run
+    from dmc.model.training import pick_device
+
+    kind, root = args.benchmark, args.root
+    if kind == "auto":
+        root = root or cfg.data.localization_benchmark
+        if root is None:
+            bench_run.write_not_applicable(args.benchmark_out, args.benchmark_metrics)
+            print("localize: data.localization_benchmark is null: no benchmark scored", file=sys.stderr)
+            return
+        kind = bench_run.kind_of(root)
+    bench = bench_run.load(kind, root, args.annotations, args.test_list)
+    models = negatives = None
+    if root and not args.content_free:
+        if not Path(args.model).is_file():
+            raise FileNotFoundError(f"{args.model}: no trained model (give --model, or --content-free)")
+        models, negatives = bench_run.model_maps(bench, cfg, args.model, pick_device(cfg.localize.device),
+                                                 extended=args.extended)
+    elif args.extended:
+        from dmc.localization.benchmarks.layout import BenchmarkError
+
+        raise BenchmarkError("--extended needs --root with media and a model (not --content-free)")
+    res = bench_run.score(bench, cfg.seed, args.threshold, cfg.localize.center_sigma, models, negatives=negatives)
+    bench_run.write(res, args.benchmark_out, args.benchmark_metrics, str(args.annotations or root))
+    for line in bench.problems:
+        print(f"dmc localize: not scored: {line}", file=sys.stderr)
+    print(f"localize: {bench.report_line()}; table in {args.benchmark_out}/{bench.name}.md", file=sys.stderr)
 
 
 def run(args, cfg):
@@ -26,6 +71,8 @@ def run(args, cfg):
     from dmc.localization.writing import write_localization
     from dmc.model.training import pick_device
 
+    if args.benchmark:
+        return run_published(args, cfg)
     device = pick_device(cfg.localize.device)
     if args.video:
         src = Path(args.video)
