@@ -36,4 +36,4 @@ rule all:
         rules.evaluate.output,
         rules.localize.output,
         rules.heldout.output,
-        rules.decode_multi.output,
+        rules.heldout_multi.output,

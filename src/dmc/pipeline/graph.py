@@ -56,6 +56,9 @@ MULTI_VIDEOS = "data/synth_multi/videos"
 MULTI_STEMS = "data/synth_multi/stems"
 MULTI_GROUND_TRUTH = "data/synth_multi/ground_truth"
 DECODED_MULTI = "data/decoded_multi"
+HELDOUT_MULTI = "results/heldout_multi"
+HELDOUT_MULTI_METRICS = "results/heldout_multi_metrics.json"
+CLASS_MAPPING = "models/dmc.class_mapping.json"   # dmc.localization.mapping_file.mapping_path(MODEL)
 # what the training corpus (stage synth) reads of the synth section: all but the test corpora's keys
 TRAINING_SYNTH_PARAMS = tuple(f"synth.{k}" for k in Synth.keys() if k not in TEST_CORPUS_SYNTH_KEYS)
 
@@ -169,6 +172,18 @@ STEPS: tuple[Step, ...] = (
          ignored=("localize.device",),
          comment="inference only: DMC, the baselines and the audio controls on the untouched test corpus "
                  "(per-pair / per-clip tables for dmc.studies.headline's paired clip bootstrap)"),
+    Step("heldout_multi", commands=("heldout-multi",), rules=("heldout_multi",), targets=("heldout_multi",),
+         deps=(MODEL, DECODED, DECODED_MULTI, MULTI_GROUND_TRUTH, MULTI_STEMS),
+         outs=(Out(CLASS_MAPPING), Out(HELDOUT_MULTI_METRICS, "metrics", cache=False), Out(HELDOUT_MULTI, cache=False)),
+         params=("seed", "model", "decode", "train.clusters", "train.dim", "train.iterations", "train.temperature",
+                 "train.squash", "train.cluster_init", "train.val_fraction", "train.test_fraction", "synth.width",
+                 "synth.height", "data.ground_truth", "localize.heatmap_rule", "localize.agreement_temperature",
+                 "localize.ciou_threshold", "localize.center_sigma", "localize.max_sources",
+                 "localize.batch_size"),
+         ignored=("localize.device",),
+         comment="inference only: the cluster -> class mapping learned on the training corpus's train + val "
+                 "pairs (written beside the model), then DMC, the baselines and the audio control scored "
+                 "class-aware and stem-conditioned on the multi-source test corpus"),
 )
 
 PLOTS = [
