@@ -271,7 +271,7 @@ def run_compare(params: dict, sets: list[str], n_seeds: int = 5, jobs: int | Non
         log(f"compare: {len(missing)} runs to make ({len(missing) - len(busy & set(missing))} queued now), {j} at once")
         runner(run_command(j), cwd, log)
         done = find_done(params, configs, seeds, cwd, log)
-    failed = sorted((c, s) for c in configs for s in seeds if (c, s) not in done)
+    failed = [(c, s) for s in seeds for c in configs if (c, s) not in done]
     paired = [s for s in seeds if (DEFAULT, s) in done and (CHANGE, s) in done]
     if len(paired) < 2:
         raise CompareError(f"only {len(paired)} seed(s) have both runs done (missing: "
@@ -283,7 +283,7 @@ def run_compare(params: dict, sets: list[str], n_seeds: int = 5, jobs: int | Non
     question = (f"does `{change}` move the headline metrics away from the default, beyond what changing the "
                 f"training seed and the test clips moves them ({n_seeds} seeds)?")
     head = header(f"compare {name}", question, f"{git_commit(cwd)} (its params.yaml is the default)", command, date)
-    note = ("Runs that failed and are left out: " + ", ".join(f"{c} seed {s}" for c, s in failed) + ".") if failed else ""
+    note = ("Runs not done (failed, or still queued), left out: " + ", ".join(f"{c} seed {s}" for c, s in failed) + ".") if failed else ""
     comparison.write(table, root / name, head, change, note)
     with atomic_file(root / name / "runs.csv") as tmp:
         pd.DataFrame([{"setting": c, "seed": s, "run": done[(c, s)][0], "rev": done[(c, s)][1]}

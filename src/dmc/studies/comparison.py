@@ -152,7 +152,8 @@ def differences(runs: dict[tuple[str, int], RunFiles], replicates: int = B.REPLI
 
 
 def _row(m: Metric, seeds: list[int], a: list, b: list, how: str, replicates: int) -> dict:
-    row = {"metric": m.key, "label": m.label, "n_seeds": len(seeds), "seeds": " ".join(map(str, seeds))}
+    row = {"metric": m.key, "label": m.label, "n_seeds": len(seeds), "seeds": " ".join(map(str, seeds)),
+           "replicates": replicates}
     if not seeds or any(np.isnan(x[0]).any() for x in a + b):
         return {**row, "default": math.nan, "change": math.nan, "diff": math.nan, "lo": math.nan, "hi": math.nan,
                 "seeds_higher": 0, "seeds_lower": 0, "per_seed": "", "resampled": how, "verdict": "not measured"}
@@ -174,9 +175,10 @@ def _num(x: float, signed: bool = False) -> str:
 def markdown(table: pd.DataFrame, header: str, change: str, missing: str = "") -> str:
     """The table as Markdown, after the study's header line."""
     n = int(table.n_seeds.max()) if len(table) else 0
+    reps = int(table.replicates.max()) if len(table) else B.REPLICATES
     lines = [header, "",
              f"`{change}` minus the default, paired by seed and by clip: the mean over {n} seeds of each seed's "
-             f"difference [95 % interval: hierarchical bootstrap, {B.REPLICATES} replicates, seeds drawn with "
+             f"difference [95 % interval: hierarchical bootstrap, {reps} replicates, seeds drawn with "
              "replacement, then each drawn seed's clips or recordings; the same draw for both settings] "
              "(seeds with the change above / below the default)." + (f" {missing}" if missing else ""), "",
              "| metric | default | change | change − default [95 % interval] | seeds above / below | "
