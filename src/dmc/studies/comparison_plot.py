@@ -17,11 +17,10 @@ def plot(table: pd.DataFrame, change: str):
     ax.axvline(0.0, color="0.5", lw=1, ls="--")
     for y, r in rows.iterrows():
         seeds = [float(x) for x in str(r.per_seed).split()] if isinstance(r.per_seed, str) else []
-        ax.scatter(seeds, [y] * len(seeds), s=18, color="tab:blue", alpha=0.7,
-                   label="one seed" if y == 0 and seeds else None)
+        ax.scatter(seeds, [y] * len(seeds), s=18, color="tab:blue", alpha=0.7)
         if r["diff"] == r["diff"]:
             color = {"higher": "tab:green", "lower": "tab:red"}.get(r.verdict, "black")
-            ax.plot([r.lo, r.hi], [y, y], color=color, lw=2.5, label=None)
+            ax.plot([r.lo, r.hi], [y, y], color=color, lw=2.5)
             ax.plot([r["diff"]], [y], marker="D", color=color, ms=6)
     ax.set_yticks(range(len(rows)), list(rows.label), fontsize=8)
     ax.set_xlabel(f"{change} − default")
