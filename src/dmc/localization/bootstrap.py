@@ -198,7 +198,8 @@ def hierarchical_difference(a: list[Sums], b: list[Sums], replicates: int = REPL
     interval is the percentile interval at ``level`` of ``replicates`` replicates; the draws come
     from ``numpy.random.default_rng(seed)`` (:func:`draw_hierarchical`): the same inputs and seed
     give the same interval. Seed-level resampling only (no per-unit data): give each seed one unit,
-    (num = [[value]], den = [1]).
+    (num = [[value]], den = [1]). The level of one setting with the same interval: ``b`` with zero
+    numerators (and the same denominators).
     """
     if len(a) != len(b) or not len(a):
         raise ValueError(f"paired runs differ in number or are none: {len(a)} and {len(b)}")
