@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     for step in (synth, decode, train, evalset, extract, evaluate, localize, heldout, heldout_multi):
         step.add_parsers(sub)                    # decode adds decode-index too
     tools.add_sweep_parser(sub)
+    tools.add_compare_parser(sub)
     tools.add_verify_parser(sub)
     return ap
 

@@ -42,7 +42,8 @@ EVALSET_DIR = "data/evalsets"
 FEATURES = "data/features"
 # the tables `dmc evaluate` writes: files, not the folder, so that results/tables can also hold
 # the seeds table (dmc sweep seeds), which `dvc repro` must not remove
-EVALUATE_TABLES = tuple(f"{name}.{ext}" for name in ("summary", "esc50_folds", "dcase_scenes") for ext in ("csv", "md"))
+EVALUATE_TABLES = tuple(f"{name}.{ext}" for name in ("summary", "esc50_folds", "dcase_scenes",
+                                                                      "dcase_recordings") for ext in ("csv", "md"))
 LOCALIZATION = "results/localization"
 LOCALIZATION_METRICS = "results/localization_metrics.json"
 # the untouched test corpus (synth.test_seed): made, decoded and scored by the last three steps only
@@ -194,6 +195,11 @@ PLOTS = [
 ]
 
 
+#: Top-level metrics (no stage makes them): ``dmc compare``'s differences, one key per comparison, so that
+#: ``dvc exp show`` and ``dvc metrics show`` display them (dmc.pipeline.compare)
+TOP_METRICS = ["results/compare/metrics.json"]
+
+
 def step(name: str) -> Step:
     for s in STEPS:
         if s.name == name:
@@ -334,5 +340,6 @@ def dvc_yaml() -> str:
             parts.append(f"  # {s.name}: {s.comment}\n")
         body = dump({s.name: _stage(s)})
         parts.append("".join("  " + line + "\n" for line in body.splitlines()) + "\n")
+    parts.append(dump({"metrics": TOP_METRICS}))
     parts.append(dump({"plots": PLOTS}))
     return "".join(parts)
