@@ -4,6 +4,7 @@ two configurations x three seeds, checked against hand computations."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -104,3 +105,34 @@ def test_write_makes_both_files(runs, tmp_path):
     t = pd.read_csv(tmp_path / "headline_multi.csv")
     assert {"corpus", "kind", "row", "metric", "value", "lo", "hi", "seeds_positive", "seeds_negative"} <= set(t)
     assert (tmp_path / "headline_multi.md").read_text().startswith("# Headline on the multi-source test corpus")
+
+
+def test_headline_scores_each_run_on_the_multi_corpus_once(tmp_path, monkeypatch):
+    """score_multi: the mapping beside a model file (--models-dir), or in the runs folder for a model of
+    the DVC cache; a run already scored with the same model MD5 is not scored again."""
+    import argparse
+
+    from conftest import load_default_params
+    from dmc.pipeline import heldout_multi
+    from dmc.studies import headline as HL
+
+    calls = []
+
+    def fake_run(cfg, decoded, multi, model, gt, mgt, stems, mapping, out, metrics, device, log):
+        calls.append((cfg.seed, Path(model).name, Path(mapping)))
+        out.mkdir(parents=True)
+        (out / "details.json").write_text("{}")
+
+    monkeypatch.setattr(heldout_multi, "run", fake_run)
+    p = load_default_params()
+    runs = [HL.Run(HL.DEFAULT, 0, "a", "", "md5a", str(tmp_path / "default_s0.pt")),
+            HL.Run(NC, 2, "b", "", "md5b")]
+    args = argparse.Namespace(multi_runs_dir=str(tmp_path / "multi_runs"), decoded="d", multi_decoded="m",
+                              multi_ground_truth="g", stems="s", rescore=False)
+    HL.score_multi(p, runs, args, "cpu", log=lambda *_: None)
+    assert calls[0] == (0, "default_s0.pt", tmp_path / "default_s0.class_mapping.json")
+    assert calls[1][0] == 2 and calls[1][2] == tmp_path / "multi_runs" / f"{NC}_s2.class_mapping.json"
+    det = json.loads((tmp_path / "multi_runs" / "default_s0" / "details.json").read_text())
+    assert (det["config"], det["seed"], det["model_md5"]) == (HL.DEFAULT, 0, "md5a")
+    HL.score_multi(p, runs, args, "cpu", log=lambda *_: None)
+    assert len(calls) == 2                                            # already scored: not again
