@@ -105,7 +105,7 @@ def test_editing_one_steps_handler_leaves_the_other_stages_current(tmp_path):
     entry.write_text(entry.read_text().replace("decode summary:", "decode totals:"))
     assert stale() == {"decode", "decode_test", "decode_multi"}   # decode_test, _multi run the decode step's code
     (tmp_path / "src/dmc/io/ground_truth.py").write_text("# an edit of a module only the scoring steps import\n")
-    assert stale() == {"decode", "decode_test", "decode_multi", "localize", "heldout"}
+    assert stale() == {"decode", "decode_test", "decode_multi", "localize", "heldout", "heldout_multi"}
 
 
 def test_every_key_of_the_table_exists_and_rules_get_their_params():
