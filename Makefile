@@ -10,7 +10,7 @@ BIN    := $(CURDIR)/$(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 
-.PHONY: docs docs-write gpu-check install hooks demo test benchmark-content-free test-fast test-cluster cluster-deps seeds ablation control structure headline heatmap-choice count-choice bench-decode bench-decode-memory bench-evaluate lock clean
+.PHONY: docs docs-write gpu-check install hooks demo test benchmark-content-free test-fast test-cluster cluster-deps seeds ablation compare control structure headline heatmap-choice count-choice bench-decode bench-decode-memory bench-evaluate lock clean
 
 install: $(STAMP) hooks
 
@@ -82,6 +82,16 @@ seeds: install
 
 ablation: install
 	dmc sweep ablation --queue --run --aggregate --jobs $(JOBS)
+
+# One change against the committed default (docs/compare.md): make compare SET="train.clusters=5"
+# [SEEDS=5] [JOBS=N]. The default and the change under seeds 0 .. SEEDS-1 as DVC experiments (runs
+# already done with the same params and code are reused), paired by seed and clip: the differences
+# with hierarchical-bootstrap 95 % intervals and a verdict, in results/compare/<slug>/. Without
+# JOBS, one experiment per 4 cores runs at once.
+SEEDS ?= 5
+compare: install
+	@test -n '$(SET)' || { echo 'make compare: give SET="key=value ..." (e.g. SET="train.clusters=5")'; exit 2; }
+	dmc compare $(SET) --seeds $(SEEDS) $(if $(filter-out file,$(origin JOBS)),--jobs $(JOBS))
 
 # The headline on the untouched test corpus (issue 26): train the default and sweeps.headline
 # (one clustering iteration) under sweeps.headline_seeds into models/headline/ (dmc train's

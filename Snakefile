@@ -39,3 +39,4 @@ rule all:
         rules.heldout.output,
         rules.decode_multi.output,
         rules.benchmark.output,
+        rules.heldout_multi.output,

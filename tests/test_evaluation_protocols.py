@@ -325,8 +325,8 @@ def test_write_results_writes_everything(tmp_path, results):
     # results must survive a JSON round trip (steps may store them between stages)
     results = json.loads(json.dumps(results))
     written = reporting.write_results(results, tmp_path)
-    expected = {"metrics.json", *(f"tables/{s}.{e}" for s in ("summary", "esc50_folds", "dcase_scenes")
-                                  for e in ("csv", "md")),
+    expected = {"metrics.json", *(f"tables/{s}.{e}" for s in ("summary", "esc50_folds", "dcase_scenes",
+                                                             "dcase_recordings") for e in ("csv", "md")),
                 "plots/esc50_dmc_confusion.csv", "plots/esc50_logmel_stats_confusion.csv",
                 "plots/dcase_dmc_confusion.csv", "figures/esc50_dmc_confusion.png",
                 "figures/esc50_logmel_stats_confusion.png", "figures/dcase_dmc_confusion.png"}
@@ -347,10 +347,16 @@ def test_write_results_writes_everything(tmp_path, results):
     conf = pd.read_csv(tmp_path / "plots/esc50_dmc_confusion.csv")
     assert list(conf.columns) == ["actual", "predicted"] and len(conf) == 80
     assert set(conf["actual"]) == {"class0", "class1", "class2", "class3"}
-    assert len(pd.read_csv(tmp_path / "plots/dcase_dmc_confusion.csv")) == 6
+    conf_d = pd.read_csv(tmp_path / "plots/dcase_dmc_confusion.csv", dtype=str)
+    assert len(conf_d) == 6
     folds = pd.read_csv(tmp_path / "tables/esc50_folds.csv")
     assert len(folds) == 2 * (5 + 5)  # two methods x (ESC-50 + ESC-10 folds)
     assert len(pd.read_csv(tmp_path / "tables/dcase_scenes.csv")) == 3
+    # one row per DCASE test recording with each method's prediction, as the confusion pairs
+    recs = pd.read_csv(tmp_path / "tables/dcase_recordings.csv", dtype=str)
+    assert list(recs.columns) == ["recording", "scene", "pred_dmc"]
+    assert list(recs.recording) == results["dcase"]["dmc"]["recordings"]
+    assert list(recs.scene) == list(conf_d.actual) and list(recs.pred_dmc) == list(conf_d.predicted)
     assert (tmp_path / "figures/dcase_dmc_confusion.png").read_bytes()[:4] == b"\x89PNG"
     assert not list(tmp_path.rglob("*.tmp-*"))
 

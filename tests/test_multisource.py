@@ -207,7 +207,9 @@ def test_dmc_synth_multi_writes_the_corpus(tmp_path):
 # -- the pipeline: only the scoring reads it ------------------------------------------------------
 def test_only_decode_multi_reads_the_multi_source_corpus():
     readers = {s.name for s in graph.STEPS if any("synth_multi" in d or "decoded_multi" in d for d in s.deps)}
-    assert readers == {"decode_multi"}
+    assert readers == {"decode_multi", "heldout_multi"}       # heldout_multi scores on it (inference only)
+    scored = {o.path for o in graph.step("heldout_multi").outs}
+    assert not any(d in scored for s in graph.STEPS for d in s.deps)   # nothing downstream reads its outputs
     assert {s.name for s in graph.STEPS if "synth.multi_seed" in s.params} == {"synth_multi"}
     assert "synth" not in graph.step("synth").params and "synth.mixtures" in graph.step("synth").params
     assert not {"synth.multi_seed", "synth.multi_videos", "synth.mixtures"} & set(graph.step("synth_test").params)

@@ -89,14 +89,15 @@ def project(tmp_path_factory):
 def test_end_to_end_dvc_repro_twice_and_an_experiment(project):
     out = sh("dvc repro", project)
     for stage in ("synth", "decode", "train", "evalset@esc50", "evalset@esc10", "evalset@dcase", "extract", "evaluate",
-                  "localize", "synth_test", "decode_test", "heldout", "synth_multi", "decode_multi"):
+                  "localize", "synth_test", "decode_test", "heldout", "synth_multi", "decode_multi", "heldout_multi"):
         assert f"Running stage '{stage}'" in out
     for f in ("data/decoded/index.csv", "models/dmc.pt", "results/train/log.csv", "results/metrics.json",
               "results/tables/summary.md", "results/tables/esc50_folds.csv", "results/tables/dcase_scenes.md",
               "results/figures/esc50_dmc_confusion.png", "results/plots/dcase_dmc_confusion.csv",
               "results/localization_metrics.json", "results/localization/table.md", "results/heldout_metrics.json",
               "results/heldout/pairs.csv", "results/heldout/table.md", "data/decoded_multi/index.csv",
-              "data/synth_multi/ground_truth/objects.csv"):
+              "data/synth_multi/ground_truth/objects.csv", "results/heldout_multi_metrics.json",
+              "results/heldout_multi/ca_clips.csv", "results/heldout_multi/table.md", "models/dmc.class_mapping.json"):
         assert (project / f).is_file(), f
     metrics = json.loads((project / "results/metrics.json").read_text())
     assert 0 <= metrics["esc50.dmc.acc_mean"] <= 1 and "dcase.random_init.scene_acc_mean" in metrics

@@ -106,7 +106,8 @@ def test_editing_one_steps_handler_leaves_the_other_stages_current(tmp_path):
     assert stale() == {"decode", "decode_test", "decode_multi"}   # decode_test, _multi run the decode step's code
     (tmp_path / "src/dmc/io/ground_truth.py").write_text("# an edit of a module only the scoring steps import\n")
     # benchmark runs the localize step's entry module; benchmark_layout reads the test corpus's boxes
-    assert stale() == {"decode", "decode_test", "decode_multi", "localize", "heldout", "benchmark", "benchmark_layout"}
+    assert stale() == {"decode", "decode_test", "decode_multi", "localize", "heldout", "heldout_multi", "benchmark",
+                       "benchmark_layout"}
 
 
 def test_every_key_of_the_table_exists_and_rules_get_their_params():

@@ -282,3 +282,31 @@ def test_headline_takes_model_files_by_configuration(tmp_path):
                tmp_path / "default_s1.pt")
     with pytest.raises(ValueError, match="iterations"):
         HL.runs_of_dir(p, tmp_path, log=lambda *_: None)
+
+
+def test_headline_intervals_are_hierarchical_and_degenerate_counts_are_not_results():
+    """Item 6 of issue 33: lo / hi are the hierarchical bootstrap's (seeds, then clips), the clip
+    bootstrap's are kept as clip_lo / clip_hi; a count row degenerate in some seed is reported as such."""
+    from dmc.studies import headline as HL
+
+    rng = np.random.default_rng(1)
+    videos = [f"clip_{i:03d}" for i in range(10)]
+    runs = {(c, s): _fake_run(rng, s, c, videos) for c in (HL.DEFAULT, "train.iterations=1") for s in (0, 1, 2)}
+    runs[("train.iterations=1", 1)]["details"]["count_degenerate"] = {"dmc": True}
+    levels, diffs = HL.tables(runs, replicates=150)
+    d = diffs[(diffs.baseline == "random init, BatchNorm recalibrated") & (diffs.kind == "loc")
+              & (diffs.metric == "pointing")].iloc[0]
+    a = [B.loc_clip_sums(runs[(HL.DEFAULT, s)]["pairs"], "dmc", videos) for s in (0, 1, 2)]
+    b = [B.loc_clip_sums(runs[(HL.DEFAULT, s)]["pairs"], "random_init_bn", videos) for s in (0, 1, 2)]
+    h = B.hierarchical_difference(a, b, 150, HL.HIER_SEED["loc"])
+    assert (d.lo, d.hi) == pytest.approx((h.lo[0], h.hi[0]))
+    _, reps, _ = B.paired_difference(a, b, B.draw_counts(len(videos), 150, HL.BOOT_SEED["loc"]))
+    assert (d.clip_lo, d.clip_hi) == pytest.approx(B.interval(reps[:, 0]))
+    assert d.reading == ("DMC higher" if h.lo[0] > 0 else "DMC lower" if h.hi[0] < 0 else "no difference resolved")
+    nc = levels[(levels.kind == "count") & (levels.row == "no clustering (train.iterations=1)")].iloc[0]
+    assert nc.degenerate and not levels[(levels.kind == "count") & (levels.row == "DMC")].iloc[0].degenerate
+    text = HL.markdown(levels, diffs, runs, None)
+    count_rows = [x for x in text.splitlines() if x.startswith("| no clustering (train.iterations=1) | 3 | degenerate")]
+    assert len(count_rows) == 2                        # its level and its difference
+    assert "## Clip-bootstrap intervals (seeds held fixed)" in text
+    assert "| visible-object count" in text

@@ -68,3 +68,34 @@ rule heldout:
         "dmc heldout --decoded {params.decoded:q} --model {input.model:q} --test-decoded {params.test_decoded:q} "
         "--test-ground-truth {input.test_ground_truth:q} --esc50 {params.esc50:q} "
         "--out-dir {output.results:q} --metrics {output.metrics:q} 2>&1 | tee {log:q}"
+
+
+# The multi-source test corpus (issue 33): the cluster -> class mapping learned on the training
+# corpus's train + val pairs and written beside the model; class-aware, stem-conditioned, recall
+# and counting scores of DMC, the baselines and the mismatched-audio control (dmc.pipeline.heldout_multi).
+rule heldout_multi:
+    input:
+        model=MODEL,
+        index=f"{DECODED}/index.csv",
+        multi_index=f"{graph.DECODED_MULTI}/index.csv",
+        multi_ground_truth=graph.MULTI_GROUND_TRUTH,
+        stems=graph.MULTI_STEMS,
+        code=CODE["heldout_multi"],
+    output:
+        mapping=graph.CLASS_MAPPING,
+        metrics=report(graph.HELDOUT_MULTI_METRICS, category="Multi-source test corpus"),
+        results=report(directory(graph.HELDOUT_MULTI), patterns=["{name}.md"], category="Multi-source test corpus"),
+    params:
+        step=graph.params_of("heldout_multi", config),
+        decoded=lambda w, input: os.path.dirname(input.index),
+        multi_decoded=lambda w, input: os.path.dirname(input.multi_index),
+    resources:
+        gpu=1 if config["localize"]["device"] != "cpu" else 0,
+    conda:
+        "../envs/dmc.yaml"
+    log:
+        "logs/heldout_multi.log",
+    shell:
+        "dmc heldout-multi --decoded {params.decoded:q} --model {input.model:q} --mapping {output.mapping:q} "
+        "--multi-decoded {params.multi_decoded:q} --multi-ground-truth {input.multi_ground_truth:q} "
+        "--stems {input.stems:q} --out-dir {output.results:q} --metrics {output.metrics:q} 2>&1 | tee {log:q}"

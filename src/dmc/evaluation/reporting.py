@@ -221,6 +221,20 @@ def scene_table(results: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["method", "scene", "n_test", "accuracy"])
 
 
+def recording_table(results: dict) -> pd.DataFrame:
+    """One row per DCASE test recording: ``recording``, its true ``scene`` and ``pred_<method>``
+    per method (what ``dmc compare`` resamples by recording); no rows when DCASE was not evaluated."""
+    methods = results.get("dcase", {})
+    if not methods:
+        return pd.DataFrame(columns=["recording", "scene"])
+    first = next(iter(methods.values()))
+    table = pd.DataFrame({"recording": first["recordings"], "scene": [str(y) for y in first["y_true"]]})
+    for method, r in methods.items():
+        pred = dict(zip(r["recordings"], (str(y) for y in r["y_pred"])))
+        table[f"pred_{method}"] = [pred.get(rec) for rec in table.recording]
+    return table
+
+
 def confusion_pairs(result: dict) -> tuple[list[str], list[str], list[str]]:
     """(class names, actual, predicted) as strings, one pair per test item."""
     names = [str(c) for c in result.get("class_names", result["classes"])]
@@ -297,7 +311,8 @@ def write_results(results: dict, out_dir: str | Path) -> list[Path]:
     _write_table(scenes, out / "tables" / "dcase_scenes",
                  scenes.assign(accuracy=[_pct(a) for a in scenes["accuracy"]])
                  .rename(columns={"accuracy": "accuracy (%)"}))
-    written += [out / "tables" / f"{s}.{e}" for s in ("summary", "esc50_folds", "dcase_scenes")
+    _write_table(recording_table(results), out / "tables" / "dcase_recordings")
+    written += [out / "tables" / f"{s}.{e}" for s in ("summary", "esc50_folds", "dcase_scenes", "dcase_recordings")
                 for e in ("csv", "md")]
     for dataset in DATASETS:
         for method, result in results.get(dataset, {}).items():

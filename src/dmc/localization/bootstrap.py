@@ -15,9 +15,16 @@ on the same clips share the draw (the pairing by clip); a replicate's value is t
 the seeds, and a paired difference is the mean over seeds of (method A - method B) on the
 same drawn clips. The interval is the percentile interval (2.5 %, 97.5 %) of the replicates.
 The draws come from ``numpy.random.default_rng(seed)``: the same seed, the same intervals.
+
+:func:`hierarchical_difference` is the two-stage version for comparing two settings over
+seeds (``dmc compare``): the seeds are drawn with replacement too, then each drawn seed's clips,
+so the interval also holds the variation from one training seed to the next, which the shared
+clip draw above leaves out.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -102,3 +109,107 @@ def paired_difference(a: list[tuple[np.ndarray, np.ndarray]], b: list[tuple[np.n
     per_seed = np.array([ratio(*x) - ratio(*y) for x, y in zip(a, b)])
     reps = np.mean([ratio(*x, counts) - ratio(*y, counts) for x, y in zip(a, b)], axis=0)
     return per_seed.mean(0), reps, per_seed
+
+
+# ---------------------------------------------------------------------------------------------
+# hierarchical bootstrap: seeds, then clips within each seed
+# ---------------------------------------------------------------------------------------------
+#: One run's per-unit sums: (num (units x metrics), den (units,)), as :func:`loc_clip_sums` gives.
+Sums = tuple[np.ndarray, np.ndarray]
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """A - B under the hierarchical bootstrap (:func:`hierarchical_difference`), one column per metric.
+
+    ``point``: mean over seeds of the per-seed difference; ``per_seed`` (seeds x metrics): each
+    seed's ratio(A) - ratio(B) on all its units; ``lo``/``hi``: the percentile interval of
+    ``replicates`` (replicates x metrics; nan where a drawn unit set had a zero denominator, left
+    out of the interval); ``higher``/``lower``: how many seeds have A > B / A < B (ties in neither).
+    """
+
+    point: np.ndarray
+    per_seed: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    replicates: np.ndarray
+    higher: np.ndarray
+    lower: np.ndarray
+
+
+def _as_sums(s: Sums) -> Sums:
+    num, den = np.asarray(s[0], dtype=np.float64), np.asarray(s[1], dtype=np.float64)
+    return (num[:, None] if num.ndim == 1 else num), den
+
+
+def draw_hierarchical(units: list[int], replicates: int = REPLICATES,
+                      seed: int = 0) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """The draws of the hierarchical bootstrap, from ``default_rng(seed)`` in this order:
+
+    1. ``seeds`` (replicates x S): for each replicate, S seed indices drawn with replacement from
+       the S seeds (``units[s]``: the number of units, e.g. clips, of seed s);
+    2. then, for each seed s in order, one row of unit counts for every slot (replicate, k) that drew
+       s: ``counts[s]`` (number of such slots x units[s]) in the row-major order of those slots,
+       each row ``units[s]`` draws of that seed's units with replacement (as :func:`draw_counts`).
+
+    A seed drawn twice in one replicate gets two independent unit draws.
+    """
+    rng = np.random.default_rng(seed)
+    n_seeds = len(units)
+    seeds = rng.integers(0, n_seeds, size=(replicates, n_seeds))
+    counts = {}
+    for s in range(n_seeds):
+        slots = int((seeds == s).sum())
+        idx = rng.integers(0, units[s], size=(slots, units[s]))
+        c = np.zeros((slots, units[s]), dtype=np.float64)
+        np.add.at(c, (np.arange(slots)[:, None], idx), 1.0)
+        counts[s] = c
+    return seeds, counts
+
+
+def hierarchical_replicates(a: list[Sums], b: list[Sums], seeds: np.ndarray,
+                            counts: dict[int, np.ndarray]) -> np.ndarray:
+    """(replicates x metrics) replicates of mean_k [ratio(A_{s_k}) - ratio(B_{s_k})] for given draws
+    (:func:`draw_hierarchical`): slot k of a replicate holds seed s_k = ``seeds[r, k]`` and its
+    units weighted by that slot's row of ``counts[s_k]``; A and B get the same weights (paired by
+    seed and by unit)."""
+    a, b = [_as_sums(x) for x in a], [_as_sums(x) for x in b]
+    diffs = np.full((*seeds.shape, a[0][0].shape[1]), np.nan)
+    for s in range(len(a)):
+        where = np.nonzero(seeds == s)          # row-major: the order of counts[s]'s rows
+        w = counts[s]
+        diffs[where] = ratio(*a[s], w) - ratio(*b[s], w)
+    return diffs.mean(axis=1)
+
+
+def hierarchical_difference(a: list[Sums], b: list[Sums], replicates: int = REPLICATES, seed: int = 0,
+                            level: float = LEVEL) -> PairedDifference:
+    """Paired difference A - B of ratio-of-sums metrics over seeds, with a two-stage bootstrap interval.
+
+    ``a[s]`` and ``b[s]`` are seed s's runs of the two settings, each (num, den): num (units x
+    metrics) and den (units,) per unit (clip, pair table grouped by clip, test recording) as
+    :func:`loc_clip_sums`, :func:`dmc.pipeline.heldout.count_sums` give; a[s] and b[s] list the same
+    units in the same order (the pairing by unit); seeds may have different units. A metric of a
+    run is its ratio of sums, sum num / sum den.
+
+    A replicate draws S seeds with replacement from the S seeds, then for each drawn seed draws
+    that seed's units with replacement (the same units for A and B), computes each metric of A and
+    of B as the ratio of the drawn units' sums, and averages A - B over the S drawn seeds. The
+    interval is the percentile interval at ``level`` of ``replicates`` replicates; the draws come
+    from ``numpy.random.default_rng(seed)`` (:func:`draw_hierarchical`): the same inputs and seed
+    give the same interval. Seed-level resampling only (no per-unit data): give each seed one unit,
+    (num = [[value]], den = [1]). The level of one setting with the same interval: ``b`` with zero
+    numerators (and the same denominators).
+    """
+    if len(a) != len(b) or not len(a):
+        raise ValueError(f"paired runs differ in number or are none: {len(a)} and {len(b)}")
+    a, b = [_as_sums(x) for x in a], [_as_sums(x) for x in b]
+    for s, (x, y) in enumerate(zip(a, b)):
+        if x[0].shape != y[0].shape or x[1].shape != y[1].shape or x[0].shape[0] != x[1].shape[0]:
+            raise ValueError(f"seed {s}: the two runs' units differ ({x[0].shape} and {y[0].shape})")
+    per_seed = np.array([ratio(*x) - ratio(*y) for x, y in zip(a, b)])
+    draws = draw_hierarchical([len(x[1]) for x in a], replicates, seed)
+    reps = hierarchical_replicates(a, b, *draws)
+    bounds = np.array([interval(reps[:, j], level) for j in range(reps.shape[1])])
+    return PairedDifference(point=per_seed.mean(0), per_seed=per_seed, lo=bounds[:, 0], hi=bounds[:, 1],
+                            replicates=reps, higher=(per_seed > 0).sum(0), lower=(per_seed < 0).sum(0))

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from dmc.pipeline import tools
 from dmc.pipeline.params import ParamsError, load_config
-from dmc.pipeline.steps import benchmark_layout, decode, evalset, evaluate, extract, heldout, localize, synth, train
+from dmc.pipeline.steps import (benchmark_layout, decode, evalset, evaluate, extract, heldout, heldout_multi, localize,
+                                 synth, train)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,9 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     sub = ap.add_subparsers(dest="command", required=True)
     tools.add_parsers(sub)                       # check-params, fetch, dvc-yaml, docs
-    for step in (synth, decode, train, evalset, extract, evaluate, localize, heldout, benchmark_layout):
+    for step in (synth, decode, train, evalset, extract, evaluate, localize, heldout, heldout_multi, benchmark_layout):
         step.add_parsers(sub)                    # decode adds decode-index too
     tools.add_sweep_parser(sub)
+    tools.add_compare_parser(sub)
     tools.add_verify_parser(sub)
     return ap
 

@@ -42,7 +42,8 @@ EVALSET_DIR = "data/evalsets"
 FEATURES = "data/features"
 # the tables `dmc evaluate` writes: files, not the folder, so that results/tables can also hold
 # the seeds table (dmc sweep seeds), which `dvc repro` must not remove
-EVALUATE_TABLES = tuple(f"{name}.{ext}" for name in ("summary", "esc50_folds", "dcase_scenes") for ext in ("csv", "md"))
+EVALUATE_TABLES = tuple(f"{name}.{ext}" for name in ("summary", "esc50_folds", "dcase_scenes",
+                                                                      "dcase_recordings") for ext in ("csv", "md"))
 LOCALIZATION = "results/localization"
 LOCALIZATION_METRICS = "results/localization_metrics.json"
 # the untouched test corpus (synth.test_seed): made, decoded and scored by the last three steps only
@@ -56,6 +57,9 @@ MULTI_VIDEOS = "data/synth_multi/videos"
 MULTI_STEMS = "data/synth_multi/stems"
 MULTI_GROUND_TRUTH = "data/synth_multi/ground_truth"
 DECODED_MULTI = "data/decoded_multi"
+HELDOUT_MULTI = "results/heldout_multi"
+HELDOUT_MULTI_METRICS = "results/heldout_multi_metrics.json"
+CLASS_MAPPING = "models/dmc.class_mapping.json"   # dmc.localization.mapping_file.mapping_path(MODEL)
 # what the training corpus (stage synth) reads of the synth section: all but the test corpora's keys
 TRAINING_SYNTH_PARAMS = tuple(f"synth.{k}" for k in Synth.keys() if k not in TEST_CORPUS_SYNTH_KEYS)
 # a published localization benchmark (data.localization_benchmark); default: the untouched test
@@ -174,6 +178,18 @@ STEPS: tuple[Step, ...] = (
          ignored=("localize.device",),
          comment="inference only: DMC, the baselines and the audio controls on the untouched test corpus "
                  "(per-pair / per-clip tables for dmc.studies.headline's paired clip bootstrap)"),
+    Step("heldout_multi", commands=("heldout-multi",), rules=("heldout_multi",), targets=("heldout_multi",),
+         deps=(MODEL, DECODED, DECODED_MULTI, MULTI_GROUND_TRUTH, MULTI_STEMS),
+         outs=(Out(CLASS_MAPPING), Out(HELDOUT_MULTI_METRICS, "metrics", cache=False), Out(HELDOUT_MULTI, cache=False)),
+         params=("seed", "model", "decode", "train.clusters", "train.dim", "train.iterations", "train.temperature",
+                 "train.squash", "train.cluster_init", "train.val_fraction", "train.test_fraction", "synth.width",
+                 "synth.height", "data.ground_truth", "localize.heatmap_rule", "localize.agreement_temperature",
+                 "localize.ciou_threshold", "localize.center_sigma", "localize.max_sources",
+                 "localize.batch_size"),
+         ignored=("localize.device",),
+         comment="inference only: the cluster -> class mapping learned on the training corpus's train + val "
+                 "pairs (written beside the model), then DMC, the baselines and the audio control scored "
+                 "class-aware and stem-conditioned on the multi-source test corpus"),
 )
 
 STEPS += (
@@ -200,6 +216,11 @@ PLOTS = [
                                           "y": {TRAIN_LOG: ["train_acc", "val_acc"]}}},
     {"results/plots": {"template": "confusion", "x": "actual", "y": "predicted"}},
 ]
+
+
+#: Top-level metrics (no stage makes them): ``dmc compare``'s differences, one key per comparison, so that
+#: ``dvc exp show`` and ``dvc metrics show`` display them (dmc.pipeline.compare)
+TOP_METRICS = ["results/compare/metrics.json"]
 
 
 def step(name: str) -> Step:
@@ -342,5 +363,6 @@ def dvc_yaml() -> str:
             parts.append(f"  # {s.name}: {s.comment}\n")
         body = dump({s.name: _stage(s)})
         parts.append("".join("  " + line + "\n" for line in body.splitlines()) + "\n")
+    parts.append(dump({"metrics": TOP_METRICS}))
     parts.append(dump({"plots": PLOTS}))
     return "".join(parts)

@@ -22,13 +22,19 @@ maps of :mod:`dmc.localization.heatmaps` with ``localize.heatmap_rule``, ``agree
 * ``mismatched`` (control): the trained model, the frame of clip A with the audio of clip B
   (:func:`dmc.localization.controls.mismatched_rows`, never a clip with itself), scored on A's boxes.
 
-Counting (per clip, :mod:`dmc.localization.multisource`): ``dmc``; ``shuffled_audio`` (control: A's frames,
-B's audio, DMC's cut points); ``random_init_bn`` and ``random_init`` (their own cut points); ``majority`` (the most
+Counting (per clip, :mod:`dmc.localization.multisource`, the hard shares with ties shared fairly,
+:func:`dmc.localization.counting.fair_hard_shares`; a row whose clip scores are all equal is degenerate: its
+accuracy is null and its table cell says so): ``dmc``; ``shuffled_audio`` (control: A's frames,
+B's audio, DMC's cut points); ``random_init_bn`` and ``random_init`` (their own cut points);
+``visible_count`` (every drawn object counted, cut points fitted on the training corpus's train and val
+videos: the strongest audio-free rule, :mod:`dmc.localization.counting`); ``majority`` (the most
 common count of the training corpus's train and val videos) and ``best_constant`` (the most
 common count of the test corpus itself: the best any constant can do there, an oracle).
 
 ESC-like (the ESC-50-like set's 5 folds, :func:`dmc.evaluation.evaluate_esc50`, per-clip
 predictions): ``dmc``, ``random_init_bn`` and ``random_init`` audio features.
+
+The audio-dependence gap ``heldout.audio_gap.*``: ``dmc`` - ``mismatched`` on every localization field.
 
 Outputs: ``pairs.csv``, ``clips.csv``, ``esc50_clips.csv`` (what :mod:`dmc.studies.headline` pairs
 across runs by clip and seed), ``table.md`` (this run with clip-bootstrap 95 % intervals),
@@ -48,13 +54,17 @@ import torch
 from dmc.config import Localize, Params
 from dmc.localization import bootstrap as B
 from dmc.localization import multisource as ms
+from dmc.localization.counting import fair_hard_shares, is_degenerate, visible_count_predictions, visible_counts
 from dmc.atomic import atomic_dir, atomic_file
 from dmc.localization.heatmaps import center_prior, cluster_map, cluster_pairs, frames_to_tensor, upsample, weighted_heat
 from dmc.localization.metrics import LOC_FIELDS, ciou, pointing_hit, summarize
 
 LOC_METHODS = ("dmc", "audio_blind", "random_init_bn", "random_init_bn_blind", "random_init", "center_prior",
                "mismatched")
-COUNT_METHODS = ("dmc", "shuffled_audio", "random_init_bn", "random_init", "majority", "best_constant")
+COUNT_METHODS = ("dmc", "shuffled_audio", "random_init_bn", "random_init", "visible_count", "majority",
+                 "best_constant")
+SCORED_COUNTS = ("dmc", "shuffled_audio", "random_init_bn", "random_init")   # from a model's clip scores
+TIE_MODE = "fractional"   # dmc.localization.counting.fair_hard_shares: a tie shared, never sent to cluster 0
 ESC_METHODS = ("dmc", "random_init_bn", "random_init")
 CONTROL_SEED = 101   # the derangement of the controls: default_rng(seed + CONTROL_SEED)
 
@@ -72,8 +82,8 @@ def analyse(model, frames: np.ndarray, mels: np.ndarray, tau: float, rule: str, 
         mp = cluster_map(rule, pc)
         out["heat"].append(weighted_heat(mp, pc, tau).cpu().numpy())
         out["blind"].append(weighted_heat(mp, pc, 0.0).cpu().numpy())
-        out["shares_a"].append(ms.hard_shares(pc.aud.assign.float().cpu().numpy()))
-        out["shares_v"].append(ms.hard_shares(pc.vis.assign.float().cpu().numpy()))
+        out["shares_a"].append(fair_hard_shares(pc.aud.assign.float().cpu().numpy(), TIE_MODE))
+        out["shares_v"].append(fair_hard_shares(pc.vis.assign.float().cpu().numpy(), TIE_MODE))
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
@@ -196,25 +206,40 @@ def run(cfg: Params, decoded_dev, decoded_test, model_path, gt_dev, gt_test, eva
     y = np.array([gt_t.n_sources(v) for v in videos], dtype=int)
     K = lp.max_sources
 
-    def counts(shares_a, shares_v, c):
-        s = ms.clip_scores(ms.source_score(shares_a, shares_v), rows.video).reindex(videos).to_numpy()
-        return ms.predict_counts(s, c, K)
+    scores = {}
+
+    def counts(name, shares_a, shares_v, c):
+        scores[name] = ms.clip_scores(ms.source_score(shares_a, shares_v), rows.video).reindex(videos).to_numpy()
+        return ms.predict_counts(scores[name], c, K)
 
     majority = ms.majority_count([gt_d.n_sources(v) for v in sorted(fit.video.unique())])
     best_constant = ms.majority_count(y)
-    preds = {"dmc": counts(tr["shares_a"], tr["shares_v"], cuts["dmc"]),
-             "shuffled_audio": counts(mm["shares_a"], mm["shares_v"], cuts["dmc"]),
-             "random_init_bn": counts(ri["shares_a"], ri["shares_v"], cuts["random_init_bn"]),
-             "random_init": counts(r0["shares_a"], r0["shares_v"], cuts["random_init"]),
+    fit_videos = sorted(fit.video.unique())
+    visible = visible_counts(gt_t.boxes).reindex(videos).to_numpy()
+    visible_pred, visible_cuts = visible_count_predictions(
+        visible_counts(gt_d.boxes).reindex(fit_videos).to_numpy(), [gt_d.n_sources(v) for v in fit_videos],
+        visible, K)
+    preds = {"dmc": counts("dmc", tr["shares_a"], tr["shares_v"], cuts["dmc"]),
+             "shuffled_audio": counts("shuffled_audio", mm["shares_a"], mm["shares_v"], cuts["dmc"]),
+             "random_init_bn": counts("random_init_bn", ri["shares_a"], ri["shares_v"], cuts["random_init_bn"]),
+             "random_init": counts("random_init", r0["shares_a"], r0["shares_v"], cuts["random_init"]),
+             "visible_count": visible_pred,
              "majority": np.full(len(videos), majority), "best_constant": np.full(len(videos), best_constant)}
-    clips = pd.DataFrame({"video": videos, "n_sources": y, **{f"pred_{m}": p for m, p in preds.items()}})
+    # every clip with the same score: the count is a constant whatever the cuts (e.g. uniform assignments)
+    degenerate = {m: is_degenerate(scores[m]) for m in SCORED_COUNTS}
+    clips = pd.DataFrame({"video": videos, "n_sources": y, "visible": visible,
+                          **{f"pred_{m}": p for m, p in preds.items()}})
 
     esc = esc_predictions({"dmc": trained, "random_init_bn": untrained, "random_init": inactive}, Path(evalset_esc50),
                           cfg, device) \
         if evalset_esc50 else None
 
     flat = {f"heldout.{m}.{f}": _clean(loc[m][f]) for m in LOC_METHODS for f in LOC_FIELDS}
-    flat.update({f"heldout.count.{m}.acc": _clean(ms.accuracy(y, p)) for m, p in preds.items()})
+    flat.update({f"heldout.count.{m}.acc": None if degenerate.get(m) else _clean(ms.accuracy(y, p))
+                 for m, p in preds.items()})
+    flat.update({f"heldout.count.{m}.degenerate": bool(d) for m, d in degenerate.items()})
+    # the audio-dependence gap: own audio - mismatched audio (issue 33 item 5)
+    flat.update({f"heldout.audio_gap.{f}": _clean(loc["dmc"][f] - loc["mismatched"][f]) for f in LOC_FIELDS})
     if esc is not None:
         flat.update({f"heldout.esc50.{m}.acc": _clean(float((esc[f"pred_{m}"] == esc.target).mean()))
                      for m in ESC_METHODS})
@@ -223,6 +248,8 @@ def run(cfg: Params, decoded_dev, decoded_test, model_path, gt_dev, gt_test, eva
                "pairs": len(rows), "pairs_with_sounding_region": flat["heldout.n_pairs"], "frame_size": list(size),
                "multisource_cuts": {m: [_clean(c) for c in v] for m, v in cuts.items()},
                "majority_count_train_val": majority, "best_constant_count_test": best_constant,
+               "visible_count_cuts": [_clean(c) for c in visible_cuts], "tie_mode": TIE_MODE,
+               "count_degenerate": degenerate,
                "control_seed": cfg.seed + CONTROL_SEED, "audio_partner": partners}
     with atomic_file(metrics_path) as tmp:
         tmp.write_text(json.dumps(flat, indent=2) + "\n")
@@ -232,10 +259,10 @@ def run(cfg: Params, decoded_dev, decoded_test, model_path, gt_dev, gt_test, eva
         if esc is not None:
             esc.to_csv(tmp / "esc50_clips.csv", index=False)
         (tmp / "details.json").write_text(json.dumps(details, indent=2) + "\n")
-        (tmp / "table.md").write_text(run_table(pairs, clips, esc, cfg.seed, lp))
+        (tmp / "table.md").write_text(run_table(pairs, clips, esc, cfg.seed, lp, degenerate))
     log(f"heldout: {len(videos)} test-corpus clips, {len(rows)} pairs; pointing " + ", ".join(
         f"{m} {loc[m]['pointing']:.3f}" for m in LOC_METHODS) + "; counting " + ", ".join(
-        f"{m} {flat[f'heldout.count.{m}.acc']:.3f}" for m in COUNT_METHODS))
+        f"{m} {_fmt(flat[f'heldout.count.{m}.acc'])}" for m in COUNT_METHODS))
     return flat
 
 
@@ -244,6 +271,7 @@ def not_applicable(out_dir, metrics_path) -> None:
     flat = {f"heldout.{m}.{f}": None for m in LOC_METHODS for f in LOC_FIELDS}
     flat.update({f"heldout.count.{m}.acc": None for m in COUNT_METHODS})
     flat.update({f"heldout.esc50.{m}.acc": None for m in ESC_METHODS})
+    flat.update({f"heldout.audio_gap.{f}": None for f in LOC_FIELDS})
     flat["heldout.n_clips"] = flat["heldout.n_pairs"] = 0
     with atomic_file(metrics_path) as tmp:
         tmp.write_text(json.dumps(flat, indent=2) + "\n")
@@ -270,7 +298,12 @@ def _ci(point, reps) -> str:
     return f"{point:.3f} [{lo:.3f}, {hi:.3f}]"
 
 
-def run_table(pairs: pd.DataFrame, clips: pd.DataFrame, esc: pd.DataFrame | None, seed: int, lp: Localize) -> str:
+def _fmt(x) -> str:
+    return "degenerate" if x is None else f"{x:.3f}"
+
+
+def run_table(pairs: pd.DataFrame, clips: pd.DataFrame, esc: pd.DataFrame | None, seed: int, lp: Localize,
+              degenerate: dict | None = None) -> str:
     """This run's numbers on the test corpus with clip-bootstrap 95 % intervals (one seed)."""
     videos = sorted(pairs.video.unique())
     counts = B.draw_counts(len(videos), seed=0)
@@ -283,9 +316,16 @@ def run_table(pairs: pd.DataFrame, clips: pd.DataFrame, esc: pd.DataFrame | None
         num, den = B.loc_clip_sums(pairs, m, videos)
         point, reps = B.ratio(num, den), B.ratio(num, den, counts)
         lines.append(f"| {m} | " + " | ".join(_ci(point[j], reps[:, j]) for j in range(4)) + " |")
+    own, other = B.loc_clip_sums(pairs, "dmc", videos), B.loc_clip_sums(pairs, "mismatched", videos)
+    gap, gap_reps = B.ratio(*own) - B.ratio(*other), B.ratio(*own, counts) - B.ratio(*other, counts)
+    lines.append("| audio-dependence gap: dmc - mismatched (paired by clip) | "
+                 + " | ".join(_ci(gap[j], gap_reps[:, j]) for j in range(4)) + " |")
     lines += ["", "| count method | accuracy |", "|---|---|"]
     cc = B.draw_counts(len(clips), seed=0)
     for m in COUNT_METHODS:
+        if (degenerate or {}).get(m):
+            lines.append(f"| {m} | degenerate (every clip has the same score: a constant count) |")
+            continue
         num, den = count_sums(clips, m)
         lines.append(f"| {m} | {_ci(B.ratio(num, den)[0], B.ratio(num, den, cc)[:, 0])} |")
     if esc is not None:

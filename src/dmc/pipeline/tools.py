@@ -1,6 +1,7 @@
 """The ``dmc`` subcommands that are not pipeline steps: ``check-params``, ``fetch`` (download a
 published evaluation set), ``dvc-yaml`` (generate / check dvc.yaml), ``docs`` (fill / check the
-docs' include regions) and ``sweep`` (seeds and ablations as DVC experiments)."""
+docs' include regions), ``sweep`` (seeds and ablations as DVC experiments) and ``compare`` (a change
+against the default under N seeds)."""
 
 from __future__ import annotations
 
@@ -88,6 +89,28 @@ def add_sweep_parser(sub) -> None:
     c.add_argument("--out-dir", help="tables folder (default: results/tables for seeds, beside the evaluation's "
                                      "tables, which DVC tracks by file; results/studies/<sweep> for the others)")
     c.set_defaults(func=sweep)
+
+
+def add_compare_parser(sub) -> None:
+    c = sub.add_parser("compare", help="the committed default against a change (SET key=value ...) under N seeds as "
+                                       "DVC experiments (done runs reused), paired by seed and clip: differences with "
+                                       "hierarchical-bootstrap intervals and verdicts in results/compare/<slug>/")
+    c.add_argument("sets", nargs="+", metavar="SET", help="key=value of params.yaml (value read as YAML); several "
+                                                          "SETs make one change")
+    c.add_argument("--seeds", type=int, default=5, help="seeds 0 .. N-1 of each setting (default 5, at least 2)")
+    c.add_argument("--jobs", type=int, help="experiments run at once (default: one per 4 cores, at least 1)")
+    c.add_argument("--out-dir", help="folder of the comparisons (default results/compare)")
+    c.set_defaults(func=compare)
+
+
+def compare(args, p):
+    from dmc.pipeline.compare import run_compare
+    from dmc.pipeline.provenance import command_line
+
+    argv = [*args.sets, "--seeds", str(args.seeds), *(["--jobs", str(args.jobs)] if args.jobs else []),
+            *(["--out-dir", args.out_dir] if args.out_dir else [])]
+    run_compare(p.as_dict(), args.sets, args.seeds, args.jobs, out_root=args.out_dir,
+                log=lambda m: print(m, file=sys.stderr), command=command_line("dmc compare", argv))
 
 
 def check_params(args, p):

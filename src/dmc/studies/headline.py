@@ -16,13 +16,18 @@ seeds, with clip-bootstrap 95 % intervals and paired differences.
    params.yaml on every key the ``train`` step reads, but for the seed and that configuration's
    key, and its ``dvc.lock`` records for ``train`` the same code (MD5 of each source file) as
    this checkout: a model trained by other code is not mixed in.
+   With the multi-source corpus decoded (``--multi-decoded``), each run is also scored there by
+   :func:`dmc.pipeline.heldout_multi.run`: ``results/headline_multi_runs/<config>_s<seed>/``.
 3. **tables**: ``results/headline.md|csv``, the README's compact ``results/headline_summary.md`` (and ``results/headline_runs.csv``, one row per run):
    every localization, counting and ESC-like metric as the mean over the seeds with its
+   hierarchical 95 % interval (:func:`dmc.localization.bootstrap.hierarchical_difference`: the seeds drawn
+   with replacement, then each drawn seed's clips) and, in a last table, its
    clip-bootstrap 95 % interval (:mod:`dmc.localization.bootstrap`: the clips drawn with replacement, the
    same draw for every seed and method; 2000 replicates from fixed seeds), and DMC minus each
    baseline, paired by clip and seed, with the interval of the difference and the number of
    seeds in which the difference is positive. A difference is called a difference only when
-   its interval excludes 0.
+   its hierarchical interval excludes 0. ``results/headline_multi.md|csv``: the same over the
+   multi-source corpus (:mod:`dmc.studies.headline_multi`).
 """
 
 from __future__ import annotations
@@ -41,11 +46,15 @@ import yaml
 from dmc.localization import bootstrap as B
 from dmc.atomic import atomic_file
 from dmc.pipeline.heldout import COUNT_METHODS, ESC_METHODS, LOC_METHODS, count_sums, esc_sums
+from dmc.studies.headline_multi import MULTI_RUNS_DIR
+from dmc.studies.headline_multi import load_runs as load_multi_runs
+from dmc.studies.headline_multi import write as write_multi
 
 DEFAULT = "default"
 OUT = Path("results")
 RUNS_DIR = OUT / "headline_runs"
 BOOT_SEED = {"loc": 0, "count": 1, "esc": 2}   # default_rng seeds of the three clip draws
+HIER_SEED = {"loc": 10, "count": 11, "esc": 12}   # default_rng seeds of the hierarchical draws (seeds, then clips)
 
 LOC_ROWS = [  # (label, configuration, method of dmc.pipeline.heldout)
     ("DMC", DEFAULT, "dmc"),
@@ -63,6 +72,7 @@ COUNT_ROWS = [
     ("random init, BatchNorm recalibrated", DEFAULT, "random_init_bn"),
     ("random init, BatchNorm inactive (running mean 0 / var 1; the earlier baseline)", DEFAULT, "random_init"),
     ("control: shuffled audio", DEFAULT, "shuffled_audio"),
+    ("visible-object count (every drawn object; cut points fitted on train + val)", DEFAULT, "visible_count"),
     ("majority count (training corpus, train + val)", DEFAULT, "majority"),
     ("best constant count (the test corpus's own majority)", DEFAULT, "best_constant"),
 ]
@@ -264,6 +274,32 @@ def score_runs(params: dict, runs: list[Run], args, log=print) -> None:
         d = json.loads(done.read_text())
         d.update({"experiment": r.name, "rev": r.rev, "model_md5": r.model_md5, "config": r.config, "seed": r.seed})
         done.write_text(json.dumps(d, indent=2) + "\n")
+    if getattr(args, "multi_decoded", None) and (Path(args.multi_decoded) / "index.csv").is_file():
+        score_multi(params, runs, args, device, log)
+
+
+def score_multi(params: dict, runs: list[Run], args, device, log=print) -> None:
+    """Score each run's model on the multi-source corpus (dmc.pipeline.heldout_multi.run: the mapping and
+    cut points fitted on the training corpus's train + val pairs), unless already scored. The mapping is
+    written beside a model file (``--models-dir``) or, for a model in the DVC cache, into the run's folder."""
+    from dmc.config import Params
+    from dmc.localization.mapping_file import mapping_path
+    from dmc.pipeline.heldout_multi import run as multi_run
+
+    for r in runs:
+        out = Path(args.multi_runs_dir) / f"{r.config}_s{r.seed}"
+        done = out / "details.json"
+        if done.is_file() and json.loads(done.read_text()).get("model_md5") == r.model_md5 and not args.rescore:
+            continue
+        model = Path(r.path) if r.path else cache_path(r.model_md5)
+        mapping = mapping_path(model) if r.path else out.parent / f"{out.name}.class_mapping.json"
+        log(f"headline: scoring {r.config} seed {r.seed} on the multi-source corpus")
+        multi_run(Params.from_dict(run_params(params, r)), args.decoded, args.multi_decoded, model,
+                  params["data"]["ground_truth"], args.multi_ground_truth, args.stems, mapping, out,
+                  out / "metrics.json", device, log=log)
+        d = json.loads(done.read_text())
+        d.update({"experiment": r.name, "rev": r.rev, "model_md5": r.model_md5, "config": r.config, "seed": r.seed})
+        done.write_text(json.dumps(d, indent=2) + "\n")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -290,6 +326,20 @@ def _sums(kind: str, run: dict, method: str, units: list):
     return (count_sums if kind == "count" else esc_sums)(frame, method)
 
 
+def _has(kind: str, run: dict, method: str) -> bool:
+    """Whether a scored run holds the method (runs scored by earlier code lack the newer count rows)."""
+    if kind == "loc":
+        return f"{method}_pointing" in run["pairs"]
+    frame = run["clips"] if kind == "count" else run["esc"]
+    return frame is not None and f"pred_{method}" in frame
+
+
+def _zero(sums):
+    """The same units with zero numerators: A - zero is A's level (a level's hierarchical interval)."""
+    num, den = sums
+    return np.zeros_like(np.asarray(num, dtype=np.float64)), den
+
+
 def _units(kind: str, runs: dict) -> list:
     first = next(iter(runs.values()))
     if kind == "loc":
@@ -307,18 +357,23 @@ def tables(runs: dict, replicates: int = B.REPLICATES) -> tuple[pd.DataFrame, pd
             continue
         units = _units(kind, runs)
         counts = B.draw_counts(len(units), replicates, BOOT_SEED[kind])
-        per = {}
+        per, degenerate = {}, {}
         for label, config, method in rows:
-            seeds = sorted(s for c, s in runs if c == config)
+            seeds = sorted(s for c, s in runs if c == config and _has(kind, runs[(c, s)], method))
             if not seeds:
                 continue
             per[label] = {s: _sums(kind, runs[(config, s)], method, units) for s in seeds}
+            degenerate[label] = kind == "count" and any(
+                runs[(config, s)]["details"].get("count_degenerate", {}).get(method) for s in seeds)
             point, reps = B.seed_mean(list(per[label].values()), counts)
+            hier = B.hierarchical_difference(list(per[label].values()), [_zero(x) for x in per[label].values()],
+                                             replicates, HIER_SEED[kind])
             for j, m in enumerate(metrics):
                 lo, hi = B.interval(reps[:, j])
                 levels.append({"kind": kind, "row": label, "config": config, "method": method, "metric": m,
                                "n_seeds": len(seeds), "seeds": " ".join(map(str, seeds)), "n_units": len(units),
-                               "mean": point[j], "lo": lo, "hi": hi})
+                               "mean": point[j], "lo": hier.lo[j], "hi": hier.hi[j], "clip_lo": lo, "clip_hi": hi,
+                               "degenerate": degenerate[label]})
         dmc = per.get("DMC", {})
         for label, _, _ in rows[1:]:
             if label not in per:
@@ -328,13 +383,19 @@ def tables(runs: dict, replicates: int = B.REPLICATES) -> tuple[pd.DataFrame, pd
                 continue
             point, reps, per_seed = B.paired_difference([dmc[s] for s in common], [per[label][s] for s in common],
                                                         counts)
+            hier = B.hierarchical_difference([dmc[s] for s in common], [per[label][s] for s in common], replicates,
+                                             HIER_SEED[kind])
             for j, m in enumerate(metrics):
                 lo, hi = B.interval(reps[:, j])
+                h_lo, h_hi = hier.lo[j], hier.hi[j]
                 diffs.append({"kind": kind, "baseline": label, "metric": m, "n_seeds": len(common),
-                              "seeds": " ".join(map(str, common)), "diff": point[j], "lo": lo, "hi": hi,
+                              "seeds": " ".join(map(str, common)), "diff": point[j], "lo": h_lo, "hi": h_hi,
+                              "clip_lo": lo, "clip_hi": hi,
                               "seeds_positive": int((per_seed[:, j] > 0).sum()),
                               "seeds_negative": int((per_seed[:, j] < 0).sum()),
-                              "reading": "DMC higher" if lo > 0 else "DMC lower" if hi < 0 else "no difference resolved"})
+                              "degenerate": degenerate.get(label, False) or degenerate.get("DMC", False),
+                              "reading": "DMC higher" if h_lo > 0 else "DMC lower" if h_hi < 0
+                              else "no difference resolved"})
     return pd.DataFrame(levels), pd.DataFrame(diffs)
 
 
@@ -354,8 +415,9 @@ def markdown(levels: pd.DataFrame, diffs: pd.DataFrame, runs: dict, frozen: str 
     lines = ["# Headline: DMC, its baselines and controls on the untouched test corpus", "",
              f"Test corpus: {det['clips']} clips from its own seed (`synth.test_seed`), "
              f"{det['pairs_with_sounding_region']} (frame, audio segment) pairs with a sounding object; "
-             "no choice read it. Mean over the seeds of each row [clip-bootstrap 95 % interval: "
-             f"{B.REPLICATES} replicates, clips drawn with replacement, the same draws for every seed and row]. "
+             "no choice read it. Mean over the seeds of each row [hierarchical 95 % interval: "
+             f"{B.REPLICATES} replicates, the seeds drawn with replacement, then each drawn seed's clips, "
+             "paired by seed and clip; the clip-bootstrap intervals, seeds held fixed, are in the last table]. "
              "Made by `python -m dmc.studies.headline` from the runs in `results/headline_runs.csv`"
              + (f"; the default was frozen at commit {frozen}." if frozen else "."), ""]
     for kind, title in KIND_TITLES.items():
@@ -368,10 +430,11 @@ def markdown(levels: pd.DataFrame, diffs: pd.DataFrame, runs: dict, frozen: str 
         for row in dict.fromkeys(lv.row):
             r = lv[lv.row == row].set_index("metric")
             lines.append(f"| {row} | {r.n_seeds.iloc[0]} | " + " | ".join(
-                _ci(r.loc[m, "mean"], r.loc[m, "lo"], r.loc[m, "hi"]) for m in metrics) + " |")
+                "degenerate" if _is_degenerate(r.loc[m]) else _ci(r.loc[m, "mean"], r.loc[m, "lo"], r.loc[m, "hi"])
+                for m in metrics) + " |")
         d = diffs[diffs.kind == kind] if len(diffs) else diffs
         if len(d):
-            lines += ["", "DMC minus each row, paired by clip and seed [95 % interval of the difference] "
+            lines += ["", "DMC minus each row, paired by seed and clip [hierarchical 95 % interval of the difference] "
                           "(seeds with DMC above / below):", "",
                       "| DMC minus | seeds | " + " | ".join(METRIC_NAMES[m] for m in metrics) + " |",
                       "|---|---|" + "---|" * len(metrics)]
@@ -380,13 +443,38 @@ def markdown(levels: pd.DataFrame, diffs: pd.DataFrame, runs: dict, frozen: str 
                 cells = []
                 for m in metrics:
                     x = r.loc[m]
+                    if _is_degenerate(x):
+                        cells.append("degenerate")
+                        continue
                     mark = "**" if x.lo > 0 or x.hi < 0 else ""
                     cells.append(f"{mark}{_ci(x['diff'], x.lo, x.hi, True)}{mark} ({x.seeds_positive}/{x.seeds_negative})")
                 lines.append(f"| {b} | {r.n_seeds.iloc[0]} | " + " | ".join(cells) + " |")
         lines.append("")
-    lines += ["Bold: the interval of the difference excludes 0 (only then is a difference claimed).", ""]
+    lines += ["Bold: the hierarchical interval of the difference excludes 0 (only then is a difference claimed). "
+              "`degenerate`: every clip got the same count score in some seed (uniform assignments: the count "
+              "is a constant), so the row is not a counting result.", ""]
     lines += targets(levels, diffs)
+    lines += clip_table(diffs)
     return "\n".join(lines) + "\n"
+
+
+def _is_degenerate(x) -> bool:
+    return bool(x.get("degenerate", False)) if hasattr(x, "get") else False
+
+
+def clip_table(diffs: pd.DataFrame) -> list[str]:
+    """The last table: every difference with its clip-bootstrap interval (seeds held fixed) beside the
+    hierarchical one, so the seed-to-seed spread can be seen."""
+    if not len(diffs) or "clip_lo" not in diffs:
+        return []
+    out = ["## Clip-bootstrap intervals (seeds held fixed) beside the hierarchical ones", "",
+           "| kind | DMC minus | metric | difference | clip bootstrap | hierarchical | seeds above / below |",
+           "|---|---|---|---|---|---|---|"]
+    for _, x in diffs.iterrows():
+        out.append(f"| {x.kind} | {x.baseline} | {METRIC_NAMES[x.metric]} | {x['diff']:+.3f} | "
+                   f"[{x.clip_lo:+.3f}, {x.clip_hi:+.3f}] | [{x.lo:+.3f}, {x.hi:+.3f}] | "
+                   f"{x.seeds_positive}/{x.seeds_negative} |")
+    return out + [""]
 
 
 def _level(levels, kind, row, metric):
@@ -422,11 +510,15 @@ def targets(levels: pd.DataFrame, diffs: pd.DataFrame) -> list[str]:
           (("loc", "pointing"), ("loc", "ciou50"), ("loc", "auc"), ("count", "acc"))]
     nc = [(x.metric, x) for x in nc if x is not None]
     row("DMC vs no clustering, localization and counting", "difference reported with its interval",
-        "; ".join(f"{METRIC_NAMES[m]} {_ci(x['diff'], x.lo, x.hi, True)}" for m, x in nc) or "–",
+        "; ".join(f"{METRIC_NAMES[m]} " + ("degenerate" if _is_degenerate(x) else _ci(x['diff'], x.lo, x.hi, True))
+                  for m, x in nc) or "–",
         None if not nc else True)
     c = _diff(diffs, "count", _row_label(COUNT_ROWS, "best_constant"), "acc")
     row("counting − best constant count", "≥ +0.2", _ci(c["diff"], c.lo, c.hi, True) if c is not None else "–",
         None if c is None else bool(c["diff"] >= 0.2))
+    v = _diff(diffs, "count", _row_label(COUNT_ROWS, "visible_count"), "acc")
+    row("counting − visible-object count (issue 33)", "> 0, interval excluding 0",
+        _ci(v["diff"], v.lo, v.hi, True) if v is not None else "–", None if v is None else bool(v.lo > 0))
     e = _diff(diffs, "esc", _row_label(ESC_ROWS, "random_init_bn"), "acc")
     row("ESC-like DMC − BN-recalibrated random init", "reported with its interval",
         _ci(e["diff"], e.lo, e.hi, True) if e is not None else "–", None if e is None else True)
@@ -461,6 +553,11 @@ def main(argv=None) -> int:
     ap.add_argument("--test-decoded", default="data/decoded_test")
     ap.add_argument("--test-ground-truth", default="data/synth_test/ground_truth")
     ap.add_argument("--esc50", default="data/evalsets/esc50")
+    ap.add_argument("--multi-decoded", default="data/decoded_multi",
+                    help="the multi-source test corpus, decoded ('' or missing: not scored)")
+    ap.add_argument("--multi-ground-truth", default="data/synth_multi/ground_truth")
+    ap.add_argument("--stems", default="data/synth_multi/stems")
+    ap.add_argument("--multi-runs-dir", default=str(MULTI_RUNS_DIR))
     ap.add_argument("--runs-dir", default=str(RUNS_DIR))
     ap.add_argument("--out-dir", default=str(OUT))
     ap.add_argument("--frozen", help="the commit at which the default was frozen (written into the table)")
@@ -493,6 +590,10 @@ def main(argv=None) -> int:
         return 1
     write(runs, Path(args.out_dir), runs_list, args.frozen)
     log(f"headline: {len(runs)} runs -> {Path(args.out_dir) / 'headline.md'}")
+    multi = load_multi_runs(Path(args.multi_runs_dir))
+    if multi:
+        write_multi(multi, runs, Path(args.out_dir))
+        log(f"headline: {len(multi)} multi-source runs -> {Path(args.out_dir) / 'headline_multi.md'}")
     return 0
 
 

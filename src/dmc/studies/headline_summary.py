@@ -2,7 +2,7 @@
 
 One row per method and one column per headline metric (the untouched test corpus's pointing,
 cIoU@0.5 and AUC, counting accuracy, ESC-like accuracy), each cell the mean over seeds with its
-clip-bootstrap 95 % interval as :mod:`dmc.studies.headline` wrote them; the row "DMC − no
+hierarchical 95 % interval (seeds, then clips) as :mod:`dmc.studies.headline` wrote them; the row "DMC − no
 clustering" holds the paired differences, bold when the interval excludes 0. Nothing is
 computed here: every cell is copied from a table of headline.md (so both show the same
 rounding), and the README (which includes
