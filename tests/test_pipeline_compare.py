@@ -269,15 +269,20 @@ def test_done_runs_are_reused_not_queued(repo, params):
 def test_only_the_missing_runs_are_queued(repo, params):
     """Seeds 0-2: seed 2 of both settings is missing (exp-other-lr has another lr); seed 2 of the
     default is already queued (exp_show), so only the change's seed 2 is queued, then the queue runs.
-    The fake runner makes no run: the table is written from seeds 0 and 1 and names the runs left out."""
+    The run fails: the table is still written from seeds 0 and 1 and names the runs left out."""
     calls = []
     rows = [{"rev": "workspace", "typ": "baseline", "Experiment": None, "State": None,
              "seed": 0, "train.clusters": 10},
             {"rev": "abc", "typ": "baseline", "Experiment": None, "State": None, "seed": 0, "train.clusters": 10},
             {"rev": "q1", "typ": "branch_commit", "Experiment": "q1", "State": "Queued", "seed": 2,
              "train.clusters": 10}]
+    def runner(cmd, cwd, log):          # `dvc exp run --run-all` fails when an experiment fails
+        calls.append(cmd)
+        if "--run-all" in cmd:
+            raise C.CompareError("`dvc exp run --run-all --jobs 2` failed with exit status 1: ERROR: failed to reproduce")
+
     out = C.run_compare(params, ["train.clusters=5"], 3, jobs=2, cwd=repo, rows=lambda cwd, log: rows,
-                        runner=lambda cmd, cwd, log: calls.append(cmd), log=lambda m: None, replicates=100)
+                        runner=runner, log=lambda m: None, replicates=100)
     assert calls == [["dvc", "exp", "run", "--queue", "-S", "seed=2", "-S", "train.clusters=5"],
                      ["dvc", "exp", "run", "--run-all", "--jobs", "2"]]
     md = (out / "compare.md").read_text()

@@ -269,7 +269,10 @@ def run_compare(params: dict, sets: list[str], n_seeds: int = 5, jobs: int | Non
                 runner(queue_command(Run(c, s, dict(configs[c]))), cwd, log)
         j = jobs or default_jobs(len(missing))
         log(f"compare: {len(missing)} runs to make ({len(missing) - len(busy & set(missing))} queued now), {j} at once")
-        runner(run_command(j), cwd, log)
+        try:
+            runner(run_command(j), cwd, log)
+        except DmcError as exc:      # one failed experiment: the others are still compared
+            log(f"compare: {exc}")
         done = find_done(params, configs, seeds, cwd, log)
     failed = [(c, s) for s in seeds for c in configs if (c, s) not in done]
     paired = [s for s in seeds if (DEFAULT, s) in done and (CHANGE, s) in done]
