@@ -98,7 +98,7 @@ STEPS: tuple[Step, ...] = (
          params=("seed", "model", "decode", "train.clusters", "train.dim", "train.iterations",
                  "train.temperature", "train.squash", "train.cluster_init", "train.margin", "train.batch_size",
                  "train.epochs", "train.lr", "train.weight_decay", "train.schedule", "train.warmup_steps", "train.val_fraction",
-                 "train.test_fraction", "train.amp", "train.compile"),
+                 "train.test_fraction", "train.amp", "train.compile", "train.portable", "train.portable_threads"),
          ignored=("train.device", "train.num_workers", "train.checkpoint_every")),
     Step("evalset", commands=("evalset",), rules=("evalset_logmel",),
          targets=(f"{EVALSET_DIR}/${{key}}/logmel.npy",), deps=("${item}",), outs=(Out(f"{EVALSET_DIR}/${{key}}"),),
