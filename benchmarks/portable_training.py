@@ -12,6 +12,8 @@ falls on both), ``--repeats`` workers per mode. A worker runs ``--warmup`` steps
 ``--steps`` steps one by one; a mode's figure is the median over its workers of their median step
 time. The ratio portable / fast is given from those medians and as the median of the
 per-pair ratios (worker i of one mode against worker i of the other, run next to each other).
+The CPU time of each step (all the process's threads) is given beside the wall-clock time: on a
+machine busy with other work the wall-clock time of a step also measures the others' load.
 
 Writes benchmarks/results/<host>/portable_training.json: commit, date, CPU model, core count, load
 average before and after, every worker's step times and the summary.
@@ -94,10 +96,10 @@ def worker(mode: str, steps: int, warmup: int, params_path: Path) -> dict:
         trainer = Trainer(p, decoded, Path(tmp) / "m.pt", Path(tmp) / "log.csv", Path(tmp) / "ck")
         batches = epoch_batches(len(trainer.train_set), t["batch_size"], p["seed"], 0, 0, 1)[:warmup + steps]
         assert len(batches) == warmup + steps, f"{len(batches)} batches"
-        times = []
+        times, cpu = [], []
         it = iter(trainer.loader(trainer.train_set, batches))
         for i in range(warmup + steps):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             frames, mel, vids = next(it)
             loss, _, _ = trainer.batch_loss(frames, mel, vids, step_generator(p["seed"], i))
             trainer.opt.zero_grad(set_to_none=True)
@@ -105,8 +107,10 @@ def worker(mode: str, steps: int, warmup: int, params_path: Path) -> dict:
             trainer.opt.step()
             if i >= warmup:
                 times.append(time.perf_counter() - t0)
+                cpu.append(time.process_time() - c0)
         return {"mode": mode, "training": trainer.training, "batch_size": t["batch_size"],
                 "preset": p["model"]["preset"], "step_s": times, "median_step_s": statistics.median(times),
+                "cpu_step_s": cpu, "median_cpu_step_s": statistics.median(cpu),
                 "torch_threads": torch.get_num_threads()}
 
 
@@ -143,12 +147,14 @@ def main() -> None:
             res = run_worker(mode, args)
             res["repeat"] = r
             runs.append(res)
-            print(f"repeat {r} {mode:8s} median step {res['median_step_s'] * 1e3:7.1f} ms "
-                  f"({res['training'].get('threads')} threads)", file=sys.stderr)
+            print(f"repeat {r} {mode:8s} median step {res['median_step_s'] * 1e3:7.1f} ms, CPU "
+                  f"{res['median_cpu_step_s'] * 1e3:7.1f} ms ({res['training'].get('threads')} threads)", file=sys.stderr)
     med = {m: statistics.median(x["median_step_s"] for x in runs if x["mode"] == m) for m in MODES}
     pairs = [p["median_step_s"] / f["median_step_s"] for p, f in
              zip((x for x in runs if x["mode"] == "portable"), (x for x in runs if x["mode"] == "fast"))]
-    summary = {"median_step_s": med, "samples_per_s": {m: runs[0]["batch_size"] / v for m, v in med.items()},
+    cpu_med = {m: statistics.median(x["median_cpu_step_s"] for x in runs if x["mode"] == m) for m in MODES}
+    summary = {"median_step_s": med, "median_cpu_step_s": cpu_med,
+               "cpu_ratio_portable_over_fast": cpu_med["portable"] / cpu_med["fast"], "samples_per_s": {m: runs[0]["batch_size"] / v for m, v in med.items()},
                "ratio_portable_over_fast": med["portable"] / med["fast"],
                "ratio_median_of_pairs": statistics.median(pairs), "ratios_per_pair": pairs,
                "portable_default_if_at_most": 2.0}
@@ -162,7 +168,8 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"portable / fast step time: {summary['ratio_portable_over_fast']:.2f} (median of pairs "
-          f"{summary['ratio_median_of_pairs']:.2f}); fast {med['fast'] * 1e3:.1f} ms, portable "
+          f"{summary['ratio_median_of_pairs']:.2f}), CPU time {summary['cpu_ratio_portable_over_fast']:.2f}; "
+          f"fast {med['fast'] * 1e3:.1f} ms, portable "
           f"{med['portable'] * 1e3:.1f} ms per step of {runs[0]['batch_size']}; {out}", file=sys.stderr)
 
 
