@@ -35,6 +35,11 @@ Residual dependencies, not pinned here: the software (torch's wheel, pinned by r
 and glibc's libm (its FMA variants of ``exp``/``log`` are chosen by CPUID; every x86-64 CPU with
 AVX2 has FMA, so AVX2 hosts agree, and the test masks them too: docs/reproducibility.md).
 
+The inference steps (``dmc extract``, ``dmc localize``, ``dmc heldout``) take the same pins from
+``train.portable`` (:func:`pin_step`): the model's features, heat maps and metrics are computed
+with the same kernels on every CPU. The SVMs of ``dmc evaluate`` run in scikit-learn (liblinear and
+numpy: not pinned here).
+
 CUDA training is not pinned: it stays fast (cuDNN autotuning, bf16 autocast) and is reproducible
 per GPU model and software stack only.
 """
@@ -66,6 +71,18 @@ def pin_environment(train: dict) -> None:
     ``train.portable`` is on and the training may run on the CPU; call it before torch's first use."""
     if wanted(train) and train.get("device", "auto") != "cuda":
         os.environ.update(environment(int(train["portable_threads"])))
+
+
+def pin_step(train, device_setting: str) -> dict:
+    """The inference steps' pin (``dmc extract``, ``dmc localize``, ``dmc heldout``): the portable
+    mode of params' ``train`` section (a :class:`dmc.config.Train`; only ``portable`` and
+    ``portable_threads`` are read) for a step that runs on ``device_setting`` (its own device key).
+    Sets the environment (call it before torch's first use) and returns the settings for
+    :func:`apply` once the device is known, so that the features, heat maps and metrics of the
+    portable model are the same bytes on any CPU too."""
+    settings = {"portable": train.portable, "portable_threads": train.portable_threads, "device": device_setting}
+    pin_environment(settings)
+    return settings
 
 
 def apply(train: dict, device_type: str) -> None:

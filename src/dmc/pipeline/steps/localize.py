@@ -21,12 +21,16 @@ def add_parsers(sub) -> None:
 
 
 def run(args, cfg):
+    from dmc.model import portable
+
+    pins = portable.pin_step(cfg.train, cfg.localize.device)   # train.portable: before torch's first call
     from dmc.io.shards import list_videos
     from dmc.localization.localize import localize_benchmark, localize_videos
     from dmc.localization.writing import write_localization
     from dmc.model.training import pick_device
 
     device = pick_device(cfg.localize.device)
+    portable.apply(pins, device.type)
     if args.video:
         src = Path(args.video)
         if src.is_dir():
