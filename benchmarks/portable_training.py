@@ -16,7 +16,8 @@ The CPU time of each step (all the process's threads) is given beside the wall-c
 machine busy with other work the wall-clock time of a step also measures the others' load.
 
 Writes benchmarks/results/<host>/portable_training.json: commit, date, CPU model, core count, load
-average before and after, every worker's step times and the summary.
+average before and after, every worker's step times and the summary; and its summary as a Markdown
+table, portable_training.md beside it.
 
 ``python benchmarks/portable_training.py [--repeats 5] [--steps 20] [--host NAME]`` (``make bench-portable``)
 """
@@ -114,6 +115,26 @@ def worker(mode: str, steps: int, warmup: int, params_path: Path) -> dict:
                 "torch_threads": torch.get_num_threads()}
 
 
+# -- report ------------------------------------------------------------------------------------------
+def markdown(result: dict) -> str:
+    """The summary as a Markdown table (portable_training.md beside the JSON, which the docs link)."""
+    s = result["summary"]
+    rows = [("median step, wall clock (s)", s["median_step_s"]["fast"], s["median_step_s"]["portable"],
+             s["ratio_portable_over_fast"]),
+            ("median step, CPU time of the process (s)", s["median_cpu_step_s"]["fast"],
+             s["median_cpu_step_s"]["portable"], s["cpu_ratio_portable_over_fast"])]
+    lines = [f"Training step of the embedded default ({result['preset']}, batch {result['batch_size']}) on "
+             f"{result['cpu_model']} ({result['cores']} cores), commit {result['commit'][:12]}, {result['date']}: "
+             f"{result['repeats']} workers per mode, interleaved, {result['steps']} timed steps each; load average "
+             f"{result['load_average_before'][0]:.1f} before, {result['load_average_after'][0]:.1f} after.", "",
+             "| | fast | portable | portable / fast |", "|---|---:|---:|---:|"]
+    lines += [f"| {name} | {f:.3f} | {p:.3f} | {r:.2f} |" for name, f, p, r in rows]
+    lines += ["", f"Median of the per-pair wall-clock ratios: {s['ratio_median_of_pairs']:.2f}. Portable by "
+              f"default if the ratio is at most {s['portable_default_if_at_most']:g}: "
+              f"{'yes' if s['portable_within_2x'] else 'no'}.", ""]
+    return "\n".join(lines)
+
+
 # -- driver ------------------------------------------------------------------------------------------
 def run_worker(mode: str, args) -> dict:
     env = dict(os.environ)
@@ -134,7 +155,11 @@ def main() -> None:
     ap.add_argument("--host", help="results folder name (default: from the CPU model and core count)")
     ap.add_argument("--out", type=Path, help="output JSON (default benchmarks/results/<host>/portable_training.json)")
     ap.add_argument("--worker", choices=MODES, help=argparse.SUPPRESS)
+    ap.add_argument("--markdown-from", type=Path, help="only rewrite the Markdown summary of this JSON")
     args = ap.parse_args()
+    if args.markdown_from:
+        args.markdown_from.with_suffix(".md").write_text(markdown(json.loads(args.markdown_from.read_text())))
+        return
     if args.worker:
         print(json.dumps(worker(args.worker, args.steps, args.warmup, args.params)))
         return
@@ -167,6 +192,7 @@ def main() -> None:
               "steps": args.steps, "warmup": args.warmup, "summary": summary, "runs": runs}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
+    out.with_suffix(".md").write_text(markdown(result))
     print(f"portable / fast step time: {summary['ratio_portable_over_fast']:.2f} (median of pairs "
           f"{summary['ratio_median_of_pairs']:.2f}), CPU time {summary['cpu_ratio_portable_over_fast']:.2f}; "
           f"fast {med['fast'] * 1e3:.1f} ms, portable "

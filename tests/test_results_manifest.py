@@ -148,14 +148,14 @@ def test_cli_verify_only_results_names_the_mode_and_exits_1(run, capsys):
 
 
 def test_the_committed_results_manifest_is_the_committed_run():
-    """results/manifest/results.tsv holds the model of dvc.lock (written by `dmc verify --write --only
-    results` after `dvc repro`; the committed run is the portable mode's)."""
+    """results/manifest/results.tsv holds the model of dvc.lock and the committed metrics files (written
+    by `dmc verify --write --only results` after `dvc repro`), trained in the mode params.yaml names."""
     _, entries = M.read_manifest(ROOT / M.MANIFEST_DIR / "results.tsv")
     lock = yaml.safe_load((ROOT / "dvc.lock").read_text())
     md5 = {o["path"]: o["md5"] for st in lock["stages"].values() for o in st.get("outs", [])}
     (model,) = [e for e in entries if e.path == "models/dmc.pt"]
     assert model.md5 == md5["models/dmc.pt"]
-    assert model.parts["training"] == "portable"
+    assert model.parts["training"] == ("portable" if load_default_params()["train"]["portable"] else "fast")
     committed = {e.path: e for e in entries}
     for rel in ("results/metrics.json", "results/localization_metrics.json", "results/heldout_metrics.json",
                 "results/train/metrics.json"):
