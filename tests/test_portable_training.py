@@ -153,3 +153,46 @@ def test_the_thread_count_is_part_of_the_portable_run(setup):
     one = train(setup, "threads1", True, threads=1)
     assert one["training"]["threads"] == 1 and two["training"]["threads"] == 2
     assert one["weights"] != two["weights"]
+
+
+def test_the_environment_and_the_missing_pins_are_named():
+    from dmc.model import portable
+
+    assert portable.environment(3) == {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE",
+                                       "MKL_DYNAMIC": "FALSE", "OMP_DYNAMIC": "FALSE", "OMP_NUM_THREADS": "3",
+                                       "MKL_NUM_THREADS": "3"}
+    full = {"mode": "portable", "threads": 3, "interop_threads": 1, "cpu_capability": "DEFAULT", "onednn": False,
+            "nnpack": False, "mkl_cbwr": "COMPATIBLE", "mkl_dynamic": "FALSE", "omp_dynamic": "FALSE",
+            "deterministic": True, "float32_matmul_precision": "highest"}
+    assert portable.missing_pins(full, {"portable_threads": 3}) == []
+    assert portable.missing_pins({**full, "cpu_capability": "AVX2", "threads": 2}, {"portable_threads": 3}) == [
+        "threads=2 (wanted 3)", "cpu_capability='AVX2' (wanted 'DEFAULT')"]
+    assert portable.missing_pins({"mode": "fast"}, {"portable_threads": 3}) == []
+    assert portable.describe(full) == ("portable mode (3 threads, ATen DEFAULT, oneDNN off, MKL_CBWR=COMPATIBLE, "
+                                       "torch None)")
+    assert portable.describe(None).startswith("mode not recorded")
+
+
+def test_dmc_train_refuses_a_portable_run_whose_pins_did_not_take(setup, monkeypatch, tmp_path, capsys):
+    """In this test process torch already chose its AVX2 kernels: `dmc train` must stop, naming the pin,
+    rather than record a portable model that is not."""
+    from dmc.model import portable
+    from dmc.pipeline.cli import main
+
+    if torch.backends.cpu.get_cpu_capability() == "DEFAULT":
+        pytest.skip("this CPU has no vector kernels: every process runs ATen's DEFAULT ones")
+    for key, value in portable.environment(2).items():
+        monkeypatch.setenv(key, value)          # restored after the test: the run sets them too
+    p = with_overrides(load_default_params(), train__device="cpu", train__portable=True,
+                       train__epochs=1, train__batch_size=8)
+    write_params(tmp_path / "params.yaml", p)
+    try:
+        code = main(["--params", str(tmp_path / "params.yaml"), "train", "--decoded", str(setup[1]),
+                     "--out", str(tmp_path / "m.pt"), "--train-log", str(tmp_path / "log.csv"),
+                     "--checkpoints", str(tmp_path / "ck")])
+    finally:
+        torch.backends.mkldnn.enabled = True
+        torch.backends.nnpack.set_flags(True)
+    assert code == 1 and not (tmp_path / "m.pt").exists()
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("dmc train: train.portable: pins not in force") and "cpu_capability=" in err
