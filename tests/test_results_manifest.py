@@ -12,7 +12,6 @@ import yaml
 
 from conftest import ROOT, load_default_params, with_overrides, write_params
 from dmc.io import manifest as M
-from dmc.io import results_manifest as R
 from dmc.model.network import DMC
 
 PORTABLE = {"mode": "portable", "device": "cpu", "threads": 2, "cpu_capability": "DEFAULT"}
