@@ -10,7 +10,7 @@ BIN    := $(CURDIR)/$(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 
-.PHONY: docs docs-write gpu-check install hooks demo test benchmark-content-free test-fast test-cluster cluster-deps seeds ablation compare control structure headline heatmap-choice count-choice bench-decode bench-decode-memory bench-evaluate lock clean
+.PHONY: docs docs-write gpu-check install hooks demo test benchmark-content-free test-fast test-cluster cluster-deps seeds ablation compare control structure headline heatmap-choice count-choice bench-decode bench-decode-memory bench-evaluate bench-portable lock clean
 
 install: $(STAMP) hooks
 
@@ -131,6 +131,11 @@ bench-decode-memory: install
 # Extraction + SVM evaluation on an ESC-50-sized set (2000 clips); target < 5 minutes.
 bench-evaluate: install
 	$(BIN)/python benchmarks/evaluate.py
+
+# Portable against fast CPU training (train.portable) on the embedded default's step, side by side:
+# benchmarks/results/<host>/portable_training.json (docs/reproducibility.md)
+bench-portable: install
+	$(BIN)/python benchmarks/portable_training.py
 
 # Refresh the lock after changing dependencies in pyproject.toml.
 lock: install

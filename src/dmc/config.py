@@ -181,6 +181,8 @@ class Train(Section):
     compile: bool
     num_workers: int
     checkpoint_every: int
+    portable: bool               # CPU training whose bytes do not depend on the host (dmc.model.portable)
+    portable_threads: int        # its intra-op threads, whatever the core count
     key_order: tuple = _order()
 
 

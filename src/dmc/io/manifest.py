@@ -19,6 +19,14 @@ data/synth, ``decoded`` = data/decoded, ``evalsets`` = data/evalsets, and the un
 A first line ``# params <json>`` records the params the data depend on (:data:`PARAM_KEYS`); a
 run with other values is not the embedded default and is not compared.
 
+``results/manifest/results.tsv`` (:data:`RESULTS`) covers the run's results, file by file
+(:data:`RESULT_FILES`, paths relative to the repository): the trained model ``models/dmc.pt``
+(parts: the training mode it records, :mod:`dmc.model.portable`, and one digest per weight tensor),
+the metrics JSON files (parts: each key with its value) and the training log (part ``untimed``: the
+log without its timing columns :data:`TIMING_COLUMNS`, which are compared instead of the bytes).
+It records every params section the results depend on (:data:`RESULT_PARAM_KEYS`). Its report names
+the training mode of the model on disk and of the manifest's.
+
 :func:`verify` hashes the current files; a file whose size and SHA-256 match is equal; for any
 other it computes the parts and names the kind of difference (:data:`KINDS`). Given a reference
 copy of the files (``--reference``: the same folders of another run), it also measures them:
@@ -59,8 +67,19 @@ INDEPENDENT = {"synth": _MULTI_ONLY, "decoded": _MULTI_ONLY, "evalsets": (*_MULT
 #: keys added to params after manifests were recorded, with the value their data were made at: a
 #: manifest that does not record the key was made at that value (the code path is unchanged there)
 ADDED = {"synth.mixtures": "none"}
+#: the results manifest: the trained model and the metrics (relative to the repository root)
+RESULTS = "results"
+RESULT_FILES = ("models/dmc.pt", "results/train/metrics.json", "results/train/log.csv", "results/metrics.json",
+                "results/localization_metrics.json", "results/heldout_metrics.json")
+#: params the results depend on (every section but the sweeps), and keys among them that do not
+#: change a result (devices: the model records where it was trained; workers; checkpoint frequency)
+RESULT_PARAM_KEYS = ("seed", "data", "synth", "decode", "model", "train", "features", "evaluate", "localize")
+RESULT_IGNORED = ("train.device", "train.num_workers", "train.checkpoint_every", "features.device", "localize.device")
+#: the training log's wall-clock columns (dmc.model.training.LOG_FIELDS): left out of its comparison
+TIMING_COLUMNS = ("seconds", "samples_per_s")
 #: kinds of difference, as :class:`Difference` names them
-KINDS = ("missing", "extra", "container", "video", "audio", "streams", "array", "npy header", "bytes")
+KINDS = ("missing", "extra", "container", "video", "audio", "streams", "array", "npy header", "bytes", "model",
+         "metrics", "log")
 #: file names left out, as DVC leaves them out (.dvcignore): Snakemake's marker in folder outputs
 IGNORED_NAMES = (".snakemake_timestamp",)
 _CHUNK = 1 << 20
@@ -209,16 +228,16 @@ def build(folder: Path, with_parts: bool = True) -> list[Entry]:
     return entries
 
 
-def params_record(params: dict) -> dict:
-    return {k: params[k] for k in PARAM_KEYS if k in params}
+def params_record(params: dict, keys=PARAM_KEYS) -> dict:
+    return {k: params[k] for k in keys if k in params}
 
 
-def write_manifest(path: Path, entries: list[Entry], params: dict | None = None) -> None:
+def write_manifest(path: Path, entries: list[Entry], params: dict | None = None, keys=PARAM_KEYS) -> None:
     from dmc.atomic import atomic_file
 
     with atomic_file(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         if params is not None:
-            fh.write("# params " + json.dumps(params_record(params), sort_keys=True) + "\n")
+            fh.write("# params " + json.dumps(params_record(params, keys), sort_keys=True) + "\n")
         w = csv.writer(fh, delimiter="\t", lineterminator="\n")
         w.writerow(COLUMNS)
         for e in entries:
@@ -349,12 +368,13 @@ def compare(folder: Path, entries: list[Entry], label: str, reference: Path | No
     return len(set(present) | set(recorded)), diffs
 
 
-def _differing_params(recorded: dict | None, params: dict, depends=PARAM_KEYS, independent=()) -> list[str]:
-    """Keys (under the sections or keys ``depends``, less ``independent``) whose value differs from
-    the recorded one; a key the record lacks counts at its :data:`ADDED` value."""
+def _differing_params(recorded: dict | None, params: dict, depends=PARAM_KEYS, independent=(), keys=PARAM_KEYS,
+                      ignored=()) -> list[str]:
+    """Keys (under the sections or keys ``depends``, less ``independent`` and ``ignored``) whose value
+    differs from the recorded one; a key the record lacks counts at its :data:`ADDED` value."""
     if recorded is None:
         return []
-    now = params_record(params)
+    now = params_record(params, keys)
     out = []
     for section in sorted(set(recorded) | set(now)):
         a, b = recorded.get(section), now.get(section)
@@ -364,7 +384,8 @@ def _differing_params(recorded: dict | None, params: dict, depends=PARAM_KEYS, i
             keys = [f"{section}.{k}" for k in sorted(was) if was[k] != b.get(k, missing)]
         else:
             keys = [section] if a != b else []
-        out += [k for k in keys if any(k == d or k.startswith(d + ".") for d in depends) and k not in independent]
+        out += [k for k in keys if any(k == d or k.startswith(d + ".") for d in depends)
+                and k not in independent and k not in ignored]
     return out
 
 
@@ -380,6 +401,13 @@ def verify(root: Path, params: dict, manifest_dir: Path | None = None, reference
     manifest_dir = manifest_dir or root / MANIFEST_DIR
     notes, diffs = [], []
     for name in names:
+        if name == RESULTS:
+            from dmc.io.results_manifest import verify_results
+
+            n, d = verify_results(root, params, manifest_dir, reference)
+            notes += n
+            diffs += d
+            continue
         rec_params, entries = read_manifest(manifest_dir / f"{name}.tsv")
         other = _differing_params(rec_params, params, DEPENDS[name], INDEPENDENT.get(name, ()))
         if other:
@@ -398,6 +426,11 @@ def write_all(root: Path, params: dict, manifest_dir: Path | None = None, names=
     manifest_dir = manifest_dir or root / MANIFEST_DIR
     written = []
     for name in names:
+        if name == RESULTS:
+            from dmc.io.results_manifest import write_results
+
+            written.append(write_results(root, params, manifest_dir))
+            continue
         folder = root / ROOTS[name]
         if not folder.is_dir():
             raise ManifestError(f"{folder}: not found (run the pipeline first: dvc repro)")

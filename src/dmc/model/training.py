@@ -2,7 +2,10 @@
 
 * Device: ``train.device`` = auto (CUDA when present, else CPU), cpu or cuda.  On CUDA:
   bf16 autocast (``train.amp``), channels_last, pinned-memory loaders, optional
-  ``torch.compile`` (``train.compile``); on CPU: deterministic algorithms.
+  ``torch.compile`` (``train.compile``); on CPU: deterministic algorithms, and with
+  ``train.portable`` the pins of :mod:`dmc.model.portable` (oneDNN off, ATen's DEFAULT kernels,
+  MKL_CBWR=COMPATIBLE, ``train.portable_threads`` threads): the same weights on any x86-64 CPU
+  and core count.  The mode and the settings in force are stored with the model (``training``).
 * Distributed: the same command works under ``torchrun --nproc_per_node N`` (DDP; nccl on
   GPU, gloo on CPU).  ``train.batch_size`` is per process; every process sees a disjoint
   slice of each epoch's permutation; only rank 0 logs and writes files.
@@ -37,6 +40,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from dmc.atomic import atomic_file
+from dmc.model import portable
 from dmc.model.dataset import ShardDataset
 from dmc.model.diagnostics import NAMES as SHARPNESS, SharpnessMeter
 from dmc.model.loss import max_margin_loss, mismatch_indices
@@ -118,6 +122,16 @@ class Trainer:
             torch.backends.cudnn.benchmark = True
         else:
             torch.use_deterministic_algorithms(True)
+        # train.portable on the CPU: oneDNN off, fixed threads, ... (dmc.model.portable); the mode and
+        # the settings in force go into the model file, the checkpoint and the metrics
+        portable.apply(self.t, self.device.type)
+        self.training = portable.settings(self.t, self.device.type)
+        self.missing_pins = portable.missing_pins(self.training, self.t)
+        if self.missing_pins:
+            self.training["missing_pins"] = self.missing_pins
+            if self.is_main:
+                print("train: train.portable asked for, but torch ran before its pins in this process: "
+                      + "; ".join(self.missing_pins), file=sys.stderr)
         torch.manual_seed(params["seed"])
 
         # train and val only: what training reads and chooses never depends on the test videos
@@ -171,7 +185,7 @@ class Trainer:
             return
         state = {"fingerprint": self.fp, "step": self.step, "model": self.model.state_dict(),
                  "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
-                 "torch_rng": torch.get_rng_state(), "log": self.log,
+                 "torch_rng": torch.get_rng_state(), "log": self.log, "training": self.training,
                  "epoch_sums": list(self.epoch_sums)}   # this epoch's loss/accuracy sums so far
         with atomic_file(self.ckpt) as tmp:
             torch.save(state, tmp)
@@ -298,7 +312,8 @@ class Trainer:
         train.update({k: self.t[k] for k, v in STRUCTURE_DEFAULTS.items() if self.t.get(k, v) != v})
         cfg = {"model": self.p["model"], "train": train, "decode": self.p["decode"]}
         with atomic_file(self.out_model) as tmp:
-            torch.save({"model": self.model.state_dict(), "config": cfg, "step": self.step}, tmp)
+            torch.save({"model": self.model.state_dict(), "config": cfg, "step": self.step,
+                        "training": self.training}, tmp)
 
 
 def heldout_report(trainer: Trainer, out_json: str | Path) -> dict:
@@ -319,6 +334,10 @@ def heldout_report(trainer: Trainer, out_json: str | Path) -> dict:
                     f"correspondence.{split}.videos": r["videos"],
                     f"correspondence.{split}.segments": r["segments"]})
         out.update({f"clustering.{split}.{m}.{n}": round(r[f"{m}_{n}"], 4) for m in MODALITIES for n in SHARPNESS})
+    # the training mode (1: portable, the same bytes on any CPU; 0: fast) and its intra-op threads
+    out["training.portable"] = int(trainer.training["mode"] == "portable")
+    if "threads" in trainer.training:
+        out["training.threads"] = trainer.training["threads"]
     with atomic_file(out_json) as tmp:
         Path(tmp).write_text(json.dumps(out, indent=2) + "\n")
     return out

@@ -115,7 +115,7 @@ STEPS: tuple[Step, ...] = (
          params=("seed", "model", "decode", "train.clusters", "train.dim", "train.iterations",
                  "train.temperature", "train.squash", "train.cluster_init", "train.margin", "train.batch_size",
                  "train.epochs", "train.lr", "train.weight_decay", "train.schedule", "train.warmup_steps", "train.val_fraction",
-                 "train.test_fraction", "train.amp", "train.compile"),
+                 "train.test_fraction", "train.amp", "train.compile", "train.portable", "train.portable_threads"),
          ignored=("train.device", "train.num_workers", "train.checkpoint_every")),
     Step("evalset", commands=("evalset",), rules=("evalset_logmel",),
          targets=(f"{EVALSET_DIR}/${{key}}/logmel.npy",), deps=("${item}",), outs=(Out(f"{EVALSET_DIR}/${{key}}"),),
@@ -126,7 +126,8 @@ STEPS: tuple[Step, ...] = (
     Step("extract", commands=("extract",), rules=("extract", "extract_all"), targets=("extract_all",),
          deps=(MODEL, EVALSET_DIR), outs=(Out(FEATURES),),
          params=("seed", "model", "train.clusters", "train.dim", "train.iterations", "train.temperature",
-                 "features.layer", "features.pooling", "features.batch_size"),
+                 "features.layer", "features.pooling", "features.batch_size", "train.portable",
+                 "train.portable_threads"),
          # the random-init model is built with the clustering's structure, which the audio features skip
          ignored=("features.device", "train.squash", "train.cluster_init")),
     Step("evaluate", commands=("evaluate",), rules=("evaluate",), targets=("evaluate",),
@@ -143,7 +144,7 @@ STEPS: tuple[Step, ...] = (
                  "synth.height", "data.ground_truth", "localize.heatmap_rule",
                  "localize.agreement_temperature", "localize.ciou_threshold", "localize.center_sigma",
                  "localize.max_sources", "localize.multisource_cuts", "localize.clips_for_overlays",
-                 "localize.batch_size"),
+                 "localize.batch_size", "train.portable", "train.portable_threads"),
          ignored=("localize.device",),
          comment="scores on data.ground_truth (the synthetic boxes, made with the videos, so a change "
                  "of them shows in data/decoded too); with a real corpus (null) heat-map overlays and "
@@ -174,7 +175,7 @@ STEPS: tuple[Step, ...] = (
                  "synth.height", "data.ground_truth", "localize.heatmap_rule", "localize.agreement_temperature",
                  "localize.ciou_threshold", "localize.center_sigma", "localize.max_sources",
                  "localize.multisource_cuts", "localize.batch_size", "features.layer", "features.pooling",
-                 "features.batch_size", "evaluate.C_grid"),
+                 "features.batch_size", "evaluate.C_grid", "train.portable", "train.portable_threads"),
          ignored=("localize.device",),
          comment="inference only: DMC, the baselines and the audio controls on the untouched test corpus "
                  "(per-pair / per-clip tables for dmc.studies.headline's paired clip bootstrap)"),

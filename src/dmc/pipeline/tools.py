@@ -40,24 +40,27 @@ def add_parsers(sub) -> None:
 
 
 def add_verify_parser(sub) -> None:
-    c = sub.add_parser("verify", help="compare data/synth, data/decoded, data/evalsets and the test corpus "
-                                      "(data/synth_test, data/decoded_test) with the committed per-file manifests "
-                                      "(results/manifest) and name each differing file and part")
+    c = sub.add_parser("verify", help="compare data/synth, data/decoded, data/evalsets, the test corpus "
+                                      "(data/synth_test, data/decoded_test) and the results (models/dmc.pt, the "
+                                      "metrics files, the training log without its timing columns) with the "
+                                      "committed per-file manifests (results/manifest) and name each differing "
+                                      "file and part, and the model's training mode")
     c.add_argument("--write", action="store_true", help="write the manifests of the current files instead")
     c.add_argument("--reference", help="a folder holding another run's data/ folders (e.g. another clone): "
                                        "measure each difference (largest absolute difference of arrays and samples)")
     c.add_argument("--manifest-dir", default="results/manifest")
     c.add_argument("--root", default=".", help="the repository whose data/ folders are checked (default: .)")
-    c.add_argument("--only", action="append", choices=["synth", "decoded", "evalsets", "synth_test", "decoded_test"],
+    c.add_argument("--only", action="append", choices=["synth", "decoded", "evalsets", "synth_test", "decoded_test",
+                                                       "results"],
                    help="check (or write) only this manifest; repeatable")
     c.set_defaults(func=verify)
 
 
 def verify(args, p):
-    from dmc.io.manifest import ROOTS, VerifyError, verify as verify_files, write_all
+    from dmc.io.manifest import RESULTS, ROOTS, VerifyError, verify as verify_files, write_all
 
     root = Path(args.root)
-    names = args.only or list(ROOTS)
+    names = args.only or [*ROOTS, RESULTS]
     if args.write:
         # a manifest records the params its data depend on (json): the dict read from params.yaml
         for path in write_all(root, p.as_dict(), Path(args.manifest_dir), names):
@@ -72,7 +75,8 @@ def verify(args, p):
     if diffs:
         kinds = sorted({d.kind for d in diffs})
         raise VerifyError(f"{len(diffs)} file(s) differ from {args.manifest_dir} ({', '.join(kinds)}); "
-                          f"docs/data.md \"Checking a host\" says what each kind means")
+                          f"docs/data.md \"Checking a host\" says what each kind means; docs/reproducibility.md "
+                          f"the model, metrics and log kinds")
     print(f"verify: every file matches {args.manifest_dir}")
 
 

@@ -18,13 +18,18 @@ def add_parsers(sub) -> None:
 
 
 def run(args, cfg):
+    from dmc.model import portable
+
+    pins = portable.pin_step(cfg.train, cfg.features.device)   # train.portable: before torch's first call
     import numpy as np
 
     from dmc.atomic import save_npy
     from dmc.evaluation.features import method_features
     from dmc.model.training import pick_device
 
+    device = pick_device(cfg.features.device)
+    portable.apply(pins, device.type)
     logmel = np.load(args.logmel, mmap_mode="r", allow_pickle=False)
-    feats = method_features(args.method, logmel, cfg, args.model, pick_device(cfg.features.device))
+    feats = method_features(args.method, logmel, cfg, args.model, device)
     save_npy(args.out, feats)
     print(f"extract: {args.dataset}/{args.method}: features {feats.shape} in {args.out}", file=sys.stderr)

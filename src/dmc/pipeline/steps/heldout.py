@@ -19,7 +19,12 @@ def add_parsers(sub) -> None:
 
 
 def run(args, cfg):
+    from dmc.model import portable
+
+    pins = portable.pin_step(cfg.train, cfg.localize.device)   # train.portable: before torch's first call
     from dmc.model.training import pick_device
     from dmc.pipeline.heldout import main_step
 
-    main_step(args, cfg, pick_device(cfg.localize.device))
+    device = pick_device(cfg.localize.device)
+    portable.apply(pins, device.type)
+    main_step(args, cfg, device)

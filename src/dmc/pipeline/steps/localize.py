@@ -66,6 +66,9 @@ def run_published(args, cfg) -> None:
 
 
 def run(args, cfg):
+    from dmc.model import portable
+
+    pins = portable.pin_step(cfg.train, cfg.localize.device)   # train.portable: before torch's first call
     from dmc.io.shards import list_videos
     from dmc.localization.localize import localize_benchmark, localize_videos
     from dmc.localization.writing import write_localization
@@ -74,6 +77,7 @@ def run(args, cfg):
     if args.benchmark:
         return run_published(args, cfg)
     device = pick_device(cfg.localize.device)
+    portable.apply(pins, device.type)
     if args.video:
         src = Path(args.video)
         if src.is_dir():

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from dmc.errors import DmcError
+
 
 def add_parsers(sub) -> None:
     c = sub.add_parser("train", help="train DMC on decoded shards (resumes from the last checkpoint)")
@@ -18,12 +20,26 @@ def add_parsers(sub) -> None:
     c.set_defaults(func=run)
 
 
+class TrainError(DmcError):
+    """Training cannot run as params.yaml asks (a portable run whose pins did not take)."""
+
+
 def run(args, cfg):
+    from dmc.model.portable import pin_environment
+
+    params = cfg.as_dict()
+    # train.portable: the environment of the portable mode before torch's first call in this process
+    # (ATen's kernels and MKL's code path are chosen once, at their first use)
+    pin_environment(params["train"])
     from dmc.model.training import Trainer
 
     metrics = args.metrics or Path(args.train_log).with_name("metrics.json")
     # the Trainer takes the params dict: it hashes it for the checkpoint's fingerprint and stores
     # its sections in the model file, whose bytes stay those of params.yaml's dict
-    last = Trainer(cfg.as_dict(), args.decoded, args.out, args.train_log, args.checkpoints, metrics).fit()
+    trainer = Trainer(params, args.decoded, args.out, args.train_log, args.checkpoints, metrics)
+    if trainer.missing_pins:
+        raise TrainError("train.portable: pins not in force in this process (" + "; ".join(trainer.missing_pins)
+                         + "); the weights would depend on this host")
+    last = trainer.fit()
     print(f"train: done; held-out correspondence accuracy {last['val_acc']:.3f}; model in {args.out}",
           file=sys.stderr)
