@@ -9,6 +9,9 @@ validate_params(config, source="params.yaml")
 
 CODE = {s.name: graph.code_deps(s.name) for s in graph.STEPS}  # computed import closures
 SHARDS = [f"{i:05d}" for i in range(config["decode"]["num_shards"])]
+# threads of a decode job = its worker processes (params compute.decode_workers; --cores caps it)
+from dmc.cores import decode_workers
+DECODE_WORKERS = decode_workers(config)
 DECODED = graph.DECODED
 MODEL = graph.MODEL
 EVALSETS = graph.EVALSET_DIR

@@ -1,5 +1,6 @@
 # Decode the training videos into shards of (frame, log-mel segment) pairs: one job per
-# shard, so `--cores N` (or a cluster) decodes N shards at once; then merge the index.
+# shard, each decoding its clips in DECODE_WORKERS processes (its threads), so `--cores N`
+# runs N / DECODE_WORKERS shards at once (a cluster: one per node); then merge the index.
 
 
 rule decode_shard:
@@ -12,6 +13,7 @@ rule decode_shard:
         shard=r"\d{5}",
     params:
         step=graph.params_of("decode", config),
+    threads: DECODE_WORKERS
     resources:
         mem_mb=4000,
     conda:
@@ -19,7 +21,7 @@ rule decode_shard:
     log:
         "logs/decode_shard/{shard}.log",
     shell:
-        "dmc decode --shard {wildcards.shard} --videos {input.videos:q} --out {output:q} 2>&1 | tee {log:q}"
+        "dmc decode --shard {wildcards.shard} --videos {input.videos:q} --out {output:q} --workers {threads} 2>&1 | tee {log:q}"
 
 
 rule decode_index:

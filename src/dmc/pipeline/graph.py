@@ -14,7 +14,7 @@ count: they run when the step runs). ``cli.py`` only assembles the entry modules
 step's handler leaves the other stages current.
 A step's **params** are the exact keys it reads (tests/test_pipeline_graph.py records them by
 running the steps); keys it reads that cannot change a result (devices, DataLoader
-workers, checkpoint frequency) are listed under ``ignored`` and do not invalidate.
+workers, decode workers, checkpoint frequency) are listed under ``ignored`` and do not invalidate.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ STEPS: tuple[Step, ...] = (
          comment="the embedded default corpus; unused when params.yaml points data.* elsewhere"),
     Step("decode", commands=("decode", "decode-index"), rules=("decode_shard", "decode_index", "decode"),
          targets=("decode",), deps=("${data.videos}",), outs=(Out(DECODED),),
-         params=("decode",)),
+         params=("decode",), ignored=("compute.decode_workers",)),
     Step("train", commands=("train",), rules=("train",), targets=("train",), deps=(DECODED,),
          outs=(Out(MODEL), Out(TRAIN_LOG, "plots", cache=False), Out(TRAIN_METRICS, "metrics", cache=False)),
          params=("seed", "model", "decode", "train.clusters", "train.dim", "train.iterations",
@@ -139,7 +139,8 @@ STEPS: tuple[Step, ...] = (
                  "synth.portable_audio"),
          comment="the untouched test corpus from its own seed (synth.test_seed); only decode_test and heldout read it"),
     Step("decode_test", commands=("decode",), module="decode", rules=("decode_test",), targets=(f"{DECODED_TEST}/index.csv",),
-         deps=(TEST_VIDEOS,), outs=(Out(DECODED_TEST),), params=("decode",)),
+         deps=(TEST_VIDEOS,), outs=(Out(DECODED_TEST),), params=("decode",),
+         ignored=("compute.decode_workers",)),
     Step("heldout", commands=("heldout",), rules=("heldout",), targets=("heldout",),
          deps=(MODEL, DECODED, DECODED_TEST, TEST_GROUND_TRUTH, f"{EVALSET_DIR}/esc50"),
          outs=(Out(HELDOUT_METRICS, "metrics", cache=False), Out(HELDOUT, cache=False)),
