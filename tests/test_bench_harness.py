@@ -38,6 +38,8 @@ def test_the_16_core_model_by_hand():
     m = decode.model_16_cores(per_clip_s=0.1, startup=startup, efficiency=1.0, clips=160, shards=4)
     # one worker: 4 processes x 2 s + 160 clips x 0.1 s = 24 s; pool: 4 x (2 s + 0.1 s x 16 / 2) + 16 s / 16 = 12.2 s
     assert m["one_worker_s"] == 24.0 and m["pool_s"] == 12.2 and m["speedup"] == round(24 / 12.2, 2)
+    # one process for every shard: 2 s + 4 x 0.8 s + 1 s = 6.2 s
+    assert m["pool_one_process_s"] == 6.2 and m["speedup_one_process"] == round(24 / 6.2, 2)
     half = decode.model_16_cores(per_clip_s=0.1, startup=startup, efficiency=0.5, clips=160, shards=4)
     assert half["pool_s"] == 13.2                        # the clips' part doubles at half the efficiency
 

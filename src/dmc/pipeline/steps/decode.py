@@ -36,7 +36,8 @@ def run(args, cfg):
     n = cfg.decode.num_shards
     root = args.videos or cfg.data.videos
     shards = [args.shard] if args.shard is not None else range(n)
-    workers = args.workers if args.workers else decode_workers(cfg)
+    configured = decode_workers(cfg)   # read even when --workers overrides it (graph.STEPS lists it as read)
+    workers = args.workers or configured
     for shard in shards:
         if not 0 <= shard < n:
             raise SystemExit(f"dmc decode: --shard {shard} is outside 0..{n - 1} (decode.num_shards)")
