@@ -260,24 +260,29 @@ def _noop(i):
 
 def model_16_cores(per_clip_s: float, startup: dict, efficiency: float, clips: int, shards: int,
                    cores: int = 16) -> dict:
-    """Wall time of the decode stage (``shards`` jobs of ``clips`` in all) at ``cores`` cores, from the
-    measured costs: each job pays the process start-up once and its pool's start; the jobs run one
-    after another, each with ``cores`` workers (Snakemake threads = workers); the clips' work
-    divides over the workers at the parallel efficiency measured here at ``pool_workers``. Against
-    one worker per job (the jobs one after another, one core). ``pool_one_process``: the same
-    shards decoded by one ``dmc decode`` process (one start-up, a pool per shard)."""
-    s, p = startup["decode_process_s"], startup["pool_start_s"] * cores / max(startup["pool_workers"], 1)
-    one = shards * s + clips * per_clip_s
+    """Wall time of the decode stage (``shards`` jobs, ``clips`` in all) at ``cores`` cores, from the
+    measured costs, as the pipeline schedules it (dmc.cores.decode_threads): each job gets
+    ``w = ceil(cores / shards)`` workers, ``cores // w`` jobs run at once, so the jobs come in
+    ``ceil(shards / (cores // w))`` waves; each wave pays one process start-up and the start of a
+    pool of ``w`` (scaled from the pool measured at ``pool_workers``); the clips' work divides over
+    the cores at the parallel efficiency measured here. Against one core (every job one after
+    another, one worker). ``pool_one_process``: every shard in one ``dmc decode`` process (one
+    start-up, a pool of ``cores`` per shard)."""
+    s, p1 = startup["decode_process_s"], startup["pool_start_s"] / max(startup["pool_workers"], 1)
+    w = max(1, -(-cores // shards))
+    waves = -(-shards // max(1, cores // w))
     work = clips * per_clip_s / (cores * efficiency)
-    pool = shards * (s + p) + work
-    single = s + shards * p + work        # `dmc decode` of all shards in one process: one start-up
-    return {"cores": cores, "clips": clips, "shards": shards, "per_clip_s": round(per_clip_s, 4),
-            "process_start_s": s, "pool_start_s_at_cores": round(p, 3), "efficiency_assumed": round(efficiency, 3),
+    one = shards * s + clips * per_clip_s
+    pool = waves * (s + (p1 * w if w > 1 else 0.0)) + work
+    single = s + shards * p1 * cores + work
+    return {"cores": cores, "clips": clips, "shards": shards, "workers_per_job": w, "waves": waves,
+            "per_clip_s": round(per_clip_s, 4), "process_start_s": s, "pool_start_s_per_worker": round(p1, 4),
+            "efficiency_assumed": round(efficiency, 3),
             "one_worker_s": round(one, 2), "pool_s": round(pool, 2), "speedup": round(one / pool, 2),
             "pool_one_process_s": round(single, 2), "speedup_one_process": round(one / single, 2),
-            "formula": "one = shards*process_start + clips*per_clip; "
-                       "pool = shards*(process_start + pool_start*cores/pool_workers) + clips*per_clip/(cores*efficiency); "
-                       "pool_one_process = the same with one process_start (dmc decode of every shard in one process)"}
+            "formula": "one = shards*process_start + clips*per_clip; pool = waves*(process_start + "
+                       "pool_start_per_worker*w) + clips*per_clip/(cores*efficiency); pool_one_process = "
+                       "process_start + shards*pool_start_per_worker*cores + clips*per_clip/(cores*efficiency)"}
 
 
 # --------------------------------------------------------------------------- main

@@ -64,7 +64,8 @@ def decode(fig: dict) -> str:
               f"{s['pool_workers']} workers started in {s['pool_start_s']:.3f} s; per clip on one core "
               f"{fig['per_clip_s'] * 1000:.0f} ms\n")
     for name, mm in m.items():
-        text += (f"- model at {mm['cores']} cores, {name.replace('_', ' ')} ({mm['clips']} clips in {mm['shards']} shards): "
+        text += (f"- model at {mm['cores']} cores, {name.replace('_', ' ')} ({mm['clips']} clips in {mm['shards']} shards, "
+                 f"{mm['workers_per_job']} workers per job, {mm['waves']} wave(s)): "
                  f"one worker {mm['one_worker_s']:.1f} s, pool {mm['pool_s']:.1f} s, **{mm['speedup']:.1f}×**; all shards "
                  f"in one process {mm['pool_one_process_s']:.1f} s, {mm['speedup_one_process']:.1f}× "
                  f"(efficiency assumed {mm['efficiency_assumed']:.2f}, as measured here)\n")

@@ -34,14 +34,27 @@ def test_host_slug_is_the_cpu_model_and_core_count():
 
 def test_the_16_core_model_by_hand():
     decode = _load("decode")
-    startup = {"decode_process_s": 2.0, "pool_start_s": 0.1, "pool_workers": 2}
+    startup = {"decode_process_s": 2.0, "pool_start_s": 0.1, "pool_workers": 2}     # 0.05 s per worker
     m = decode.model_16_cores(per_clip_s=0.1, startup=startup, efficiency=1.0, clips=160, shards=4)
-    # one worker: 4 processes x 2 s + 160 clips x 0.1 s = 24 s; pool: 4 x (2 s + 0.1 s x 16 / 2) + 16 s / 16 = 12.2 s
-    assert m["one_worker_s"] == 24.0 and m["pool_s"] == 12.2 and m["speedup"] == round(24 / 12.2, 2)
-    # one process for every shard: 2 s + 4 x 0.8 s + 1 s = 6.2 s
+    # one core: 4 processes x 2 s + 160 clips x 0.1 s = 24 s; 16 cores: 4 jobs of 4 workers in one wave,
+    # 2 s + 4 x 0.05 s + 16 s / 16 = 3.2 s
+    assert (m["workers_per_job"], m["waves"]) == (4, 1)
+    assert m["one_worker_s"] == 24.0 and m["pool_s"] == 3.2 and m["speedup"] == 7.5
+    # one process for every shard: 2 s + 4 shards x 16 x 0.05 s + 1 s = 6.2 s
     assert m["pool_one_process_s"] == 6.2 and m["speedup_one_process"] == round(24 / 6.2, 2)
     half = decode.model_16_cores(per_clip_s=0.1, startup=startup, efficiency=0.5, clips=160, shards=4)
-    assert half["pool_s"] == 13.2                        # the clips' part doubles at half the efficiency
+    assert half["pool_s"] == 4.2                        # the clips' part doubles at half the efficiency
+    # 2 cores, 4 shards: single-worker jobs, two at once, two waves: 2 x 2 s + 16 s / 2 = 12 s
+    two = decode.model_16_cores(per_clip_s=0.1, startup=startup, efficiency=1.0, clips=160, shards=4, cores=2)
+    assert (two["workers_per_job"], two["waves"], two["pool_s"]) == (1, 2, 12.0)
+
+
+def test_decode_threads_split_the_workers_over_the_shard_jobs():
+    from dmc.cores import decode_threads
+
+    p = {"compute": {"decode_workers": 16}}
+    assert decode_threads(p, 16, 4) == 4 and decode_threads(p, 2, 4) == 1 and decode_threads(p, 6, 4) == 2
+    assert decode_threads(p, None, 1) == 16 and decode_threads(p, 8, 1) == 8
 
 
 def test_the_stage_table_by_hand():

@@ -1,6 +1,7 @@
 # Decode the training videos into shards of (frame, log-mel segment) pairs: one job per
-# shard, each decoding its clips in DECODE_WORKERS processes (its threads), so `--cores N`
-# runs N / DECODE_WORKERS shards at once (a cluster: one per node); then merge the index.
+# shard, each decoding its clips in DECODE_SHARD_WORKERS processes (its threads: the decode workers
+# split over the shards), so `--cores N` runs up to N / DECODE_SHARD_WORKERS shards at once and
+# their start-up costs overlap; then merge the index.
 
 
 rule decode_shard:
@@ -13,7 +14,7 @@ rule decode_shard:
         shard=r"\d{5}",
     params:
         step=graph.params_of("decode", config),
-    threads: DECODE_WORKERS
+    threads: DECODE_SHARD_WORKERS
     resources:
         mem_mb=4000,
     conda:
