@@ -170,6 +170,8 @@ def decode_video(path: str | Path, segment_seconds: float, frame_size: int,
 
     in_rate = audio.rate
     if not in_rate:
+        if picker.count == 0 and note:   # stopped at the first (video) packet, before any audio came out
+            raise DecodeError(f"no decodable video frame; {note}")
         raise DecodeError("audio stream has no decodable audio or no sample rate")
     mono = to_mono(audio.finish())
     audio_seconds = mono.shape[0] / in_rate
