@@ -92,3 +92,12 @@ def test_worker_counts_resolve(params):
     assert decode_workers({"decode": {}}) == resolve_workers("auto")       # compute absent: auto
     with pytest.raises(ValueError, match="worker count"):
         resolve_workers(0)
+
+
+@pytest.mark.parametrize("bad", [0, "many", 1.5])
+def test_a_bad_worker_count_is_refused_naming_the_key(params, bad):
+    from conftest import with_overrides
+    from dmc.pipeline.params import ParamsError, validate_params
+
+    with pytest.raises(ParamsError, match=r"compute\.decode_workers"):
+        validate_params(with_overrides(params, compute__decode_workers=bad))
