@@ -70,7 +70,9 @@ def _worker_init(root: str, decode: dict) -> None:
 
 
 def _die_with_parent() -> None:
-    """Linux: SIGKILL this worker when its parent dies (a killed `dmc decode` leaves no orphans)."""
+    """Linux: SIGKILL this worker when its parent dies (a killed `dmc decode` leaves no orphans).
+    The signal follows the thread that started the worker: the pool is started from the thread
+    that iterates :func:`decoded_clips` (the main thread in ``dmc decode``)."""
     try:
         import ctypes
 

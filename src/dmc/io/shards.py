@@ -20,6 +20,7 @@ kernel) and the log-mel frontend and resampler work in float64.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import glob
 import io
@@ -135,18 +136,19 @@ def write_shard(out_dir: str | Path, root: str | Path, videos: list[str], decode
         with frames.fh, mels.fh, open(tmp / "segments.csv", "w", newline="") as seg_fh:
             segments = csv.writer(seg_fh, lineterminator="\n")
             segments.writerow(SEGMENT_COLUMNS)
-            clips = decoded_clips(root, videos, decode, workers)   # the pool starts before tqdm's thread
-            for rel, clip in tqdm(clips, total=len(videos), desc=out_dir.name, unit="clip", file=sys.stderr,
-                                  mininterval=2, disable=None):
-                if isinstance(clip, str):
-                    report.append((rel, "bad", clip, 0, 0.0))
-                    continue
-                mels.append(clip.logmel)
-                frames.append(clip.frames)
-                segments.writerows((rel, s, s * seg, (s + 1) * seg, round(float(t), 4))
-                                   for s, t in enumerate(clip.frame_times))
-                report.append((rel, "partial" if clip.note else "ok", clip.note, len(clip.frame_times),
-                               round(clip.audio_seconds, 3)))
+            # closing(): an exception here (Ctrl-C) shuts the pool down at once, not when the traceback goes
+            with contextlib.closing(decoded_clips(root, videos, decode, workers)) as clips:
+                for rel, clip in tqdm(clips, total=len(videos), desc=out_dir.name, unit="clip", file=sys.stderr,
+                                      mininterval=2, disable=None):
+                    if isinstance(clip, str):
+                        report.append((rel, "bad", clip, 0, 0.0))
+                        continue
+                    mels.append(clip.logmel)
+                    frames.append(clip.frames)
+                    segments.writerows((rel, s, s * seg, (s + 1) * seg, round(float(t), 4))
+                                       for s, t in enumerate(clip.frame_times))
+                    report.append((rel, "partial" if clip.note else "ok", clip.note, len(clip.frame_times),
+                                   round(clip.audio_seconds, 3)))
             frames.close()
             mels.close()
         pd.DataFrame(report, columns=REPORT_COLUMNS).to_csv(tmp / "report.csv", index=False)
