@@ -97,7 +97,8 @@ def main(argv=None) -> int:
     ap.add_argument("--keep", type=Path, help="make the copy here and keep it (default: a temporary folder)")
     args = ap.parse_args(argv)
     overrides = parse_set(args.set)
-    out_dir = args.out or HERE / "results" / host_slug()
+    # edited params are not the default's figures: kept apart from the committed results unless --out says
+    out_dir = args.out or HERE / "results" / ("quick" if overrides else "") / host_slug()
     work = args.keep or Path(tempfile.mkdtemp(prefix="dmc-demo-stages-"))
     work.mkdir(parents=True, exist_ok=True)
     record = {"name": "demo_stages", "commit": git("rev-parse", "HEAD") or None,
