@@ -2,7 +2,7 @@
 
 What is measured
 ----------------
-Four pipelines run on the SAME clips, one after another in this one process (so they
+Five pipelines run on the SAME clips, one after another in this one process (so they
 share the machine's load at the time), each ``--repeats`` times; the best wall time of
 each is reported.  Torch runs single-threaded.
 
@@ -23,6 +23,10 @@ each is reported.  Torch runs single-threaded.
 * **floor**  PyAV decoding every packet of both streams with no conversion at all (no
   ``to_ndarray``/``reformat``, no resampling, no log-mel, no writes), one FFmpeg thread as
   ours: the least any decoder-based pipeline pays on one core.
+* **floor_portable**  the same with FFmpeg's C code instead of its SIMD kernels
+  (``dmc.io.avcpu.ffmpeg_portable``), as ours decodes so that the samples are the same on
+  every CPU: the floor of a pipeline with ours's guarantee; the gap between the two floors is
+  the price of that guarantee.
 
 Also timed directly: the fixed start-up cost of a ``dmc decode`` process (a subprocess
 running ``dmc decode --shard 0`` on an empty folder: interpreter start, imports of torch,
@@ -71,6 +75,7 @@ import torchaudio
 from PIL import Image
 
 from dmc.cores import available_cores
+from dmc.io.avcpu import ffmpeg_portable
 from dmc.io.logmel import LogMel
 from dmc.synth import scaled_counts
 from dmc.pipeline.params import load_params
@@ -218,7 +223,13 @@ def run_floor(root: Path, videos: list[str], decode: dict, out: Path) -> None:
                     pass
 
 
-PIPELINES = {"pool": run_pool, "ours": run_ours, "naive": run_naive, "floor": run_floor}
+def run_floor_portable(root: Path, videos: list[str], decode: dict, out: Path) -> None:
+    with ffmpeg_portable():      # FFmpeg's C code, as ours decodes (dmc.io.avcpu: the same samples on every CPU)
+        run_floor(root, videos, decode, out)
+
+
+PIPELINES = {"pool": run_pool, "ours": run_ours, "naive": run_naive, "floor": run_floor,
+             "floor_portable": run_floor_portable}
 
 
 # --------------------------------------------------------------------------- fixed costs
@@ -405,6 +416,7 @@ def main(argv: list[str] | None = None) -> int:
                    "speedup_cpu_ours_vs_naive": round(best_cpu["naive"] / best_cpu["ours"], 3),
                    "workers": args.workers, "speedup_pool_vs_one_worker": round(pool_speedup, 3),
                    "pool_efficiency": round(efficiency, 3), "pool_over_floor": round(best["pool"] / best["floor"], 3),
+                   "ours_over_portable_floor": round(best["ours"] / best["floor_portable"], 3),
                    "per_clip_s": round(per_clip, 4), "startup": startup, "model_16_cores": models}
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(figures, indent=2) + "\n")

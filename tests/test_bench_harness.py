@@ -121,7 +121,7 @@ def test_make_bench_quick_writes_every_file_with_the_required_fields(tmp_path):
         assert rec["cores"] >= 1 and len(rec["load_average_start"]) == 3 and len(rec["load_average_end"]) == 3
         assert rec["host"] == run.host_slug() and rec["figures"]
     fig = json.loads((out / "decode.json").read_text())["figures"]
-    assert set(fig["pipelines"]) == {"pool", "ours", "naive", "floor"} and fig["workers"] == 2
+    assert set(fig["pipelines"]) == {"pool", "ours", "naive", "floor", "floor_portable"} and fig["workers"] == 2
     assert fig["startup"]["decode_process_s"] > fig["startup"]["interpreter_s"] > 0
     assert fig["model_16_cores"]["embedded_default"]["speedup"] > 0
     assert {"esc50", "dcase"} == set(json.loads((out / "evaluate.json").read_text())["figures"])
