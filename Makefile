@@ -10,7 +10,7 @@ BIN    := $(CURDIR)/$(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 
-.PHONY: docs docs-write gpu-check install hooks demo test benchmark-content-free test-fast test-cluster cluster-deps seeds ablation compare control structure headline heatmap-choice count-choice bench-decode bench-decode-memory bench-evaluate bench-portable lock clean
+.PHONY: docs docs-write gpu-check install hooks demo test benchmark-content-free test-fast test-cluster cluster-deps seeds ablation compare control structure headline heatmap-choice count-choice bench bench-quick bench-demo bench-decode bench-decode-memory bench-evaluate bench-portable lock clean
 
 install: $(STAMP) hooks
 
@@ -120,6 +120,24 @@ structure: install
 # The shortcut control (params.yaml sweeps.control: sounding objects not drawn) beside the default
 control: install
 	dmc sweep control --queue --run --aggregate --jobs $(JOBS)
+
+# Every benchmark on the current code (benchmarks/run.py): decode (pool, one worker, naive, PyAV
+# floor, start-up costs, 16-core model), decode memory, training steps on the CPU, evaluation, the
+# localization step; each into benchmarks/results/<host>/<name>.json with the commit, CPU, cores and
+# load average, then benchmarks/results/summary.md (the docs include it). Run it on a quiet machine.
+bench: install
+	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/summary.py
+
+# The same at small sizes into benchmarks/results/quick/ (git-ignored): checks the harness only.
+bench-quick: install
+	$(BIN)/python benchmarks/run.py --quick
+
+# Where make demo spends its time: a fresh copy of the project, install and each DVC stage timed
+# (benchmarks/results/<host>/demo_stages.json and .md); needs the package index for the install.
+bench-demo: install
+	$(BIN)/python benchmarks/demo_stages.py --install
+	$(BIN)/python benchmarks/summary.py
 
 bench-decode: install
 	$(BIN)/python benchmarks/decode.py

@@ -14,15 +14,17 @@ What is measured
 * Listing: the time and memory of ``list_videos`` + ``videos_of_shard`` over the whole
   folder (what every shard job does once), and the size of the listing.
 * ``dmc decode --shard 0`` in a subprocess, with ``decode.num_shards`` chosen so shard 0
-  holds about 1x, 4x and 16x ``--per-shard`` clips; peak RSS of that process
-  (``os.wait4`` rusage ``ru_maxrss``, for that child only), wall time, shard bytes.
+  holds about 1x, 4x and 16x ``--per-shard`` clips, with one decode worker (``--workers 1``:
+  the memory of one process; a pool adds a worker process of about the same size per worker);
+  peak RSS of that process (``os.wait4`` rusage ``ru_maxrss``, for that child only), wall
+  time, shard bytes.
 * The same shards decoded by an in-memory reference (this file, ``--in-memory``: the
   former ``write_shard``, which kept a shard's arrays in lists and saved them at the end),
   to show what streaming saves.
 
 Run (from the repository root)::
 
-    .venv/bin/python benchmarks/decode_memory.py [--clips 2000] [--per-shard 25] [--distinct 8]
+    .venv/bin/python benchmarks/decode_memory.py [--clips 2000] [--per-shard 25] [--distinct 8] [--json PATH]
 """
 
 from __future__ import annotations
@@ -106,6 +108,8 @@ def main() -> None:
     ap.add_argument("--distinct", type=int, default=8, help="distinct clips behind the hard links")
     ap.add_argument("--params", default=str(ROOT / "params.yaml"))
     ap.add_argument("--keep", help="keep the work folder here instead of a temporary one")
+    ap.add_argument("--factors", type=int, nargs="+", default=[1, 4, 16], help="shard sizes, in --per-shard clips")
+    ap.add_argument("--json", help="also write the figures to this JSON file")
     ap.add_argument("--in-memory", nargs=4, metavar=("PARAMS", "VIDEOS", "SHARD", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.in_memory:
@@ -136,7 +140,7 @@ def main() -> None:
 
         rows = []
         py = sys.executable
-        for factor in (1, 4, 16):
+        for factor in args.factors:
             num_shards = max(1, round(args.clips / (args.per_shard * factor)))
             p = dict(params)
             p["decode"] = dict(params["decode"], num_shards=num_shards)
@@ -145,7 +149,7 @@ def main() -> None:
             n = len(videos_of_shard(videos, 0, num_shards))
             out = work / f"decoded_{factor}" / "shard-00000"
             rss, wall, _ = child([py, "-m", "dmc.pipeline.cli", "--params", str(ppath), "decode", "--shard", "0",
-                                  "--videos", str(videos), "--out", str(out)])
+                                  "--videos", str(videos), "--out", str(out), "--workers", "1"])
             size = sum(f.stat().st_size for f in out.iterdir()) / 2**20
             ref = work / f"inmem_{factor}"
             rss_ref, wall_ref, _ = child([py, __file__, "--in-memory", str(ppath), str(videos), "0", str(ref)])
@@ -159,8 +163,19 @@ def main() -> None:
                   f"{wall_ref:.1f} s |")
         base, base_ref = rows[0][2], rows[0][5]
         print()
-        print(f"16x vs 1x: dmc decode {rows[-1][2] - base:+.0f} MiB for {rows[-1][4] - rows[0][4]:+.1f} MiB more "
-              f"shard data; in-memory reference {rows[-1][5] - base_ref:+.0f} MiB")
+        print(f"{rows[-1][0]}x vs {rows[0][0]}x: dmc decode {rows[-1][2] - base:+.0f} MiB for "
+              f"{rows[-1][4] - rows[0][4]:+.1f} MiB more shard data; in-memory reference {rows[-1][5] - base_ref:+.0f} MiB")
+        if args.json:
+            import json
+
+            keys = ("factor", "clips", "peak_rss_mib", "wall_s", "shard_mib", "in_memory_peak_rss_mib", "in_memory_wall_s")
+            figures = {"clips_in_folder": args.clips, "distinct": args.distinct, "per_shard": args.per_shard,
+                       "listing": {"paths": len(listing), "list_videos_s": round(t_list, 4),
+                                   "videos_of_shard_s": round(t_shard, 4)},
+                       "shards": [dict(zip(keys, (round(v, 3) if isinstance(v, float) else v for v in r))) for r in rows],
+                       "growth_mib": round(rows[-1][2] - base, 1), "in_memory_growth_mib": round(rows[-1][5] - base_ref, 1)}
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -18,7 +18,7 @@ figures of it come from the commits before the package was split into subpackage
 SVM part < 10 s; DCASE-sized total < 20 s; accuracy within 0.5 points of the converged
 reference with the same C in every fold.
 
-    .venv/bin/python benchmarks/evaluate.py [--esc50 DIR] [--dcase DIR] [--skip-reference]
+    .venv/bin/python benchmarks/evaluate.py [--esc50 DIR] [--dcase DIR] [--skip-reference] [--quick] [--json PATH]
 """
 
 from __future__ import annotations
@@ -105,8 +105,17 @@ def run(dataset, root, p, skip_reference=False):
               f" (edge of the configured grid: {new['fold_C_edge']})")
     else:
         print(f"new:      accuracy {new['acc']:.4f}, mean scene accuracy {new['scene_acc_mean']:.4f}, C {new['C']}")
+    figures = {"clips": int(len(clips)), "logmel_shape": list(logmel.shape), "features_shape": list(feats.shape),
+               "decode_logmel_s": round(t_dec, 3), "features_s": round(t_feat, 3), "svm_s": round(t_svm, 3),
+               "total_s": round(total, 3), "torch_threads": torch.get_num_threads(),
+               "targets_s": {k: v for k, v in TARGETS.items() if k.startswith(key)}}
+    if dataset == "esc50":
+        figures.update(accuracy=round(float(new["acc_mean"]), 4), fold_C=[float(c) for c in new["fold_C"]])
+    else:
+        figures.update(accuracy=round(float(new["acc"]), 4), scene_accuracy=round(float(new["scene_acc_mean"]), 4))
     if "ref" in summary:
-        _compare_reference(dataset, new, summary["ref"], t_ref)
+        figures["reference"] = _compare_reference(dataset, new, summary["ref"], t_ref)
+    return figures
 
 
 def _compare_reference(dataset, new, ref, seconds):
@@ -124,6 +133,7 @@ def _compare_reference(dataset, new, ref, seconds):
     ok = gap <= 0.5 and all(same_C)
     print(f"target accuracy within 0.5 points of the converged reference, same C per fold: {'PASS' if ok else 'FAIL'}"
           f" (largest difference {gap:.2f} points, same C {same_C})")
+    return {"seconds": round(seconds, 3), "largest_gap_points": round(gap, 3), "same_C": same_C, "pass": ok}
 
 
 def main() -> None:
@@ -134,8 +144,12 @@ def main() -> None:
     ap.add_argument("--only", choices=["esc50", "dcase"], help="one data set only")
     ap.add_argument("--skip-reference", action="store_true",
                     help="without the tightly converged reference")
+    ap.add_argument("--quick", action="store_true", help="small generated sets (5 classes x 5 clips, 10 scenes x 2 "
+                                                         "recordings of 10 s), no reference: checks the harness only")
+    ap.add_argument("--json", help="also write the figures to this JSON file")
     args = ap.parse_args()
     p = load_params(args.params)
+    out = {}
     with tempfile.TemporaryDirectory() as tmp:
         for dataset in ("esc50", "dcase"):
             if args.only and dataset != args.only:
@@ -145,11 +159,19 @@ def main() -> None:
                 root = Path(tmp) / dataset
                 t = time.perf_counter()
                 if dataset == "esc50":
-                    generate_esc50(root, n_classes=50, clips_per_class=40, seed=0)
+                    generate_esc50(root, n_classes=5 if args.quick else 50, clips_per_class=5 if args.quick else 40,
+                                   seed=0)
                 else:
-                    generate_dcase(root, recordings_per_scene=10, seconds=30.0, seed=0)
+                    generate_dcase(root, recordings_per_scene=2 if args.quick else 10,
+                                   seconds=10.0 if args.quick else 30.0, seed=0)
                 print(f"generated {dataset} in {time.perf_counter() - t:.1f} s (not counted)")
-            run(dataset, Path(root), p, args.skip_reference)
+            out[dataset] = run(dataset, Path(root), p, args.skip_reference or args.quick)
+            out[dataset]["source"] = str(getattr(args, dataset) or "generated")
+    if args.json:
+        import json
+
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -119,10 +119,10 @@ synth_all() {
   for s in esc50 esc10 dcase; do $D synth $s --out data/synth/$s & done
   wait
 }
-decode_shards() {   # decode_shards PARAMS VIDEOS OUTDIR N
+decode_shards() {   # decode_shards PARAMS VIDEOS OUTDIR N [WORKERS per process, default 1]
   local pids=()
   for ((i = 0; i < $4; i++)); do
-    OMP_NUM_THREADS=1 $PY -m dmc.pipeline.cli --params "$1" decode --shard $i --videos "$2" --out "$3/$(printf 'shard-%05d' $i)" &
+    OMP_NUM_THREADS=1 $PY -m dmc.pipeline.cli --params "$1" decode --shard $i --videos "$2" --out "$3/$(printf 'shard-%05d' $i)" --workers "${5:-1}" &
     pids+=($!)
   done
   local rc=0; for pid in "${pids[@]}"; do wait "$pid" || rc=1; done; return $rc
@@ -154,7 +154,8 @@ cp results/localization_metrics.json "$RES/pipeline_localization_metrics.json" 2
 cp results/train/metrics.json "$RES/pipeline_train_metrics.json" 2>/dev/null
 cp results/train/log.csv "$RES/logs/pipeline_train_log.csv" 2>/dev/null
 
-# -- decode scaling: the same clips (the corpus twice, hard-linked) as 1 shard and as 16
+# -- decode scaling: the same clips (the corpus twice, hard-linked) as 1 shard and as 16 (one worker
+# per process, as first measured), and as 1 shard in one process with a pool of every core
 if want scaling; then
 S="$WORK/scale"
 mkdir -p "$S/videos"
@@ -164,6 +165,7 @@ for n in 1 "$SHARDS"; do
 done
 run decode_1_shard 150 decode_shards "$S/p1.yaml" "$S/videos" "$S/out1" 1
 run decode_${SHARDS}_shards 60 decode_shards "$S/p$SHARDS.yaml" "$S/videos" "$S/out$SHARDS" "$SHARDS"
+run decode_1_shard_pool 60 decode_shards "$S/p1.yaml" "$S/videos" "$S/outpool" 1 "$(nproc)"   # dmc.io.pool
 $PY - "$S" "$SHARDS" "$RES/decode_scaling.json" <<'EOF' || true
 import json, sys
 from pathlib import Path
@@ -172,9 +174,11 @@ times = {l.split("\t")[0]: l.split("\t") for l in (out.parent / "times.tsv").rea
 clips = sum(1 for f in (s / "videos").rglob("*") if f.is_file() and f.suffix in (".mp4", ".mkv", ".webm"))
 segs = {k: sum(sum(1 for _ in open(r)) - 1 for r in (s / k).glob("shard-*/segments.csv")) for k in ("out1", f"out{n}")}
 one, many = float(times["decode_1_shard"][2]), float(times[f"decode_{n}_shards"][2])
+pool = float(times["decode_1_shard_pool"][2]) if "decode_1_shard_pool" in times else None
 out.write_text(json.dumps({"clips": clips, "segments": segs, "shards": int(n), "seconds_1_shard": one,
                            f"seconds_{n}_shards": many, "clips_per_s_1": clips / one, f"clips_per_s_{n}": clips / many,
-                           "ratio": one / many, "target_ratio": 12}, indent=1))
+                           "ratio": one / many, "target_ratio": 12, "seconds_1_shard_pool": pool,
+                           "ratio_pool": one / pool if pool else None}, indent=1))
 EOF
 fi
 

@@ -133,9 +133,11 @@ def main():
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--peak-tflops", type=float, default=989.0, help="bf16 dense peak of the GPU (H100 SXM: 989)")
     ap.add_argument("--compile", choices=["off", "on", "both"], default="off", help="torch.compile the model")
+    ap.add_argument("--device", default="auto", help="auto | cpu | cuda (make bench: cpu)")
+    ap.add_argument("--json", help="also write the figures to this JSON file")
     args = ap.parse_args()
     p = load_params()
-    device = pick_device("auto")
+    device = pick_device(args.device)
     print(f"device: {torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}, "
           f"torch {torch.__version__}, threads {torch.get_num_threads()}, loader workers {args.workers}")
     rows = []
@@ -150,6 +152,15 @@ def main():
         print(f"{r['preset']:7s} {'on' if r['compile'] else 'off':>4s} {r['frame']:5d} {r['logmel']:>8s} {r['batch']:5d} {r['step_s']:8.3f} "
               f"{r['samples_per_s']:10.1f} {r['loader_step_s']:13.3f} {r['data_wait_share']:9.1%} "
               f"{r['peak_mem_mb']:8.0f} {mfu:>6s}")
+    if args.json:
+        import json
+
+        figures = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+                   "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "loader_workers": args.workers,
+                   "steps": args.steps, "rows": [{k: (round(v, 5) if isinstance(v, float) else v) for k, v in r.items()}
+                                                 for r in rows]}
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
 
 
 if __name__ == "__main__":

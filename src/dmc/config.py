@@ -217,6 +217,13 @@ class Localize(Section):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Compute(Section):
+    """How much of the machine a step uses (no result depends on it)."""
+    decode_workers: Any = field(default=None, metadata=OPTIONAL)   # "auto" or a positive int
+    key_order: tuple = _order()
+
+
+@dataclass(frozen=True, kw_only=True)
 class Sweeps(Section):
     """``dmc sweep`` and the studies' grids: dotted params keys -> values (kept as mappings)."""
     seeds: tuple
@@ -231,7 +238,8 @@ class Sweeps(Section):
 
 
 SECTIONS = {"data": Data, "synth": Synth, "decode": Decode, "model": Model, "train": Train,
-            "features": Features, "evaluate": Evaluate, "localize": Localize, "sweeps": Sweeps}
+            "features": Features, "evaluate": Evaluate, "localize": Localize, "compute": Compute,
+            "sweeps": Sweeps}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -246,6 +254,7 @@ class Params(Section):
     features: Features
     evaluate: Evaluate
     localize: Localize
+    compute: Optional[Compute] = field(default=None, metadata=OPTIONAL)
     sweeps: Optional[Sweeps] = field(default=None, metadata=OPTIONAL)
     key_order: tuple = _order()
 

@@ -9,6 +9,12 @@ validate_params(config, source="params.yaml")
 
 CODE = {s.name: graph.code_deps(s.name) for s in graph.STEPS}  # computed import closures
 SHARDS = [f"{i:05d}" for i in range(config["decode"]["num_shards"])]
+# threads of a decode job = its worker processes: params compute.decode_workers (capped at --cores)
+# split over the shard jobs (decode_shard), or all of them for one process decoding every shard
+# (decode_test); dmc.cores
+from dmc.cores import decode_threads, workflow_cores
+DECODE_WORKERS = decode_threads(config, workflow_cores(workflow), 1)
+DECODE_SHARD_WORKERS = decode_threads(config, workflow_cores(workflow), len(SHARDS))
 DECODED = graph.DECODED
 MODEL = graph.MODEL
 EVALSETS = graph.EVALSET_DIR

@@ -1,5 +1,7 @@
 # Decode the training videos into shards of (frame, log-mel segment) pairs: one job per
-# shard, so `--cores N` (or a cluster) decodes N shards at once; then merge the index.
+# shard, each decoding its clips in DECODE_SHARD_WORKERS processes (its threads: the decode workers
+# split over the shards), so `--cores N` runs up to N / DECODE_SHARD_WORKERS shards at once and
+# their start-up costs overlap; then merge the index.
 
 
 rule decode_shard:
@@ -12,6 +14,7 @@ rule decode_shard:
         shard=r"\d{5}",
     params:
         step=graph.params_of("decode", config),
+    threads: DECODE_SHARD_WORKERS
     resources:
         mem_mb=4000,
     conda:
@@ -19,7 +22,7 @@ rule decode_shard:
     log:
         "logs/decode_shard/{shard}.log",
     shell:
-        "dmc decode --shard {wildcards.shard} --videos {input.videos:q} --out {output:q} 2>&1 | tee {log:q}"
+        "dmc decode --shard {wildcards.shard} --videos {input.videos:q} --out {output:q} --workers {threads} 2>&1 | tee {log:q}"
 
 
 rule decode_index:
@@ -55,6 +58,7 @@ rule decode_multi:
     params:
         step=graph.params_of("decode_multi", config),
         out=lambda w, output: os.path.dirname(output.index),
+    threads: DECODE_WORKERS
     resources:
         mem_mb=4000,
     conda:
@@ -62,4 +66,4 @@ rule decode_multi:
     log:
         "logs/decode_multi.log",
     shell:
-        "dmc decode --videos {input.videos:q} --out-dir {params.out:q} 2>&1 | tee {log:q}"
+        "dmc decode --videos {input.videos:q} --out-dir {params.out:q} --workers {threads} 2>&1 | tee {log:q}"

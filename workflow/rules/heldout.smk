@@ -32,6 +32,7 @@ rule decode_test:
     params:
         step=graph.params_of("decode_test", config),
         out=lambda w, output: os.path.dirname(output.index),
+    threads: DECODE_WORKERS
     resources:
         mem_mb=4000,
     conda:
@@ -39,7 +40,7 @@ rule decode_test:
     log:
         "logs/decode_test.log",
     shell:
-        "dmc decode --videos {input.videos:q} --out-dir {params.out:q} 2>&1 | tee {log:q}"
+        "dmc decode --videos {input.videos:q} --out-dir {params.out:q} --workers {threads} 2>&1 | tee {log:q}"
 
 
 rule heldout:

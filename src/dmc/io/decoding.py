@@ -48,6 +48,7 @@ class Decoded:
     frame_times: np.ndarray  # (S,) seconds, timestamp of the frame kept for each segment
     audio_seconds: float     # decoded audio length (before cutting into segments)
     note: str = ""           # non-fatal problem, e.g. "truncated after 3.2 s"
+    threads: int = 0         # the video codec context's thread_count, read back after decoding
 
 
 class _FramePicker:
@@ -125,8 +126,14 @@ def _truncation(audio_s: float, video_s: float, container_s: float | None, audio
 
 
 def decode_video(path: str | Path, segment_seconds: float, frame_size: int,
-                 sample_rate: int) -> Decoded:
-    """Decode ``path`` into S (frame, audio segment) pairs; raise DecodeError if S == 0."""
+                 sample_rate: int, threads: int = 1) -> Decoded:
+    """Decode ``path`` into S (frame, audio segment) pairs; raise DecodeError if S == 0.
+
+    ``threads``: FFmpeg threads of each codec context, set explicitly (0 is FFmpeg's automatic
+    choice, one per core). 1 by default: ``dmc decode`` gets its parallelism from worker
+    processes that decode whole clips (dmc.io.pool), one thread each. The decoded pictures and
+    samples are the same for any thread count (FFmpeg's threading is bit-exact).
+    """
     path = Path(path)
     if path.stat().st_size == 0:
         raise DecodeError("empty file (0 bytes)")
@@ -140,7 +147,9 @@ def decode_video(path: str | Path, segment_seconds: float, frame_size: int,
         if not container.streams.audio:
             raise DecodeError("no audio stream")
         vstream, astream = container.streams.video[0], container.streams.audio[0]
-        vstream.thread_type = "AUTO"
+        vstream.thread_type = "AUTO"     # frame or slice threads, whichever the codec has...
+        for stream in (vstream, astream):
+            stream.codec_context.thread_count = threads   # ...but only this many
         rate = float(vstream.average_rate or vstream.guessed_rate or 25)
         picker = _FramePicker(segment_seconds, frame_size)
         audio = PlanarFloat()   # keeps rate and layout, planar float (dmc.io.audio)
@@ -156,10 +165,13 @@ def decode_video(path: str | Path, segment_seconds: float, frame_size: int,
             note = f"decoding stopped early ({type(exc).__name__}: {exc})"
         picker.finish(1.0 / rate)
         duration = container.duration / 1e6 if container.duration else None
+        threads_used = vstream.codec_context.thread_count
         audio_declared = _stream_seconds(astream)
 
     in_rate = audio.rate
     if not in_rate:
+        if picker.count == 0 and note:   # stopped at the first (video) packet, before any audio came out
+            raise DecodeError(f"no decodable video frame; {note}")
         raise DecodeError("audio stream has no decodable audio or no sample rate")
     mono = to_mono(audio.finish())
     audio_seconds = mono.shape[0] / in_rate
@@ -177,4 +189,4 @@ def decode_video(path: str | Path, segment_seconds: float, frame_size: int,
     return Decoded(frames=np.stack(picker.frames[:n]),
                    waves=wave[: n * seg_samples].reshape(n, seg_samples).astype(np.float32),
                    frame_times=np.asarray(picker.times[:n], dtype=np.float64),
-                   audio_seconds=audio_seconds, note=note)
+                   audio_seconds=audio_seconds, note=note, threads=threads_used)

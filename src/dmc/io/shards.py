@@ -20,6 +20,7 @@ kernel) and the log-mel frontend and resampler work in float64.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import glob
 import io
@@ -36,8 +37,8 @@ import torch
 from tqdm import tqdm
 
 from dmc.atomic import atomic_dir, atomic_file
-from dmc.io.avcpu import ffmpeg_portable
-from dmc.io.decoding import VIDEO_EXTENSIONS, DecodeError, decode_video
+from dmc.io.decoding import VIDEO_EXTENSIONS
+from dmc.io.pool import decoded_clips
 from dmc.errors import DmcError
 from dmc.io.logmel import LogMel
 
@@ -111,12 +112,14 @@ def _remove_stale_temporaries(out_dir: Path) -> None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
-def write_shard(out_dir: str | Path, root: str | Path, videos: list[str], decode: dict) -> dict:
+def write_shard(out_dir: str | Path, root: str | Path, videos: list[str], decode: dict, workers: int = 1) -> dict:
     """Decode ``videos`` (relative to ``root``) into the shard folder ``out_dir``; return a summary.
 
-    Frames, log-mels and segment rows are streamed to the shard's temporary folder as each
-    clip is decoded, so memory holds one clip whatever the shard's size; the folder is
-    renamed to ``out_dir`` only when complete.
+    ``workers`` processes decode the clips (dmc.io.pool; 1: this process); the clips come back in
+    the order of ``videos``, so the shard's bytes do not depend on the count. Frames, log-mels
+    and segment rows are streamed to the shard's temporary folder as each clip arrives, so memory
+    holds at most ``2 * workers`` clips whatever the shard's size; the folder is renamed to
+    ``out_dir`` only when complete.
     """
     out_dir = Path(out_dir)
     logmel = LogMel.from_params(decode)
@@ -124,7 +127,7 @@ def write_shard(out_dir: str | Path, root: str | Path, videos: list[str], decode
     size = decode["frame_size"]
     seg = decode["segment_seconds"]
     report = []
-    torch.set_num_threads(1)   # Snakemake runs one job per core
+    torch.set_num_threads(1)   # one core per decoding process
     if out_dir.parent.is_dir():
         _remove_stale_temporaries(out_dir)
     with atomic_dir(out_dir) as tmp:
@@ -133,20 +136,19 @@ def write_shard(out_dir: str | Path, root: str | Path, videos: list[str], decode
         with frames.fh, mels.fh, open(tmp / "segments.csv", "w", newline="") as seg_fh:
             segments = csv.writer(seg_fh, lineterminator="\n")
             segments.writerow(SEGMENT_COLUMNS)
-            for rel in tqdm(videos, desc=out_dir.name, unit="clip", file=sys.stderr, mininterval=2, disable=None):
-                try:
-                    with ffmpeg_portable():   # float audio decoders: same samples on every CPU
-                        clip = decode_video(Path(root) / rel, seg, size, decode["sample_rate"])
-                except (DecodeError, OSError) as exc:
-                    report.append((rel, "bad", str(exc), 0, 0.0))
-                    continue
-                with torch.no_grad():
-                    mels.append(logmel(torch.from_numpy(clip.waves)).numpy())
-                frames.append(clip.frames)
-                segments.writerows((rel, s, s * seg, (s + 1) * seg, round(float(t), 4))
-                                   for s, t in enumerate(clip.frame_times))
-                report.append((rel, "partial" if clip.note else "ok", clip.note, len(clip.frame_times),
-                               round(clip.audio_seconds, 3)))
+            # closing(): an exception here (Ctrl-C) shuts the pool down at once, not when the traceback goes
+            with contextlib.closing(decoded_clips(root, videos, decode, workers)) as clips:
+                for rel, clip in tqdm(clips, total=len(videos), desc=out_dir.name, unit="clip", file=sys.stderr,
+                                      mininterval=2, disable=None):
+                    if isinstance(clip, str):
+                        report.append((rel, "bad", clip, 0, 0.0))
+                        continue
+                    mels.append(clip.logmel)
+                    frames.append(clip.frames)
+                    segments.writerows((rel, s, s * seg, (s + 1) * seg, round(float(t), 4))
+                                       for s, t in enumerate(clip.frame_times))
+                    report.append((rel, "partial" if clip.note else "ok", clip.note, len(clip.frame_times),
+                                   round(clip.audio_seconds, 3)))
             frames.close()
             mels.close()
         pd.DataFrame(report, columns=REPORT_COLUMNS).to_csv(tmp / "report.csv", index=False)

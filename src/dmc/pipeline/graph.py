@@ -14,7 +14,7 @@ count: they run when the step runs). ``cli.py`` only assembles the entry modules
 step's handler leaves the other stages current.
 A step's **params** are the exact keys it reads (tests/test_pipeline_graph.py records them by
 running the steps); keys it reads that cannot change a result (devices, DataLoader
-workers, checkpoint frequency) are listed under ``ignored`` and do not invalidate.
+workers, decode workers, checkpoint frequency) are listed under ``ignored`` and do not invalidate.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ STEPS: tuple[Step, ...] = (
          comment="the embedded default corpus; unused when params.yaml points data.* elsewhere"),
     Step("decode", commands=("decode", "decode-index"), rules=("decode_shard", "decode_index", "decode"),
          targets=("decode",), deps=("${data.videos}",), outs=(Out(DECODED),),
-         params=("decode",)),
+         params=("decode",), ignored=("compute.decode_workers",)),
     Step("train", commands=("train",), rules=("train",), targets=("train",), deps=(DECODED,),
          outs=(Out(MODEL), Out(TRAIN_LOG, "plots", cache=False), Out(TRAIN_METRICS, "metrics", cache=False)),
          params=("seed", "model", "decode", "train.clusters", "train.dim", "train.iterations",
@@ -157,7 +157,8 @@ STEPS: tuple[Step, ...] = (
                  "synth.portable_audio"),
          comment="the untouched test corpus from its own seed (synth.test_seed); only decode_test and heldout read it"),
     Step("decode_test", commands=("decode",), module="decode", rules=("decode_test",), targets=(f"{DECODED_TEST}/index.csv",),
-         deps=(TEST_VIDEOS,), outs=(Out(DECODED_TEST),), params=("decode",)),
+         deps=(TEST_VIDEOS,), outs=(Out(DECODED_TEST),), params=("decode",),
+         ignored=("compute.decode_workers",)),
     Step("synth_multi", commands=("synth",), module="synth", rules=("synth_multi",), targets=(MULTI_VIDEOS,), deps=(),
          outs=(Out(MULTI_VIDEOS), Out(MULTI_STEMS), Out(MULTI_GROUND_TRUTH)),
          params=("synth.seed", "synth.test_seed", "synth.multi_seed", "synth.multi_videos", "synth.size",
@@ -166,7 +167,8 @@ STEPS: tuple[Step, ...] = (
          comment="the multi-source test corpus (mixtures, duets, per-source stems) from its own seed "
                  "(synth.multi_seed); only decode_multi and the scoring read it"),
     Step("decode_multi", commands=("decode",), module="decode", rules=("decode_multi",),
-         targets=(f"{DECODED_MULTI}/index.csv",), deps=(MULTI_VIDEOS,), outs=(Out(DECODED_MULTI),), params=("decode",)),
+         targets=(f"{DECODED_MULTI}/index.csv",), deps=(MULTI_VIDEOS,), outs=(Out(DECODED_MULTI),), params=("decode",),
+         ignored=("compute.decode_workers",)),
     Step("heldout", commands=("heldout",), rules=("heldout",), targets=("heldout",),
          deps=(MODEL, DECODED, DECODED_TEST, TEST_GROUND_TRUTH, f"{EVALSET_DIR}/esc50"),
          outs=(Out(HELDOUT_METRICS, "metrics", cache=False), Out(HELDOUT, cache=False)),

@@ -13,6 +13,8 @@ def add_parsers(sub) -> None:
     c.add_argument("--videos", help="video folder (default: params data.videos)")
     c.add_argument("--out", help="with --shard: the shard folder to write")
     c.add_argument("--out-dir", default="data/decoded", help="folder of shards and index")
+    c.add_argument("--workers", type=int, help="decode worker processes (default: params compute.decode_workers; "
+                                               "Snakemake passes its threads)")
     c.set_defaults(func=run)
 
     c = sub.add_parser("decode-index", help="merge shard reports into index.csv, report.csv, summary.json")
@@ -24,6 +26,7 @@ def add_parsers(sub) -> None:
 def run(args, cfg):
     from dmc.io.shards import shard_name, videos_of_shard, write_shard
     from dmc.io.logmel import mkl_reproducible
+    from dmc.cores import decode_workers
 
     mkl_reproducible()   # before torch's first MKL call in this process: the same log-mels on every CPU
 
@@ -33,11 +36,13 @@ def run(args, cfg):
     n = cfg.decode.num_shards
     root = args.videos or cfg.data.videos
     shards = [args.shard] if args.shard is not None else range(n)
+    configured = decode_workers(cfg)   # read even when --workers overrides it (graph.STEPS lists it as read)
+    workers = args.workers or configured
     for shard in shards:
         if not 0 <= shard < n:
             raise SystemExit(f"dmc decode: --shard {shard} is outside 0..{n - 1} (decode.num_shards)")
         out = Path(args.out) if args.shard is not None and args.out else Path(args.out_dir) / shard_name(shard)
-        s = write_shard(out, root, videos_of_shard(root, shard, n), d)
+        s = write_shard(out, root, videos_of_shard(root, shard, n), d, workers)
         print(f"decode: {out.name}: {s['videos']} videos, {s['ok']} ok, {s['partial']} partial, "
               f"{s['bad']} bad, {s['segments']} segments", file=sys.stderr)
     if args.shard is None:
