@@ -204,3 +204,21 @@ def test_cli_music_with_a_model_scores_class_maps_of_its_clusters(tmp_path, caps
     assert list(ca) == ["dmc", "random_init", "center_prior", "whole_image", "random"]
     # the saved model is the random-init network itself, under the same mapping: the same scores
     assert ca["dmc"] == ca["random_init"] and ca["dmc"]["n_images"] == 2
+
+
+def test_content_free_scene_scores_as_all_eleven_classes(tmp_path):
+    from dmc.localization import classaware
+
+    path = tmp_path / "duettest.json"
+    path.write_text(json.dumps({"x/frame_001/00001.jpg": {"bbox": [QUARTER, LEFT_HALF]},
+                                "y/frame_001/00002.jpg": {"bbox": [QUARTER, dict(LEFT_HALF, category_id=1)]}}))
+    bench = read_music(path, "music-duet")
+    for e in bench.entries:
+        for m in ("center_prior", "whole_image", "random"):
+            full = classaware.score_image(music_classaware.content_free_maps(e.name, m, 5, 0.25), e.boxes,
+                                          e.box_classes, [True] * len(e.box_classes), 0.2)
+            maps, classes = music_classaware.content_free_scene(e, m, 5, 0.25)
+            small = classaware.score_image(maps, e.boxes, classes, [True] * len(classes), 0.2)
+            # the same up to the last bit of a mean of ten equal numbers
+            assert small.ciou == full.ciou and small.nsa == pytest.approx(full.nsa, rel=1e-12)
+            assert small.n_sounding == full.n_sounding

@@ -14,7 +14,11 @@ Class maps of each source:
   same mapping (its clusters have no training of their own to map);
 * a content-free baseline (centre prior, whole image, random map): it does not know the classes,
   so **the same map stands for every class** (as it is drawn, values in [0, 1]); its NSA is then
-  the share of that map at or below the NSA threshold, whatever the classes.
+  the share of that map at or below the NSA threshold, whatever the classes. As every silent
+  class has that same map, it is scored with the frame's sounding classes and one silent class
+  (:func:`content_free_scene`): the same numbers as with all 11, to the last bit of a mean (a test checks),
+  several times faster
+  on the 12,000 frames of a file.
 """
 
 from __future__ import annotations
@@ -35,6 +39,15 @@ def content_free_maps(name: str, method: str, seed: int, sigma: float) -> np.nda
     return np.broadcast_to(one, (len(CLASSES), *one.shape))
 
 
+def content_free_scene(entry, method: str, seed: int, sigma: float) -> tuple[np.ndarray, tuple[int, ...]]:
+    """(maps, box classes) of a content-free baseline for :func:`classaware.score_image`, the classes
+    renumbered: the frame's sounding classes 0..n-1, then one silent class (when DSOL has one left)."""
+    present = sorted(set(entry.box_classes))
+    n = len(present) + (len(present) < len(CLASSES))
+    one = content_free_maps(entry.name, method, seed, sigma)[0]
+    return np.broadcast_to(one, (n, *one.shape)), tuple(present.index(c) for c in entry.box_classes)
+
+
 def score(bench: Benchmark, seed: int, sigma: float = 0.25, models: dict[str, list[np.ndarray]] | None = None,
           content_free: tuple[str, ...] = baselines.CONTENT_FREE) -> tuple[pd.DataFrame, dict]:
     """(per frame: name, method, relative, ciou, nsa, nsa_drawn; the table: method -> classaware.summarize).
@@ -42,10 +55,11 @@ def score(bench: Benchmark, seed: int, sigma: float = 0.25, models: dict[str, li
     r = RELATIVE[bench.name]
     rows, scores = [], {m: [] for m in [*(models or {}), *content_free]}
     for i, e in enumerate(bench.entries):
-        maps = {m: content_free_maps(e.name, m, seed, sigma) for m in content_free}
-        maps.update({m: cm[i] for m, cm in (models or {}).items()})
+        scenes = {m: content_free_scene(e, m, seed, sigma) for m in content_free}
+        scenes.update({m: (cm[i], e.box_classes) for m, cm in (models or {}).items()})
         for m in scores:
-            s = classaware.score_image(maps[m], e.boxes, e.box_classes, np.ones(len(e.box_classes), bool), r)
+            maps, classes = scenes[m]
+            s = classaware.score_image(maps, e.boxes, classes, np.ones(len(classes), bool), r)
             scores[m].append(s)
             rows.append({"name": e.name, "method": m, "relative": r, "ciou": s.ciou, "nsa": s.nsa,
                          "nsa_drawn": s.nsa_drawn, "n_sounding_classes": s.n_sounding})
