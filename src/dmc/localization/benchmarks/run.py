@@ -5,6 +5,10 @@ Map sources: the content-free baselines (:mod:`.baselines`) always; with a model
 (``localize.heatmap_rule`` at ``localize.agreement_temperature``, as ``dmc localize``) and the same
 network untrained (:meth:`dmc.model.network.DMC.random_init`). ``boxes_only``: no media are read
 (the content-free baselines need none), so a bare annotation file can be scored.
+
+DSOL's MUSIC files are also scored class-aware (:func:`add_classaware`, maps and orchestration in
+:mod:`.music_classaware`, metrics in :mod:`dmc.localization.classaware`): that table comes first in
+the report and the JSON's ``classaware``; the class-blind table of this module stays beside it.
 """
 
 from __future__ import annotations
