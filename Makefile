@@ -10,7 +10,7 @@ BIN    := $(CURDIR)/$(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 
-.PHONY: docs docs-write gpu-check install hooks demo test benchmark-content-free test-fast test-cluster cluster-deps seeds ablation compare control structure headline heatmap-choice count-choice bench bench-quick bench-demo bench-decode bench-decode-memory bench-evaluate bench-portable lock clean
+.PHONY: docs docs-write gpu-check install hooks demo test benchmark-content-free benchmark-music-content-free test-fast test-cluster cluster-deps seeds ablation compare control structure headline heatmap-choice count-choice bench bench-quick bench-demo bench-decode bench-decode-memory bench-evaluate bench-portable lock clean
 
 install: $(STAMP) hooks
 
@@ -72,6 +72,17 @@ benchmark-content-free: install
 	dmc localize --benchmark vggss --annotations tests/data/benchmarks/vggss.json --content-free \
 	  --benchmark-out results/benchmarks/vggss_content_free
 	rm -f results/benchmarks/vggss_content_free/vggss_per_clip.csv
+
+# DSOL's MUSIC box files (fetched, checksum-verified), class-aware and class-blind, baselines only
+benchmark-music-content-free: install
+	dmc fetch music-solo-boxes --out data/benchmarks/music
+	dmc fetch music-duet-boxes --out data/benchmarks/music
+	for k in solo duet; do \
+	  dmc localize --benchmark music-$$k --annotations data/benchmarks/music/$${k}test.json --content-free \
+	    --benchmark-out results/benchmarks/music_content_free || exit 1; \
+	  rm -f results/benchmarks/music_content_free/music-$${k}_per_clip.csv \
+	    results/benchmarks/music_content_free/music-$${k}_classaware_per_clip.csv; \
+	done
 
 # Seeds and ablations as DVC experiments (grid: params.yaml `sweeps`): queue, run, and
 # aggregate dvc.api.exp_show() into results/tables/seeds.{md,csv} and results/studies/<sweep>/. JOBS=N runs

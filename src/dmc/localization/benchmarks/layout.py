@@ -43,6 +43,8 @@ class Entry:
     image: Path | None = None      # frames/<id>.jpg, or None with a video
     audio: Path | None = None
     video: Path | None = None
+    boxes: np.ndarray | None = None    # MUSIC: (n, 4) normalised x, y, w, h, clipped to [0, 1]
+    box_classes: tuple[int, ...] = ()  # MUSIC: the class index of each box (music.CLASSES)
 
 
 @dataclass

@@ -5,6 +5,10 @@ Map sources: the content-free baselines (:mod:`.baselines`) always; with a model
 (``localize.heatmap_rule`` at ``localize.agreement_temperature``, as ``dmc localize``) and the same
 network untrained (:meth:`dmc.model.network.DMC.random_init`). ``boxes_only``: no media are read
 (the content-free baselines need none), so a bare annotation file can be scored.
+
+DSOL's MUSIC files are also scored class-aware (:func:`add_classaware`, maps and orchestration in
+:mod:`.music_classaware`, metrics in :mod:`dmc.localization.classaware`): that table comes first in
+the report and the JSON's ``classaware``; the class-blind table of this module stays beside it.
 """
 
 from __future__ import annotations
@@ -24,8 +28,8 @@ from dmc.localization.benchmarks.layout import Benchmark, BenchmarkError, with_m
 KINDS = ("flickr", "vggss", "music-solo", "music-duet")
 FOLLOWS = {"flickr": "LVS utils.py testset_gt / EZ-VSL datasets.py bbox2gtmap (consensus of the annotators)",
            "vggss": "EZ-VSL datasets.py load_all_bboxes + bbox2gtmap (binary union, clipped boxes)",
-           "music-solo": "DSOL music-exp/eval.py boxes (class-blind union)",
-           "music-duet": "DSOL music-exp/eval.py boxes (class-blind union)"}
+           "music-solo": "DSOL music-exp/eval_duet.py boxes and classes (class-aware; class-blind union beside)",
+           "music-duet": "DSOL music-exp/eval_duet.py boxes and classes (class-aware; class-blind union beside)"}
 
 
 @dataclass
@@ -34,6 +38,17 @@ class BenchmarkResult:
     per_clip: pd.DataFrame      # name, method, ciou
     table: dict                 # method -> summarize()
     threshold: float | None
+    classaware: dict | None = None                 # MUSIC: method -> classaware.summarize()
+    per_clip_classaware: pd.DataFrame | None = None
+
+
+def add_classaware(res: BenchmarkResult, seed: int, sigma: float,
+                   class_models: dict[str, list[np.ndarray]] | None = None) -> BenchmarkResult:
+    """A MUSIC benchmark's class-aware scores (:mod:`.music_classaware`) beside its class-blind table."""
+    from dmc.localization.benchmarks import music_classaware
+
+    res.per_clip_classaware, res.classaware = music_classaware.score(res.bench, seed, sigma, class_models)
+    return res
 
 
 def kind_of(root: str | Path) -> str:
@@ -188,7 +203,18 @@ def to_json(res: BenchmarkResult, source: str) -> dict:
                          "extended": any("ap" in s for s in res.table.values()),
                          "ground_truth": FOLLOWS[b.name],
                          "follows": "EZ-VSL utils.py Evaluator / test.py (LVS test.py + utils.py)"},
-            "methods": {m: {k: _number(v) for k, v in s.items()} for m, s in res.table.items()}}
+            "methods": {m: {k: _number(v) for k, v in s.items()} for m, s in res.table.items()},
+            **({} if res.classaware is None else {"classaware": _classaware_json(res)})}
+
+
+def _classaware_json(res: BenchmarkResult) -> dict:
+    from dmc.localization import classaware
+    from dmc.localization.benchmarks.music import CLASSES, RELATIVE
+
+    return {"follows": "DSOL music-exp/eval_duet.py (duet), tools.py (solo) via dmc.localization.classaware",
+            "classes": list(CLASSES), "relative": RELATIVE[res.bench.name], "nsa_threshold": classaware.NSA_THRESHOLD,
+            "content_free_maps": "the same map for every class",
+            "methods": {m: {k: _number(v) for k, v in s.items()} for m, s in res.classaware.items()}}
 
 
 def _number(v):
@@ -201,8 +227,10 @@ def _number(v):
 def markdown(res: BenchmarkResult) -> str:
     b = res.bench
     thr = "median (top half of each map)" if res.threshold is None else f"fixed {res.threshold:g}"
-    lines = [f"# {b.name}: {len(b.entries)} scored / {b.n_listed} listed", "",
-             f"Threshold: {thr}; cIoU@0.5 = share of clips with cIoU >= 0.5; AUC of the success rate "
+    lines = [f"# {b.name}: {len(b.entries)} scored / {b.n_listed} listed", ""]
+    if res.classaware is not None:
+        lines += _classaware_markdown(res) + ["", "## Class-blind (the union of every box of the frame)", ""]
+    lines += [f"Threshold: {thr}; cIoU@0.5 = share of clips with cIoU >= 0.5; AUC of the success rate "
              "over 0, 0.05, .., 1."]
     ext = any("ap" in s for s in res.table.values())
     if ext:
@@ -221,6 +249,22 @@ def markdown(res: BenchmarkResult) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _classaware_markdown(res: BenchmarkResult) -> list[str]:
+    from dmc.localization import classaware
+    from dmc.localization.benchmarks.music import RELATIVE
+
+    pct = lambda v: "n/a" if v is None or math.isnan(v) else f"{100 * v:.1f}"   # noqa: E731
+    lines = ["## Class-aware (DSOL)", "",
+             f"Each sounding class's map binarised at > {RELATIVE[res.bench.name]:g} x its maximum (DSOL's r of this "
+             "file); cIoU@0.3 = share of frames whose mean cIoU over their sounding classes is >= 0.3; AUC of the "
+             f"success rate over 0, 0.05, .., 1; NSA = share of a silent class's map <= {classaware.NSA_THRESHOLD:g}, "
+             "mean over the classes without a box. Content-free baselines: the same map for every class.", "",
+             "| method | cIoU@0.3 (%) | AUC (%) | NSA (%) | frames |", "|---|---:|---:|---:|---:|"]
+    for m, s in res.classaware.items():
+        lines.append(f"| {m} | {pct(s['ciou30'])} | {pct(s['auc'])} | {pct(s['nsa'])} | {s['n_images']} |")
+    return lines
+
+
 def write(res: BenchmarkResult, out_dir: str | Path, metrics_path: str | Path | None, source: str) -> dict:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -230,6 +274,9 @@ def write(res: BenchmarkResult, out_dir: str | Path, metrics_path: str | Path | 
         Path(tmp).write_text(markdown(res))
     with atomic_file(out_dir / f"{name}_per_clip.csv") as tmp:
         res.per_clip.to_csv(tmp, index=False, float_format="%.6f")
+    if res.per_clip_classaware is not None:
+        with atomic_file(out_dir / f"{name}_classaware_per_clip.csv") as tmp:
+            res.per_clip_classaware.to_csv(tmp, index=False, float_format="%.6f")
     for path in filter(None, (out_dir / f"{name}.json", metrics_path)):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         with atomic_file(path) as tmp:

@@ -52,6 +52,10 @@ def run_published(args, cfg) -> None:
     if root and not args.content_free:
         if not Path(args.model).is_file():
             raise FileNotFoundError(f"{args.model}: no trained model (give --model, or --content-free)")
+        if kind.startswith("music"):     # the mapping file is refused before any decoding
+            from dmc.localization.benchmarks.music_classaware import mapping_for
+
+            mapping_for(args.model)
         models, negatives = bench_run.model_maps(bench, cfg, args.model, pick_device(cfg.localize.device),
                                                  extended=args.extended)
     elif args.extended:
@@ -59,6 +63,12 @@ def run_published(args, cfg) -> None:
 
         raise BenchmarkError("--extended needs --root with media and a model (not --content-free)")
     res = bench_run.score(bench, cfg.seed, args.threshold, cfg.localize.center_sigma, models, negatives=negatives)
+    if kind.startswith("music"):
+        from dmc.localization.benchmarks.music_classaware import model_class_maps
+
+        class_models = (model_class_maps(bench, cfg, args.model, pick_device(cfg.localize.device))
+                        if models is not None else None)
+        bench_run.add_classaware(res, cfg.seed, cfg.localize.center_sigma, class_models)
     bench_run.write(res, args.benchmark_out, args.benchmark_metrics, str(args.annotations or root))
     for line in bench.problems:
         print(f"dmc localize: not scored: {line}", file=sys.stderr)
