@@ -470,7 +470,7 @@ def _ci(mean, lo, hi, signed=False) -> str:
     return f"{mean:{f}} [{lo:{f}}, {hi:{f}}]"
 
 
-KIND_TITLES = {"loc": "Localization (per (frame, audio segment) pair; intervals: clips drawn with replacement)",
+KIND_TITLES = {"loc": "Localization (per (frame, audio segment) pair; intervals: seeds, then clips, drawn with replacement)",
                "count": "Counting the sounding objects (per clip)",
                "esc": "ESC-like audio features (30 categories, 5 folds; per ESC-like clip)"}
 METRIC_NAMES = {"pointing": "pointing", "ciou50": "cIoU@0.5", "auc": "AUC", "ciou_mean": "mean cIoU", "acc": "accuracy"}
