@@ -15,9 +15,12 @@ SRC = ROOT / "src"
 # Lowest first. A module may import its own unit (the top-level module or subpackage it belongs
 # to) and any unit of a lower layer; units of one layer are siblings and do not import each other.
 LAYERS = (
-    ("dmc", "dmc.errors", "dmc.names", "dmc.atomic", "dmc.config"),   # the package, its shared helpers, typed params
-    ("dmc.io",),                                        # decoding, log-mel, shards, evaluation-set readers
-    ("dmc.synth", "dmc.model"),                         # the synthetic corpus; the network and its training
+    ("dmc", "dmc.errors", "dmc.names", "dmc.atomic", "dmc.config", "dmc.cores"),  # the package, shared helpers,
+                                                        # typed params, the cores a step may use
+    ("dmc.io", "dmc.docs_includes"),                    # decoding, log-mel, shards, evaluation-set readers; the
+                                                        # docs' include regions (dmc docs)
+    ("dmc.synth", "dmc.model", "dmc.docs_numbers"),     # the synthetic corpus; the network and its training;
+                                                        # the typed-number rule (reads the include regions)
     ("dmc.evaluation", "dmc.localization"),             # audio features + SVMs; heat maps + localize step
     ("dmc.pipeline",),                                  # the CLI, its steps, params, graph, DVC/Snakemake glue
     ("dmc.studies", "dmc.hear"),                        # studies behind the defaults; the public HEAR alias

@@ -16,6 +16,7 @@ from dmc.io.audio import read_audio
 from dmc.pipeline import graph
 from dmc.synth import CLASS_NAMES, generate_videos
 from dmc.synth import multisource as MS
+from dmc.synth import corpus as C
 from dmc.synth import videos as V
 
 KW = dict(n_videos=8, seconds=2.0, width=64, height=48, fps=10, audio_rate=22050, other_containers=0.5,
@@ -251,7 +252,7 @@ def test_default_mixtures_run_the_unchanged_clip_maker(tmp_path, monkeypatch):
         seen["fn"], seen["jobs"] = fn, list(jobs)
         return [fn(j) for j in jobs]
 
-    monkeypatch.setattr(V, "parallel_map", record)
+    monkeypatch.setattr(C, "parallel_map", record)
     generate_videos(tmp_path / "v", tmp_path / "gt", **{**TRAIN_KW, "n_videos": 2})
     assert seen["fn"] is V._make_clip
     kinds = V._containers(2, TRAIN_KW["other_containers"], np.random.default_rng([TRAIN_KW["seed"], 1 << 30]))
@@ -268,7 +269,7 @@ def test_default_corpora_regenerated_through_generate_videos_have_the_committed_
     from dmc.io import manifest as M
     from dmc.pipeline.testcorpus import test_corpus_settings
 
-    real = V.parallel_map
+    real = C.parallel_map
     picked = {}
 
     def some(fn, jobs, workers=None):   # run one MP4, one WebM and one MKV clip; the rest are skipped
@@ -278,7 +279,7 @@ def test_default_corpora_regenerated_through_generate_videos_have_the_committed_
         picked["clips"] = sorted(keep.values())
         return [real(fn, [j], 1)[0] if j[1] in picked["clips"] else ({}, []) for j in jobs]
 
-    monkeypatch.setattr(V, "parallel_map", some)
+    monkeypatch.setattr(C, "parallel_map", some)
     p = load_default_params()
     s = {**p["synth"], **synth.scaled_counts(p["synth"])}
     for name, kw in (("synth", dict(n_videos=s["videos"], seconds=s["video_seconds"], width=s["width"],

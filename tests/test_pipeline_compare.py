@@ -16,8 +16,8 @@ import yaml
 
 from dmc.errors import ParamsError
 from dmc.pipeline import compare as C
-from dmc.studies import comparison as T
-from dmc.studies.comparison import CHANGE, DEFAULT, RunFiles
+from dmc.pipeline import comparison as T
+from dmc.pipeline.comparison import CHANGE, DEFAULT, RunFiles
 
 VIDEOS = [f"v{i}.mp4" for i in range(4)]
 

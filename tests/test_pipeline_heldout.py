@@ -156,8 +156,12 @@ def test_test_corpus_seed_must_not_be_one_of_the_training_corpus():
 def test_only_the_test_corpus_steps_read_it():
     """No step that trains or chooses lists the test corpus among its inputs."""
     readers = {s.name for s in graph.STEPS if any("synth_test" in d or "decoded_test" in d for d in s.deps)}
-    assert readers == {"decode_test", "heldout"}
-    assert "src/dmc/heldout.py" not in {d for s in graph.STEPS if s.name not in ("heldout",) for d in graph.code_deps(s.name)}
+    # benchmark_layout writes the test corpus in VGG-SS layout and benchmark scores it through the
+    # published protocol (issue 34): scoring only, like heldout
+    assert readers == {"decode_test", "heldout", "benchmark_layout", "benchmark"}
+    # the heldout step's code (which reads the test corpus) is imported by the scoring steps only
+    users = {s.name for s in graph.STEPS if "src/dmc/pipeline/heldout.py" in graph.code_deps(s.name)}
+    assert users == {"heldout", "heldout_multi"}
 
 
 def _write_test_corpus(root, p, n_videos):
@@ -310,3 +314,64 @@ def test_headline_intervals_are_hierarchical_and_degenerate_counts_are_not_resul
     assert len(count_rows) == 2                        # its level and its difference
     assert "## Clip-bootstrap intervals (seeds held fixed)" in text
     assert "| visible-object count" in text
+
+
+def test_headline_audio_dependence_gap_by_hand(tmp_path):
+    """Item 5 of issue 33: own - mismatched audio for DMC and no clustering, and the difference of the gaps,
+    from made-up per-clip files (2 configurations x 3 seeds; 4 clips x 2 pairs, the last pair without a
+    sounding region), against hand computations."""
+    from dmc.studies import headline as HL
+    from dmc.studies import headline_multi as HMu
+
+    nc_cfg = "train.iterations=1"
+    videos = ["v0", "v1", "v2", "v3"]
+    own = [1] * 8                     # the 8th pair has no sounding region: its hit must not count
+    mm_hits = {(HL.DEFAULT, 0): [0] * 8, (HL.DEFAULT, 1): [1, 1, 1, 0, 0, 0, 0, 0], (HL.DEFAULT, 2): [1] * 7 + [0],
+               (nc_cfg, 0): [1] * 4 + [0] * 4, (nc_cfg, 1): [1] * 5 + [0] * 3, (nc_cfg, 2): [1] * 6 + [0] * 2}
+    # cIoU 0.72 with its own audio (AUC of the trapezoids over 0, 0.05, ..., 1: 0.70 + 0.025); mismatched
+    # 0.22 for DMC (0.225), 0.62 for no clustering (0.625)
+    mm_ciou = {HL.DEFAULT: 0.22, nc_cfg: 0.62}
+    rng = np.random.default_rng(3)
+    for (config, seed), hits in mm_hits.items():
+        run = _fake_run(rng, seed, config, videos)
+        p = run["pairs"]
+        p["dmc_pointing"], p["mismatched_pointing"] = own, hits
+        p["dmc_ciou"], p["mismatched_ciou"] = 0.72, mm_ciou[config]
+        p.loc[7, ["dmc_ciou", "mismatched_ciou"]] = np.nan
+        d = tmp_path / "runs" / f"{config}_s{seed}"
+        d.mkdir(parents=True)
+        p.to_csv(d / "pairs.csv", index=False)
+        run["clips"].to_csv(d / "clips.csv", index=False)
+        run["esc"].to_csv(d / "esc50_clips.csv", index=False)
+        (d / "details.json").write_text(json.dumps(run["details"]))
+    runs = HL.load_runs(tmp_path / "runs")
+    g = HL.audio_gaps(runs, replicates=300).set_index(["row", "metric"])
+    dmc, nc = (label for label, _ in HL.GAP_ROWS)
+    # pointing: 7 pairs with a sounding region; DMC's gaps by seed 7/7, 4/7, 0/7; no clustering's 3/7, 2/7, 1/7
+    assert g.loc[(dmc, "pointing"), "diff"] == pytest.approx((7 + 4 + 0) / 21)
+    assert g.loc[(nc, "pointing"), "diff"] == pytest.approx((3 + 2 + 1) / 21)
+    x = g.loc[(HL.GAP_DIFF, "pointing")]
+    assert x["diff"] == pytest.approx((4 + 2 - 1) / 21)
+    assert (x.seeds_positive, x.seeds_negative, x.n_seeds) == (2, 1, 3)
+    assert (g.loc[(dmc, "pointing"), "seeds_positive"], g.loc[(dmc, "pointing"), "seeds_negative"]) == (2, 0)
+    a = [HMu.gap_sums(runs[(HL.DEFAULT, s)]["pairs"], "pointing", videos) for s in range(3)]
+    b = [HMu.gap_sums(runs[(nc_cfg, s)]["pairs"], "pointing", videos) for s in range(3)]
+    h = B.hierarchical_difference(a, b, 300, HMu.BOOT_SEED)
+    assert (x.lo, x.hi) == pytest.approx((h.lo[0], h.hi[0])) and x.lo < x["diff"] < x.hi
+    # cIoU@0.5: DMC 1 - 0, no clustering 1 - 1; AUC: 0.725 - 0.225, 0.725 - 0.625; the same in every clip
+    # and seed, so the interval collapses on the value
+    for row, metric, want in ((dmc, "ciou50", 1.0), (nc, "ciou50", 0.0), (HL.GAP_DIFF, "ciou50", 1.0),
+                              (dmc, "auc", 0.5), (nc, "auc", 0.1), (HL.GAP_DIFF, "auc", 0.4)):
+        y = g.loc[(row, metric)]
+        assert (y["diff"], y.lo, y.hi) == pytest.approx((want, want, want)), (row, metric)
+    assert g.loc[(HL.GAP_DIFF, "auc"), "seeds_positive"] == 3
+    # both files carry it: the section after the six included tables, and the targets row
+    HL.write(runs, tmp_path, None, None, replicates=100)
+    text = (tmp_path / "headline.md").read_text()
+    assert text.index("## Audio dependence (own audio − mismatched audio)") > text.index("## ESC-like")
+    line = next(s for s in text.splitlines() if s.startswith(f"| {HL.GAP_DIFF} | 3 |"))
+    assert f"+{5 / 21:.3f} [" in line and "(2/1)" in line and "**+1.000 [+1.000, +1.000]** (3/0)" in line
+    target = next(s for s in text.splitlines() if s.startswith("| audio-dependence gap DMC − no clustering"))
+    assert target.endswith("| yes |") and "AUC +0.400 [+0.400, +0.400]" in target
+    csv = pd.read_csv(tmp_path / "headline.csv")
+    assert len(csv[csv.table == "audio gap"]) == 3 * len(HL.GAP_METRICS)

@@ -12,6 +12,7 @@ import yaml
 
 from conftest import ROOT, load_default_params, with_overrides, write_params
 from dmc.io import manifest as M
+from dmc.io import verify_all as V
 from dmc.model.network import DMC
 
 PORTABLE = {"mode": "portable", "device": "cpu", "threads": 2, "cpu_capability": "DEFAULT"}
@@ -52,13 +53,13 @@ def run(tmp_path):
                "results/heldout_metrics.json": {"heldout.dmc.pointing": 0.7953}}
     for rel, values in metrics.items():
         (root / rel).write_text(json.dumps(values, indent=2) + "\n")
-    M.write_all(root, params, names=[M.RESULTS])
+    V.write_all(root, params, names=[M.RESULTS])
     return root, params
 
 
 def test_the_same_results_match_and_the_mode_is_named(run):
     root, params = run
-    notes, diffs = M.verify(root, params, names=[M.RESULTS])
+    notes, diffs = V.verify(root, params, names=[M.RESULTS])
     assert diffs == []
     assert notes[0] == "models/dmc.pt: trained in portable mode (2 threads); the manifest's model in portable mode (2 threads)"
     assert notes[-1] == "results: 6 files, 0 differ"
@@ -69,10 +70,10 @@ def test_the_timing_columns_of_the_log_are_left_out(run):
     before = (root / "results/train/log.csv").read_bytes()
     _write_log(root / "results/train/log.csv", seconds=3.25)
     assert (root / "results/train/log.csv").read_bytes() != before
-    notes, diffs = M.verify(root, params, names=[M.RESULTS])
+    notes, diffs = V.verify(root, params, names=[M.RESULTS])
     assert diffs == [] and "1 training log(s) differ in the timing columns only" in notes[-1]
     _write_log(root / "results/train/log.csv", seconds=3.25, val_acc=0.7501)
-    (d,) = M.verify(root, params, names=[M.RESULTS])[1]
+    (d,) = V.verify(root, params, names=[M.RESULTS])[1]
     assert (d.path, d.kind) == ("results/train/log.csv", "log")
 
 
@@ -80,7 +81,7 @@ def test_a_metric_is_named_with_both_values(run):
     root, params = run
     path = root / "results/metrics.json"
     path.write_text(json.dumps({"esc50.dmc.acc_mean": 0.8533, "dcase.dmc.scene_acc_mean": 0.95}, indent=2) + "\n")
-    (d,) = M.verify(root, params, names=[M.RESULTS])[1]
+    (d,) = V.verify(root, params, names=[M.RESULTS])[1]
     assert d.kind == "metrics"
     assert d.detail == "1 of 2 values differ: esc50.dmc.acc_mean 0.8533 against 0.9133"
 
@@ -90,7 +91,7 @@ def test_a_weight_is_counted_measured_and_the_modes_told(run, tmp_path):
     pristine = tmp_path / "pristine"
     shutil.copytree(root, pristine)
     _write_model(root / "models" / "dmc.pt", params, {"mode": "fast", "device": "cpu", "threads": 2}, bump=0.5)
-    notes, diffs = M.verify(root, params, names=[M.RESULTS], reference=pristine)
+    notes, diffs = V.verify(root, params, names=[M.RESULTS], reference=pristine)
     assert notes[0] == "models/dmc.pt: trained in fast mode; the manifest's model in portable mode (2 threads)"
     (d,) = diffs
     n = len(DMC.from_params(params["model"], params["train"]).state_dict())
@@ -102,7 +103,7 @@ def test_a_weight_is_counted_measured_and_the_modes_told(run, tmp_path):
 def test_a_model_without_a_mode_is_said_so(run):
     root, params = run
     _write_model(root / "models" / "dmc.pt", params, None)
-    notes, diffs = M.verify(root, params, names=[M.RESULTS])
+    notes, diffs = V.verify(root, params, names=[M.RESULTS])
     assert notes[0].startswith("models/dmc.pt: trained in mode not recorded;")
     assert [d.detail for d in diffs] == ["weights equal, record differs; trained in mode not recorded, the "
                                          "manifest's in portable mode (2 threads)"]
@@ -111,22 +112,22 @@ def test_a_model_without_a_mode_is_said_so(run):
 def test_other_params_are_not_compared_but_devices_are_no_params_of_a_result(run):
     root, params = run
     (root / "results/heldout_metrics.json").write_text("{}\n")
-    notes, diffs = M.verify(root, with_overrides(params, train__lr=0.01), names=[M.RESULTS])
+    notes, diffs = V.verify(root, with_overrides(params, train__lr=0.01), names=[M.RESULTS])
     assert diffs == [] and notes[-1] == "results: not compared: params differ from the manifest's (train.lr)"
-    _, diffs = M.verify(root, with_overrides(params, train__device="cpu", localize__device="cpu",
+    _, diffs = V.verify(root, with_overrides(params, train__device="cpu", localize__device="cpu",
                                              train__num_workers=3), names=[M.RESULTS])
     assert [d.path for d in diffs] == ["results/heldout_metrics.json"]
 
 
 def test_a_missing_manifest_is_a_note_and_a_missing_file_a_difference(run, tmp_path):
     root, params = run
-    notes, diffs = M.verify(root, params, tmp_path / "none", names=[M.RESULTS])
+    notes, diffs = V.verify(root, params, tmp_path / "none", names=[M.RESULTS])
     assert diffs == [] and "not written (dmc verify --write --only results)" in notes[0]
     (root / "results/localization_metrics.json").unlink()
-    (d,) = M.verify(root, params, names=[M.RESULTS])[1]
+    (d,) = V.verify(root, params, names=[M.RESULTS])[1]
     assert (d.path, d.kind) == ("results/localization_metrics.json", "missing")
     with pytest.raises(M.ManifestError, match="localization_metrics.json: not found"):
-        M.write_all(root, params, names=[M.RESULTS])
+        V.write_all(root, params, names=[M.RESULTS])
 
 
 def test_cli_verify_only_results_names_the_mode_and_exits_1(run, capsys):

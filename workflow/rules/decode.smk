@@ -22,7 +22,7 @@ rule decode_shard:
     log:
         "logs/decode_shard/{shard}.log",
     shell:
-        "dmc decode --shard {wildcards.shard} --videos {input.videos:q} --out {output:q} --workers {threads} 2>&1 | tee {log:q}"
+        "dmc decode --shard {wildcards.shard} --videos {input.videos:q} --out {output:q} --workers {threads:q} 2>&1 | tee {log:q}"
 
 
 rule decode_index:
@@ -66,4 +66,4 @@ rule decode_multi:
     log:
         "logs/decode_multi.log",
     shell:
-        "dmc decode --videos {input.videos:q} --out-dir {params.out:q} --workers {threads} 2>&1 | tee {log:q}"
+        "dmc decode --videos {input.videos:q} --out-dir {params.out:q} --workers {threads:q} 2>&1 | tee {log:q}"

@@ -40,7 +40,7 @@ rule decode_test:
     log:
         "logs/decode_test.log",
     shell:
-        "dmc decode --videos {input.videos:q} --out-dir {params.out:q} --workers {threads} 2>&1 | tee {log:q}"
+        "dmc decode --videos {input.videos:q} --out-dir {params.out:q} --workers {threads:q} 2>&1 | tee {log:q}"
 
 
 rule heldout:

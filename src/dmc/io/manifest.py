@@ -401,13 +401,6 @@ def verify(root: Path, params: dict, manifest_dir: Path | None = None, reference
     manifest_dir = manifest_dir or root / MANIFEST_DIR
     notes, diffs = [], []
     for name in names:
-        if name == RESULTS:
-            from dmc.io.results_manifest import verify_results
-
-            n, d = verify_results(root, params, manifest_dir, reference)
-            notes += n
-            diffs += d
-            continue
         rec_params, entries = read_manifest(manifest_dir / f"{name}.tsv")
         other = _differing_params(rec_params, params, DEPENDS[name], INDEPENDENT.get(name, ()))
         if other:
@@ -426,11 +419,6 @@ def write_all(root: Path, params: dict, manifest_dir: Path | None = None, names=
     manifest_dir = manifest_dir or root / MANIFEST_DIR
     written = []
     for name in names:
-        if name == RESULTS:
-            from dmc.io.results_manifest import write_results
-
-            written.append(write_results(root, params, manifest_dir))
-            continue
         folder = root / ROOTS[name]
         if not folder.is_dir():
             raise ManifestError(f"{folder}: not found (run the pipeline first: dvc repro)")

@@ -13,7 +13,7 @@
    already queued or running, and run (``dvc exp run --run-all --jobs J``; J runs at once).
 3. **table**: each run's per-unit files are read from its commit (``git show <rev>:<path>``:
    they are git-tracked, ``cache: false``), paired by seed and unit, and written by
-   :mod:`dmc.studies.comparison` to ``results/compare/<slug>/`` (compare.md, compare.csv,
+   :mod:`dmc.pipeline.comparison` to ``results/compare/<slug>/`` (compare.md, compare.csv,
    compare.png, metrics.json, runs.csv); the differences also go to
    ``results/compare/metrics.json`` under the slug (a top-level metrics file of dvc.yaml:
    ``dvc exp show`` displays them).
@@ -38,7 +38,7 @@ from dmc.errors import DmcError
 from dmc.pipeline.experiments import (IGNORED_KEYS, Run, _flatten, _fmt_value, _same, exp_rows, experiment_rows,
                                       queue_command, run_command, sh)
 from dmc.pipeline.params import ParamsError, get_dotted, set_dotted, validate_params
-from dmc.studies.comparison import CHANGE, DEFAULT, RunFiles
+from dmc.pipeline.comparison import CHANGE, DEFAULT, RunFiles
 
 OUT = Path("results/compare")
 INDEX = OUT / "metrics.json"
@@ -252,7 +252,7 @@ def run_compare(params: dict, sets: list[str], n_seeds: int = 5, jobs: int | Non
                 date: str | None = None) -> Path:
     """Check, run what is missing, write the table; returns the comparison's folder."""
     from dmc.pipeline.provenance import git_commit, header
-    from dmc.studies import comparison
+    from dmc.pipeline import comparison
 
     overrides = parse_sets(params, sets)       # bad input: one line, before any work
     seeds = check_seeds(n_seeds)

@@ -57,7 +57,8 @@ def add_verify_parser(sub) -> None:
 
 
 def verify(args, p):
-    from dmc.io.manifest import RESULTS, ROOTS, VerifyError, verify as verify_files, write_all
+    from dmc.io.manifest import RESULTS, ROOTS, VerifyError
+    from dmc.io.verify_all import verify as verify_files, write_all
 
     root = Path(args.root)
     names = args.only or [*ROOTS, RESULTS]

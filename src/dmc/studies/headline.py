@@ -26,7 +26,8 @@ seeds, with clip-bootstrap 95 % intervals and paired differences.
    same draw for every seed and method; 2000 replicates from fixed seeds), and DMC minus each
    baseline, paired by clip and seed, with the interval of the difference and the number of
    seeds in which the difference is positive. A difference is called a difference only when
-   its hierarchical interval excludes 0. ``results/headline_multi.md|csv``: the same over the
+   its hierarchical interval excludes 0. The audio-dependence gap of each trained row (own audio
+   minus mismatched audio) and the difference of the gaps DMC - no clustering (:func:`audio_gaps`). ``results/headline_multi.md|csv``: the same over the
    multi-source corpus (:mod:`dmc.studies.headline_multi`).
 """
 
@@ -46,7 +47,8 @@ import yaml
 from dmc.localization import bootstrap as B
 from dmc.atomic import atomic_file
 from dmc.pipeline.heldout import COUNT_METHODS, ESC_METHODS, LOC_METHODS, count_sums, esc_sums
-from dmc.studies.headline_multi import MULTI_RUNS_DIR
+from dmc.studies.headline_multi import MULTI_RUNS_DIR, gap_sums
+from dmc.studies.headline_multi import interval as gap_interval
 from dmc.studies.headline_multi import load_runs as load_multi_runs
 from dmc.studies.headline_multi import write as write_multi
 
@@ -76,6 +78,12 @@ COUNT_ROWS = [
     ("majority count (training corpus, train + val)", DEFAULT, "majority"),
     ("best constant count (the test corpus's own majority)", DEFAULT, "best_constant"),
 ]
+GAP_ROWS = [  # (label, configuration): the trained rows whose audio dependence is reported
+    ("DMC", DEFAULT),
+    ("no clustering (train.iterations=1)", "train.iterations=1"),
+]
+GAP_METRICS = ("pointing", "ciou50", "auc")
+GAP_DIFF = "DMC − no clustering (difference of the gaps)"
 ESC_ROWS = [
     ("DMC", DEFAULT, "dmc"),
     ("no clustering (train.iterations=1)", "train.iterations=1", "dmc"),
@@ -399,18 +407,77 @@ def tables(runs: dict, replicates: int = B.REPLICATES) -> tuple[pd.DataFrame, pd
     return pd.DataFrame(levels), pd.DataFrame(diffs)
 
 
+def audio_gaps(runs: dict, replicates: int = B.REPLICATES) -> pd.DataFrame:
+    """The audio-dependence gap (issue 33, item 5): one row per (row, metric) of :data:`GAP_ROWS` and
+    :data:`GAP_METRICS`, the run's own model with its own audio minus the same model with another clip's
+    audio (``dmc`` - ``mismatched`` of ``pairs.csv``, the same pairs), and one per metric of the difference
+    of the gaps DMC - no clustering, paired by seed number and by clip.
+
+    A gap is a ratio of sums over clips (:func:`dmc.studies.headline_multi.gap_sums`: per clip own minus
+    mismatched numerators over the pairs with a sounding region); ``diff`` is its mean over seeds, ``lo`` /
+    ``hi`` the hierarchical 95 % interval (seeds, then clips) and ``seeds_positive`` / ``seeds_negative``
+    the seed sign counts, by :func:`dmc.studies.headline_multi.interval` (so with the draws of the
+    test-corpus rows of ``results/headline_multi.md``)."""
+    units = _units("loc", runs)
+    per = {}
+    for label, config in GAP_ROWS:
+        seeds = sorted(s for c, s in runs if c == config and _has("loc", runs[(c, s)], "mismatched"))
+        per[label] = {s: {m: gap_sums(runs[(config, s)]["pairs"], m, units) for m in GAP_METRICS} for s in seeds}
+    out = []
+
+    def add(row, seeds, a, b=None):
+        for m in GAP_METRICS:
+            r = gap_interval([x[m] for x in a], None if b is None else [x[m] for x in b], replicates)
+            out.append({"kind": "loc", "row": row, "metric": m, "n_seeds": len(seeds),
+                        "seeds": " ".join(map(str, seeds)), "diff": r["value"], "lo": r["lo"], "hi": r["hi"],
+                        "seeds_positive": r["seeds_positive"], "seeds_negative": r["seeds_negative"]})
+
+    for label, _ in GAP_ROWS:
+        if per[label]:
+            add(label, sorted(per[label]), list(per[label].values()))
+    dmc, nc = (per[label] for label, _ in GAP_ROWS)
+    common = sorted(set(dmc) & set(nc))
+    if common:
+        add(GAP_DIFF, common, [dmc[s] for s in common], [nc[s] for s in common])
+    return pd.DataFrame(out)
+
+
+def gap_table(gaps: pd.DataFrame | None) -> list[str]:
+    """The section of headline.md with :func:`audio_gaps`' rows (after the six tables the docs include by
+    number)."""
+    if gaps is None or not len(gaps):
+        return []
+    out = ["## Audio dependence (own audio − mismatched audio)", "",
+           "Each trained row's maps with its own audio minus the same model's maps with another clip's audio "
+           "(the mismatched control of its own run), on the same (frame, audio segment) pairs; the last row is "
+           "the difference of the two gaps, paired by seed and clip [hierarchical 95 % interval] (seeds with "
+           "the value above / below 0):", "",
+           "| own − mismatched | seeds | " + " | ".join(METRIC_NAMES[m] for m in GAP_METRICS) + " |",
+           "|---|---|" + "---|" * len(GAP_METRICS)]
+    for row in dict.fromkeys(gaps.row):
+        r = gaps[gaps.row == row].set_index("metric")
+        cells = []
+        for m in GAP_METRICS:
+            x = r.loc[m]
+            mark = "**" if x.lo > 0 or x.hi < 0 else ""
+            cells.append(f"{mark}{_ci(x['diff'], x.lo, x.hi, True)}{mark} ({x.seeds_positive}/{x.seeds_negative})")
+        out.append(f"| {row} | {r.n_seeds.iloc[0]} | " + " | ".join(cells) + " |")
+    return out + [""]
+
+
 def _ci(mean, lo, hi, signed=False) -> str:
     f = "+.3f" if signed else ".3f"
     return f"{mean:{f}} [{lo:{f}}, {hi:{f}}]"
 
 
-KIND_TITLES = {"loc": "Localization (per (frame, audio segment) pair; intervals: clips drawn with replacement)",
+KIND_TITLES = {"loc": "Localization (per (frame, audio segment) pair; intervals: seeds, then clips, drawn with replacement)",
                "count": "Counting the sounding objects (per clip)",
                "esc": "ESC-like audio features (30 categories, 5 folds; per ESC-like clip)"}
 METRIC_NAMES = {"pointing": "pointing", "ciou50": "cIoU@0.5", "auc": "AUC", "ciou_mean": "mean cIoU", "acc": "accuracy"}
 
 
-def markdown(levels: pd.DataFrame, diffs: pd.DataFrame, runs: dict, frozen: str | None) -> str:
+def markdown(levels: pd.DataFrame, diffs: pd.DataFrame, runs: dict, frozen: str | None,
+             gaps: pd.DataFrame | None = None) -> str:
     det = next(iter(runs.values()))["details"]
     lines = ["# Headline: DMC, its baselines and controls on the untouched test corpus", "",
              f"Test corpus: {det['clips']} clips from its own seed (`synth.test_seed`), "
@@ -450,10 +517,11 @@ def markdown(levels: pd.DataFrame, diffs: pd.DataFrame, runs: dict, frozen: str 
                     cells.append(f"{mark}{_ci(x['diff'], x.lo, x.hi, True)}{mark} ({x.seeds_positive}/{x.seeds_negative})")
                 lines.append(f"| {b} | {r.n_seeds.iloc[0]} | " + " | ".join(cells) + " |")
         lines.append("")
+    lines += gap_table(gaps)
     lines += ["Bold: the hierarchical interval of the difference excludes 0 (only then is a difference claimed). "
               "`degenerate`: every clip got the same count score in some seed (uniform assignments: the count "
               "is a constant), so the row is not a counting result.", ""]
-    lines += targets(levels, diffs)
+    lines += targets(levels, diffs, gaps)
     lines += clip_table(diffs)
     return "\n".join(lines) + "\n"
 
@@ -491,8 +559,8 @@ def _row_label(rows, method, config=DEFAULT) -> str:
     return next(lab for lab, c, m in rows if m == method and c == config)
 
 
-def targets(levels: pd.DataFrame, diffs: pd.DataFrame) -> list[str]:
-    """Issue 26's targets, each with the numbers that decide it."""
+def targets(levels: pd.DataFrame, diffs: pd.DataFrame, gaps: pd.DataFrame | None = None) -> list[str]:
+    """Issue 26's targets (and issue 33's on this corpus), each with the numbers that decide it."""
     out = ["## Targets of issue 26 (the untouched test corpus, mean over seeds, 95 % intervals)", "",
            "| claim | target | measured | met |", "|---|---|---|---|"]
 
@@ -522,16 +590,21 @@ def targets(levels: pd.DataFrame, diffs: pd.DataFrame) -> list[str]:
     e = _diff(diffs, "esc", _row_label(ESC_ROWS, "random_init_bn"), "acc")
     row("ESC-like DMC − BN-recalibrated random init", "reported with its interval",
         _ci(e["diff"], e.lo, e.hi, True) if e is not None else "–", None if e is None else True)
+    g = [] if gaps is None or not len(gaps) else [x for _, x in gaps[gaps.row == GAP_DIFF].iterrows()]
+    row("audio-dependence gap DMC − no clustering (untouched test corpus; issue 33)", "reported",
+        "; ".join(f"{METRIC_NAMES[x.metric]} {_ci(x['diff'], x.lo, x.hi, True)}" for x in g) or "–",
+        True if g else None)
     return out + [""]
 
 
 def write(runs: dict, out: Path, runs_list: list[Run] | None, frozen: str | None, replicates=B.REPLICATES) -> None:
     levels, diffs = tables(runs, replicates)
+    gaps = audio_gaps(runs, replicates)
     with atomic_file(out / "headline.csv") as tmp:
-        pd.concat([levels.assign(table="level"), diffs.assign(table="difference")]).to_csv(
-            tmp, index=False, float_format="%.4f")
+        pd.concat([levels.assign(table="level"), diffs.assign(table="difference"),
+                   gaps.assign(table="audio gap")]).to_csv(tmp, index=False, float_format="%.4f")
     with atomic_file(out / "headline.md") as tmp:
-        Path(tmp).write_text(markdown(levels, diffs, runs, frozen))
+        Path(tmp).write_text(markdown(levels, diffs, runs, frozen, gaps))
     from dmc.studies.headline_summary import write as write_summary
 
     write_summary(out / "headline.md", out / "headline_summary.md")   # the README's table (included)

@@ -82,10 +82,12 @@ def ca_sums(run: dict, method: str, metric: str):
     return clip_sums(run["ca_clips"], method, metric, _videos(run))
 
 
-def gap_sums(pairs: pd.DataFrame, metric: str = "pointing"):
-    """Per clip (own - mismatched) pointing hits and the pairs with a sounding region: the
-    audio-dependence gap as a ratio of sums (the same pairs, so the same denominator)."""
-    videos = sorted(pairs.video.unique())
+def gap_sums(pairs: pd.DataFrame, metric: str = "pointing", videos: list | None = None):
+    """Per clip (own - mismatched) numerators of ``metric`` (one of :data:`B.LOC_METRICS`: pointing hits,
+    cIoU@0.5 successes, AUC's weighted successes) and the pairs with a sounding region: the
+    audio-dependence gap as a ratio of sums (the same pairs, so the same denominator). ``videos``:
+    the clips in this order (default: the table's own, sorted)."""
+    videos = sorted(pairs.video.unique()) if videos is None else videos
     own, den = B.loc_clip_sums(pairs, "dmc", videos)
     mm, _ = B.loc_clip_sums(pairs, "mismatched", videos)
     j = B.LOC_METRICS.index(metric)

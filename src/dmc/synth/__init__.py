@@ -15,7 +15,7 @@ from __future__ import annotations
 from .esc10 import generate_esc10
 from .evalsets import generate_dcase, generate_esc50
 from .sounds import CLASS_NAMES
-from .videos import generate_videos
+from .corpus import generate_videos
 
 SIZES: dict[str, float] = {"tiny": 0.25, "small": 1.0, "medium": 4.0, "large": 20.0}
 

@@ -252,7 +252,7 @@ def generate_multisource(out_dir, stems_dir, ground_truth_dir, n_videos: int = 1
     * ``objects.csv``: one row per object (:data:`OBJECT_COLUMNS`): class, sounding flag, variant and,
       for a sounding object, its stem.
 
-    Clips, containers and encoding as :func:`.videos.generate_videos` makes them; the three folders
+    Clips, containers and encoding as :func:`.corpus.generate_videos` makes them; the three folders
     are replaced atomically; the bytes do not depend on ``workers``. Returns the clips table.
     """
     if n_videos < 1:

@@ -8,7 +8,7 @@ import pandas as pd
 
 def plot(table: pd.DataFrame, change: str):
     """A matplotlib Figure (no pyplot: no global backend state) of the rows of
-    :func:`dmc.studies.comparison.differences`."""
+    :func:`dmc.pipeline.comparison.differences`."""
     from matplotlib.figure import Figure
 
     rows = table.iloc[::-1].reset_index(drop=True)        # the first metric on top

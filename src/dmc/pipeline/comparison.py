@@ -206,9 +206,9 @@ def metrics_json(table: pd.DataFrame) -> dict:
 
 
 def write(table: pd.DataFrame, out_dir: Path, header: str, change: str, missing: str = "") -> list[Path]:
-    """compare.md, compare.csv, metrics.json and compare.png (:mod:`dmc.studies.comparison_plot`)
+    """compare.md, compare.csv, metrics.json and compare.png (:mod:`dmc.pipeline.comparison_plot`)
     under ``out_dir``."""
-    from dmc.studies.comparison_plot import plot
+    from dmc.pipeline.comparison_plot import plot
 
     out = Path(out_dir)
     paths = [out / "compare.md", out / "compare.csv", out / "metrics.json", out / "compare.png"]
