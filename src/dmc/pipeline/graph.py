@@ -64,7 +64,7 @@ CLASS_MAPPING = "models/dmc.class_mapping.json"   # dmc.localization.mapping_fil
 TRAINING_SYNTH_PARAMS = tuple(f"synth.{k}" for k in Synth.keys() if k not in TEST_CORPUS_SYNTH_KEYS)
 # a published localization benchmark (data.localization_benchmark); default: the untouched test
 # corpus written in VGG-SS layout, scored through the same path
-BENCHMARK_LAYOUT = "data/synth_test/vggss"
+BENCHMARK_LAYOUT = "data/benchmark_layout/vggss"
 BENCHMARK = "results/benchmark"
 BENCHMARK_METRICS = "results/benchmark_metrics.json"
 

@@ -11,7 +11,7 @@ def add_parsers(sub) -> None:
                                                 "(vggss.json, frames/, audio/)")
     c.add_argument("--videos", default="data/synth_test/videos")
     c.add_argument("--ground-truth", default="data/synth_test/ground_truth")
-    c.add_argument("--out", default="data/synth_test/vggss")
+    c.add_argument("--out", default="data/benchmark_layout/vggss")
     c.set_defaults(func=run)
 
 
