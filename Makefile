@@ -162,7 +162,7 @@ bench-evaluate: install
 	$(BIN)/python benchmarks/evaluate.py
 
 # Portable against fast CPU training (train.portable) on the embedded default's step, side by side:
-# benchmarks/results/<host>/portable_training.json (docs/reproducibility.md)
+# benchmarks/results/portable_training_<host>.json (docs/reproducibility.md; beside gpu.json, not a make bench file)
 bench-portable: install
 	$(BIN)/python benchmarks/portable_training.py
 

@@ -15,9 +15,9 @@ per-pair ratios (worker i of one mode against worker i of the other, run next to
 The CPU time of each step (all the process's threads) is given beside the wall-clock time: on a
 machine busy with other work the wall-clock time of a step also measures the others' load.
 
-Writes benchmarks/results/<host>/portable_training.json: commit, date, CPU model, core count, load
+Writes benchmarks/results/portable_training_<host>.json (beside gpu.json: not one of make bench's files): commit, date, CPU model, core count, load
 average before and after, every worker's step times and the summary; and its summary as a Markdown
-table, portable_training.md beside it.
+table, the same name with .md beside it.
 
 ``python benchmarks/portable_training.py [--repeats 5] [--steps 20] [--host NAME]`` (``make bench-portable``)
 """
@@ -117,7 +117,7 @@ def worker(mode: str, steps: int, warmup: int, params_path: Path) -> dict:
 
 # -- report ------------------------------------------------------------------------------------------
 def markdown(result: dict) -> str:
-    """The summary as a Markdown table (portable_training.md beside the JSON, which the docs link)."""
+    """The summary as a Markdown table (the .md beside the JSON, which the docs link)."""
     s = result["summary"]
     rows = [("median step, wall clock (s)", s["median_step_s"]["fast"], s["median_step_s"]["portable"],
              s["ratio_portable_over_fast"]),
@@ -153,7 +153,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     ap.add_argument("--params", type=Path, default=ROOT / "params.yaml")
     ap.add_argument("--host", help="results folder name (default: from the CPU model and core count)")
-    ap.add_argument("--out", type=Path, help="output JSON (default benchmarks/results/<host>/portable_training.json)")
+    ap.add_argument("--out", type=Path, help="output JSON (default benchmarks/results/portable_training_<host>.json)")
     ap.add_argument("--worker", choices=MODES, help=argparse.SUPPRESS)
     ap.add_argument("--markdown-from", type=Path, help="only rewrite the Markdown summary of this JSON")
     args = ap.parse_args()
@@ -164,7 +164,7 @@ def main() -> None:
         print(json.dumps(worker(args.worker, args.steps, args.warmup, args.params)))
         return
 
-    out = args.out or ROOT / "benchmarks" / "results" / (args.host or host_slug()) / "portable_training.json"
+    out = args.out or ROOT / "benchmarks" / "results" / f"portable_training_{args.host or host_slug()}.json"
     load_before = os.getloadavg()
     runs = []
     for r in range(args.repeats):

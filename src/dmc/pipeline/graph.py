@@ -207,7 +207,8 @@ STEPS += (
                  "train.squash", "train.cluster_init", "data.localization_benchmark", "localize.heatmap_rule",
                  "localize.agreement_temperature", "localize.center_sigma", "localize.batch_size",
                  "decode.segment_seconds", "decode.frame_size", "decode.sample_rate", "decode.n_mels", "decode.f_min",
-                 "decode.f_max", "decode.window_seconds", "decode.hop_seconds", "decode.log_offset"),
+                 "decode.f_max", "decode.window_seconds", "decode.hop_seconds", "decode.log_offset", "train.portable",
+                 "train.portable_threads"),
          ignored=("localize.device",),
          comment="data.localization_benchmark scored with the published protocol (dmc localize --benchmark auto): "
                  "DMC, the random-init network and the content-free baselines in one table"),
