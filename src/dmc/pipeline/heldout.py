@@ -100,6 +100,21 @@ def score_heats(coarse: np.ndarray | None, masks: list, size, thr: float, prior:
     return np.asarray(ious, dtype=np.float64), np.asarray(hits, dtype=int)
 
 
+def scored_pairs(decoded: Path, gt, gt_dir, corpus: str):
+    """(rows, frames, log-mels) of a scored corpus's decoded pairs whose video has ground truth
+    (``gt``, a :class:`dmc.io.ground_truth.GroundTruth` of ``gt_dir``), in (video, segment) order;
+    fewer than two such videos is an error naming ``decoded``."""
+    from dmc.localization.localize import _ShardReader
+    from dmc.model.dataset import ShardDataset
+
+    rows = ShardDataset(decoded).index
+    rows = rows[rows.video.isin(gt.clips.index)].sort_values(["video", "segment"]).reset_index(drop=True)
+    if rows.video.nunique() < 2:
+        raise ValueError(f"{decoded}: fewer than two {corpus} videos with ground truth in {gt_dir}")
+    frames, mels = _ShardReader(decoded)(rows)
+    return rows, frames, mels
+
+
 def training_batches(reader, rows: pd.DataFrame, bs: int, device):
     """(frames, log-mel) tensors of the rows, in batches (for the BatchNorm recalibration)."""
     for i in range(0, len(rows), bs):
@@ -166,11 +181,7 @@ def run(cfg: Params, decoded_dev, decoded_test, model_path, gt_dev, gt_test, eva
     params = cfg.as_dict()   # the dataset split and the random-init network are built from params dicts
     decoded_dev, decoded_test = Path(decoded_dev), Path(decoded_test)
     gt_t, gt_d = GroundTruth(gt_test, src), GroundTruth(gt_dev, src)
-    rows = ShardDataset(decoded_test).index
-    rows = rows[rows.video.isin(gt_t.clips.index)].sort_values(["video", "segment"]).reset_index(drop=True)
-    if rows.video.nunique() < 2:
-        raise ValueError(f"{decoded_test}: fewer than two test-corpus videos with ground truth in {gt_test}")
-    frames, mels = _ShardReader(decoded_test)(rows)
+    rows, frames, mels = scored_pairs(decoded_test, gt_t, gt_test, "test-corpus")
     size = frames.shape[1:3]
     masks = [gt_t.mask(r.video, r.frame_time_s, size) for r in rows.itertuples()]
 

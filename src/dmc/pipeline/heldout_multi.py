@@ -124,7 +124,7 @@ def run(cfg: Params, decoded_dev, decoded_multi, model_path, gt_dev, gt_multi, s
     from dmc.localization.mapping_file import write_mapping
     from dmc.model.dataset import ShardDataset
     from dmc.model.training import load_model
-    from dmc.pipeline.heldout import random_init_bn_model, score_heats
+    from dmc.pipeline.heldout import random_init_bn_model, score_heats, scored_pairs
 
     lp = cfg.localize
     tau, rule, bs, thr = lp.agreement_temperature, lp.heatmap_rule, lp.batch_size, lp.ciou_threshold
@@ -133,11 +133,7 @@ def run(cfg: Params, decoded_dev, decoded_multi, model_path, gt_dev, gt_multi, s
     gt_t, gt_d = GroundTruth(gt_multi, src), GroundTruth(gt_dev, src)
 
     # -- the multi-source corpus: pairs, objects, stems ------------------------------------------------
-    rows = ShardDataset(decoded_multi).index
-    rows = rows[rows.video.isin(gt_t.clips.index)].sort_values(["video", "segment"]).reset_index(drop=True)
-    if rows.video.nunique() < 2:
-        raise ValueError(f"{decoded_multi}: fewer than two multi-source videos with ground truth in {gt_multi}")
-    frames, mels = _ShardReader(decoded_multi)(rows)
+    rows, frames, mels = scored_pairs(decoded_multi, gt_t, gt_multi, "multi-source")
     size = frames.shape[1:3]
     wh = (size[1], size[0])
     objects = pair_objects(gt_t, rows, size)
