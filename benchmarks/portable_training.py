@@ -28,7 +28,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import re
 import statistics
 import subprocess
@@ -37,18 +36,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from run import cpu_model   # make bench's reader of the CPU model (benchmarks/run.py)
+
 ROOT = Path(__file__).resolve().parents[1]
 MODES = ("fast", "portable")
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def host_slug() -> str:
