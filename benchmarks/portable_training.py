@@ -28,7 +28,6 @@ import argparse
 import datetime
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -36,15 +35,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from run import cpu_model   # make bench's reader of the CPU model (benchmarks/run.py)
+from run import cpu_model, host_slug   # make bench's CPU model and host name (benchmarks/run.py)
 
 ROOT = Path(__file__).resolve().parents[1]
 MODES = ("fast", "portable")
-
-
-def host_slug() -> str:
-    words = re.sub(r"\(.*?\)|processor|cpu|@.*", " ", cpu_model().lower())
-    return "_".join(re.findall(r"[a-z0-9]+", words)[:4] + [f"{os.cpu_count()}c"])
 
 
 def commit() -> str:

@@ -5,6 +5,12 @@ Each shard's ``frames.npy`` / ``logmel.npy`` are opened once per process with
 item is a slice of those maps: no file is reopened per item.  Frames are scaled to
 [-1, 1] (reference code); log-mel patches are used as they are, shape (1, T, n_mels).
 
+Training reads whole batches (:meth:`ShardDataset.__getitems__`, which torch's DataLoader calls
+with a batch's indices): one sorted read per shard of the memory-mapped arrays, and the frames
+stay uint8 until they reach the device, where :func:`unit_range` scales them (a quarter of the
+bytes through the loader's queues and the host-to-device copy).  The scaling is the same
+elementwise ``x / 127.5 - 1`` in float32 as per item, so the trained bytes do not change.
+
 Three-way split (:func:`split_of`): by video, never by segment, from a stable hash of the
 video path (its path relative to the corpus folder, as index.csv lists it), so every run,
 every process and every step puts the same video in the same split, and a video never sits
@@ -20,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from dmc.io.shards import shard_arrays
 
@@ -50,6 +56,42 @@ def split_of(video: str, params: dict) -> str:
     ``train.test_fraction`` of ``params`` (the whole params.yaml or its ``train`` section)."""
     t = params.get("train", params)
     return split_of_fractions(str(video), t["val_fraction"], t["test_fraction"])
+
+
+def unit_range(frames: torch.Tensor, memory_format=torch.contiguous_format) -> torch.Tensor:
+    """uint8 frames (B, H, W, 3) -> float32 (B, 3, H, W) in [-1, 1] (``x / 127.5 - 1``, the
+    reference code's scaling), on the frames' device, in ``memory_format`` (CUDA: channels_last)."""
+    return frames.permute(0, 3, 1, 2).contiguous(memory_format=memory_format).float().div_(127.5).sub_(1.0)
+
+
+def as_batch(batch):
+    """The DataLoader's ``collate_fn`` for a dataset whose ``__getitems__`` returns a whole batch."""
+    return batch
+
+
+class Batches:
+    """A batch sampler whose batches are set before each pass (``.batches = [...]``): one
+    DataLoader, and so one set of persistent workers, serves every epoch (the sampler runs in the
+    main process; the workers only read the indices they are sent)."""
+
+    def __init__(self, batches=()):
+        self.batches = list(batches)
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+def batch_loader(dataset: "ShardDataset", sampler: Batches, workers: int, pin_memory: bool = False,
+                 prefetch_factor: int = 2) -> DataLoader:
+    """The training loader: whole batches (uint8 frames), ``workers`` persistent worker processes
+    (0: read in the main process) each keeping ``prefetch_factor`` batches ready, pinned memory
+    for a GPU.  :class:`dmc.model.training.Trainer` and ``benchmarks/train.py`` both build it here."""
+    return DataLoader(dataset, batch_sampler=sampler, collate_fn=as_batch, num_workers=workers,
+                      pin_memory=pin_memory, persistent_workers=workers > 0,
+                      prefetch_factor=prefetch_factor if workers > 0 else None)
 
 
 def is_held_out(video: str, val_fraction: float) -> bool:
@@ -87,10 +129,26 @@ class ShardDataset(Dataset):
         return len(self.index)
 
     def __getitem__(self, i: int):
-        frames, logmel = self._arrays(self.shards[i])
-        frame = torch.from_numpy(np.array(frames[self.rows[i]])).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
-        mel = torch.from_numpy(np.array(logmel[self.rows[i]])).unsqueeze(0)
-        return frame, mel, self.video_ids[i]
+        """One item: float frame (3, H, W) in [-1, 1], log-mel (1, T, n_mels), video id."""
+        frames, mel, vids = self.__getitems__([i])
+        return unit_range(frames)[0], mel[0], vids[0]
+
+    def __getitems__(self, indices) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A whole batch: uint8 frames (B, H, W, 3), log-mel (B, 1, T, n_mels), video ids (B,),
+        in the order of ``indices``; each shard's rows are read at once, in ascending order."""
+        idx = np.asarray(indices, dtype=np.int64)
+        shards, rows = self.shards[idx], self.rows[idx]
+        frames = logmel = None
+        for shard in dict.fromkeys(shards.tolist()):
+            at = np.flatnonzero(shards == shard)
+            at = at[np.argsort(rows[at], kind="stable")]
+            f, m = self._arrays(shard)
+            part_f, part_m = f[rows[at]], m[rows[at]]
+            if frames is None:
+                frames = np.empty((len(idx), *part_f.shape[1:]), part_f.dtype)
+                logmel = np.empty((len(idx), *part_m.shape[1:]), part_m.dtype)
+            frames[at], logmel[at] = part_f, part_m
+        return torch.from_numpy(frames), torch.from_numpy(logmel).unsqueeze(1), self.video_ids[idx]
 
     def __getstate__(self):          # DataLoader workers re-open the maps themselves
         state = self.__dict__.copy()

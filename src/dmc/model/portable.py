@@ -22,8 +22,8 @@ Where the bytes of CPU training come from the host, and the pin of each in this 
 * **Algorithms**: ``torch.use_deterministic_algorithms(True)``; float32 matmuls at ``highest``
   precision (``medium``/``high`` let oneDNN use bf16 on CPUs that have it); denormals kept
   (``torch.set_flush_denormal(False)``: flush-to-zero is a per-thread CPU mode some libraries set).
-* **DataLoader workers** only cast and scale the stored bytes (exact elementwise operations), and
-  the batches come back in order: ``train.num_workers`` does not change the bytes
+* **DataLoader workers** only copy the stored bytes (uint8 frames; the scaling is done in the
+  training process, :func:`dmc.model.dataset.unit_range`), and the batches come back in order: ``train.num_workers`` does not change the bytes
   (tests/test_portable_training.py trains with other worker counts).
 
 The environment variables must be in place before torch's first kernel or MKL call in the

@@ -36,12 +36,11 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from dmc.atomic import atomic_file
 from dmc.model import portable
-from dmc.model.dataset import ShardDataset
+from dmc.model.dataset import Batches, ShardDataset, batch_loader, unit_range
 from dmc.model.diagnostics import NAMES as SHARPNESS, SharpnessMeter
 from dmc.model.loss import max_margin_loss, mismatch_indices
 from dmc.model.network import DMC, STRUCTURE_DEFAULTS
@@ -157,17 +156,28 @@ class Trainer:
         self.amp = torch.autocast("cuda", dtype=torch.bfloat16) if cuda and self.t["amp"] else contextlib.nullcontext()
         self.step, self.log = 0, []
         self.fp = fingerprint(params, self.decoded_dir)
+        self._loaders: dict[int, tuple] = {}
 
     # -- data ---------------------------------------------------------------------------
-    def loader(self, dataset, batches) -> DataLoader:
-        cuda = self.device.type == "cuda"
-        return DataLoader(dataset, batch_sampler=batches, num_workers=self.t["num_workers"], pin_memory=cuda,
-                          persistent_workers=False)
+    def loader(self, dataset, batches):
+        """``dataset``'s loader set to yield ``batches``: built once per dataset (its persistent
+        workers serve every epoch and every validation pass), whole uint8 batches (dmc.model.dataset)."""
+        if id(dataset) not in self._loaders:
+            sampler = Batches()
+            self._loaders[id(dataset)] = (batch_loader(dataset, sampler, self.t["num_workers"],
+                                                       pin_memory=self.device.type == "cuda"), sampler)
+        loader, sampler = self._loaders[id(dataset)]
+        sampler.batches = list(batches)
+        return loader
+
+    def close_loaders(self) -> None:
+        """Stop the persistent loader workers (at the end of :meth:`fit`)."""
+        self._loaders.clear()
 
     def to_device(self, frames, mel):
-        frames = frames.to(self.device, non_blocking=True)
-        if self.device.type == "cuda":
-            frames = frames.contiguous(memory_format=torch.channels_last)
+        """uint8 frames to the device, scaled there (dmc.model.dataset.unit_range); log-mel as it is."""
+        fmt = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
+        frames = unit_range(frames.to(self.device, non_blocking=True), memory_format=fmt)
         return frames, mel.to(self.device, non_blocking=True)
 
     def batch_loss(self, frames, mel, vids, gen, net=None):
@@ -300,6 +310,7 @@ class Trainer:
         self.save_model()
         if self.metrics_json and self.is_main:
             heldout_report(self, self.metrics_json)
+        self.close_loaders()
         if self.distributed:
             dist.barrier()
             dist.destroy_process_group()
