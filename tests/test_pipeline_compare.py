@@ -264,6 +264,9 @@ def test_done_runs_are_reused_not_queued(repo, params):
     assert list(runs.run) == ["exp-change-0", "exp-change-1", "HEAD", "exp-default-1"]
     index = json.loads((repo / "results/compare/metrics.json").read_text())
     assert index["train.clusters=5"]["pointing.verdict"] == 1
+    timing = json.loads((out / "timing.json").read_text())
+    assert (timing["runs_made"], timing["runs_reused"], timing["jobs"]) == (0, 4, 0)
+    assert 0 <= timing["wall_s"] < 600 and timing["started"] <= timing["finished"] and timing["cores"] >= 1
 
 
 def test_only_the_missing_runs_are_queued(repo, params):
@@ -288,6 +291,8 @@ def test_only_the_missing_runs_are_queued(repo, params):
     md = (out / "compare.md").read_text()
     assert "Runs not done (failed, or still queued), left out: default seed 2, change seed 2." in md
     assert "| 2 / 0 | seeds, then clips | higher |" in md and "hierarchical bootstrap, 100 replicates" in md
+    timing = json.loads((out / "timing.json").read_text())
+    assert (timing["runs_made"], timing["runs_reused"], timing["jobs"]) == (2, 4, 2)
     # fewer than two seeds with both runs: refused, nothing written
     with pytest.raises(C.CompareError, match=r"only 0 seed\(s\) have both runs done"):
         C.run_compare(params, ["train.clusters=4"], 2, cwd=repo, rows=lambda cwd, log: rows,

@@ -16,7 +16,9 @@
    :mod:`dmc.pipeline.comparison` to ``results/compare/<slug>/`` (compare.md, compare.csv,
    compare.png, metrics.json, runs.csv); the differences also go to
    ``results/compare/metrics.json`` under the slug (a top-level metrics file of dvc.yaml:
-   ``dvc exp show`` displays them).
+   ``dvc exp show`` displays them). ``timing.json`` beside them: when the command started and
+   ended, its wall-clock seconds, the runs made and reused, the jobs, the CPU and its cores (what
+   a comparison costs on this machine; docs/pipeline.md includes it).
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ import hashlib
 import io
 import json
 import os
+import platform
 import re
 import subprocess
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -246,6 +250,20 @@ def _update_index(index: Path, key: str, numbers: dict) -> None:
         Path(tmp).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+def write_timing(path: Path, started: float, finished: float, *, made: int, reused: int, jobs: int) -> dict:
+    """What the comparison cost here (``timing.json``): start and end (UTC), wall seconds, runs made
+    and reused, jobs at once, the CPU model and its cores."""
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), "") if Path("/proc/cpuinfo").is_file() else ""
+    iso = lambda t: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))      # noqa: E731
+    record = {"started": iso(started), "finished": iso(finished), "wall_s": round(finished - started, 1),
+              "runs_made": made, "runs_reused": reused, "jobs": jobs,
+              "cpu_model": cpu or platform.processor() or platform.machine(), "cores": os.cpu_count()}
+    with atomic_file(path) as tmp:
+        Path(tmp).write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
 def run_compare(params: dict, sets: list[str], n_seeds: int = 5, jobs: int | None = None, *,
                 cwd: str | Path = ".", out_root: str | Path | None = None, log=print, command: str = "dmc compare",
                 runner: Callable = sh, rows: Callable = exp_rows, replicates: int | None = None,
@@ -254,6 +272,7 @@ def run_compare(params: dict, sets: list[str], n_seeds: int = 5, jobs: int | Non
     from dmc.pipeline.provenance import git_commit, header
     from dmc.pipeline import comparison
 
+    started = time.time()
     overrides = parse_sets(params, sets)       # bad input: one line, before any work
     seeds = check_seeds(n_seeds)
     if jobs is not None and jobs < 1:
@@ -267,7 +286,8 @@ def run_compare(params: dict, sets: list[str], n_seeds: int = 5, jobs: int | Non
         for c, s in missing:
             if (c, s) not in busy:
                 runner(queue_command(Run(c, s, dict(configs[c]))), cwd, log)
-        j = jobs or default_jobs(len(missing))
+    j = jobs or default_jobs(len(missing))
+    if missing:
         log(f"compare: {len(missing)} runs to make ({len(missing) - len(busy & set(missing))} queued now), {j} at once")
         try:
             runner(run_command(j), cwd, log)
@@ -292,5 +312,7 @@ def run_compare(params: dict, sets: list[str], n_seeds: int = 5, jobs: int | Non
         pd.DataFrame([{"setting": c, "seed": s, "run": done[(c, s)][0], "rev": done[(c, s)][1]}
                       for c, s in sorted(done)]).to_csv(tmp, index=False)
     _update_index(root / "metrics.json", name, comparison.metrics_json(table))
+    write_timing(root / name / "timing.json", started, time.time(), made=len(missing), reused=len(configs) * len(seeds) - len(missing),
+                 jobs=j if missing else 0)
     log(f"compare: {len(paired)} paired seeds -> {root / name / 'compare.md'}")
     return root / name
