@@ -36,6 +36,7 @@ from dmc.evaluation.protocols import evaluate_dcase, evaluate_esc50
 from dmc.config import Params
 from dmc.evaluation.features import evalset_logmel, method_features
 from dmc.pipeline.params import load_params
+from dmc.pipeline.provenance import cpu_model
 from dmc.synth import generate_dcase, generate_esc50
 
 TARGETS = {"esc50 total": 30.0, "esc50 SVM": 10.0, "dcase total": 20.0}
@@ -59,17 +60,6 @@ def converged_reference(dataset, feats, clips, grid):
 
 # ---------------------------------------------------------------- the run
 
-def _cpu() -> str:
-    """The CPU's model name (Linux), for comparing runs on different machines."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
-
-
 def timed(fn, *args):
     t = time.perf_counter()
     out = fn(*args)
@@ -91,7 +81,7 @@ def run(dataset, root, p, skip_reference=False):
     if not skip_reference:
         summary["ref"], t_ref = timed(converged_reference, dataset, feats, clips, grid)
     print(f"\n== {dataset}: {len(clips)} clips, log-mel {tuple(logmel.shape)}, features {tuple(feats.shape)}, "
-          f"C grid {grid}, torch threads {torch.get_num_threads()}, CPU {_cpu()}")
+          f"C grid {grid}, torch threads {torch.get_num_threads()}, CPU {cpu_model()}")
     print(f"{'path':10s} {'decode+log-mel':>15s} {'features':>9s} {'SVM':>8s} {'total':>8s}")
     for name, a, b, c in rows:
         print(f"{name:10s} {a:14.1f}s {b:8.1f}s {c:7.1f}s {a + b + c:7.1f}s")

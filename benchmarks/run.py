@@ -33,6 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from dmc.pipeline.provenance import cpu_model  # noqa: F401  (also imported from here by the other benchmark scripts)
+
 REPO = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
 
@@ -55,16 +57,6 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
 
 REQUIRED = ("name", "commit", "dirty", "date", "host", "cpu_model", "cores", "cores_available",
             "load_average_start", "load_average_end", "quick", "command", "wall_s", "versions", "figures")
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
 def host_slug(model: str | None = None, cores: int | None = None) -> str:

@@ -27,7 +27,6 @@ import hashlib
 import io
 import json
 import os
-import platform
 import re
 import subprocess
 import time
@@ -253,12 +252,12 @@ def _update_index(index: Path, key: str, numbers: dict) -> None:
 def write_timing(path: Path, started: float, finished: float, *, made: int, reused: int, jobs: int) -> dict:
     """What the comparison cost here (``timing.json``): start and end (UTC), wall seconds, runs made
     and reused, jobs at once, the CPU model and its cores."""
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), "") if Path("/proc/cpuinfo").is_file() else ""
+    from dmc.pipeline.provenance import cpu_model
+
     iso = lambda t: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))      # noqa: E731
     record = {"started": iso(started), "finished": iso(finished), "wall_s": round(finished - started, 1),
               "runs_made": made, "runs_reused": reused, "jobs": jobs,
-              "cpu_model": cpu or platform.processor() or platform.machine(), "cores": os.cpu_count()}
+              "cpu_model": cpu_model(), "cores": os.cpu_count()}
     with atomic_file(path) as tmp:
         Path(tmp).write_text(json.dumps(record, indent=2) + "\n")
     return record

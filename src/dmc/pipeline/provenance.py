@@ -8,6 +8,7 @@ run in ``results/``; ``results/studies/README.md`` lists them.
 from __future__ import annotations
 
 import datetime
+import platform
 import shlex
 import subprocess
 from pathlib import Path
@@ -27,6 +28,18 @@ def git_commit(cwd: str | Path = ".") -> str:
     except (OSError, subprocess.CalledProcessError):
         return "no git commit"
     return f"commit {sha}" + (", with uncommitted changes" if dirty else "")
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), else what the platform says: for telling apart
+    timings made on different machines (make bench's files, dmc compare's timing.json)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
 
 
 def command_line(program: str, argv: list[str]) -> str:
