@@ -136,3 +136,47 @@ def test_headline_scores_each_run_on_the_multi_corpus_once(tmp_path, monkeypatch
     assert (det["config"], det["seed"], det["model_md5"]) == (HL.DEFAULT, 0, "md5a")
     HL.score_multi(p, runs, args, "cpu", log=lambda *_: None)
     assert len(calls) == 2                                            # already scored: not again
+
+
+def test_a_runs_own_pipeline_scoring_is_reused_only_for_its_model_and_this_code(tmp_path, monkeypatch):
+    """step_outputs: the files of results/heldout at a run's commit are taken when that commit's dvc.lock
+    says its heldout stage scored this very model with this checkout's code; not for another model's
+    MD5, not when the code changed since, not for a model file (no commit)."""
+    import hashlib
+    import subprocess
+
+    import yaml
+
+    from dmc.studies import headline as HL
+
+    def git(*a):
+        subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)
+
+    monkeypatch.chdir(tmp_path)
+    git("init", "-q")
+    git("config", "user.email", "t@t")
+    git("config", "user.name", "t")
+    code = tmp_path / "src" / "step.py"
+    code.parent.mkdir()
+    code.write_text("x = 1\n")
+    (tmp_path / "results" / "heldout").mkdir(parents=True)
+    (tmp_path / "results" / "heldout" / "details.json").write_text('{"clips": 3}\n')
+    (tmp_path / "results" / "heldout" / "pairs.csv").write_text("a,b\n1,2\n")
+    lock = {"stages": {"heldout": {"deps": [{"path": "models/dmc.pt", "md5": "m0"},
+                                            {"path": "src/step.py", "md5": hashlib.md5(b"x = 1\n").hexdigest()}]}}}
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock))
+    git("add", "-A")
+    git("commit", "-qm", "run")
+    rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+    run = HL.Run(HL.DEFAULT, 0, "HEAD", rev, "m0")
+    out = tmp_path / "runs" / "default_s0"
+    assert HL.step_outputs(run, "heldout", "results/heldout", out, log=lambda *_: None)
+    assert (out / "details.json").read_text() == '{"clips": 3}\n' and (out / "pairs.csv").read_text() == "a,b\n1,2\n"
+    other = tmp_path / "runs" / "other"
+    assert not HL.step_outputs(HL.Run(HL.DEFAULT, 0, "HEAD", rev, "m1"), "heldout", "results/heldout", other)
+    assert not HL.step_outputs(HL.Run(HL.DEFAULT, 0, "f.pt", "", "m0", "f.pt"), "heldout", "results/heldout", other)
+    assert not HL.step_outputs(run, "heldout_multi", "results/heldout_multi", other)      # no such stage
+    code.write_text("x = 2\n")                          # the scoring code changed since the run
+    git("commit", "-qam", "new code")
+    assert not HL.step_outputs(run, "heldout", "results/heldout", other)
+    assert not other.exists()

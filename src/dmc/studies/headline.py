@@ -15,7 +15,11 @@ seeds, with clip-bootstrap 95 % intervals and paired differences.
    table). A run belongs to a configuration when its experiment's params agree with
    params.yaml on every key the ``train`` step reads, but for the seed and that configuration's
    key, and its ``dvc.lock`` records for ``train`` the same code (MD5 of each source file) as
-   this checkout: a model trained by other code is not mixed in.
+   this checkout: a model trained by other code is not mixed in. The committed run (HEAD) counts
+   too. Where the run's commit already holds the pipeline's own scoring of that model by this code
+   (its ``heldout`` / ``heldout_multi`` stage, e.g. the experiments of ``dmc compare``), those files are
+   taken instead of scoring again (:func:`step_outputs`). ``--models-dir`` scores model files instead;
+   with ``--with-experiments`` the runs missing from the folder come from the experiments.
    With the multi-source corpus decoded (``--multi-decoded``), each run is also scored there by
    :func:`dmc.pipeline.heldout_multi.run`: ``results/headline_multi_runs/<config>_s<seed>/``.
 3. **tables**: ``results/headline.md|csv``, the README's compact ``results/headline_summary.md`` (and ``results/headline_runs.csv``, one row per run):
@@ -147,18 +151,18 @@ def _md5_at(rev: str, path: str) -> str | None:
 
 
 def find_runs(params: dict, code_rev: str = "HEAD", log=print) -> list[Run]:
-    """Finished experiments (refs/exps) that are runs of the headline (see the module doc); their
-    train code must be that of commit ``code_rev``."""
+    """Finished experiments (refs/exps) and the committed run (HEAD) that are runs of the headline
+    (see the module doc); their train code must be that of commit ``code_rev``."""
     refs = sh(["git", "for-each-ref", "--format=%(refname) %(objectname)", "refs/exps"]).split("\n")
     base = _dotted({k: v for k, v in params.items() if k != "sweeps"})
     keys = train_keys(params)
     labels = dict(configs(params))
     seeds = set(params["sweeps"]["headline_seeds"])
     found: dict[tuple[str, int], Run] = {}
-    for line in filter(None, refs):
-        ref, rev = line.split()
-        if ref.count("/") < 4:
-            continue
+    candidates = [(ref.rsplit("/", 1)[-1], rev) for ref, rev in (line.split() for line in filter(None, refs))
+                  if ref.count("/") >= 4]                          # refs/exps/<baseline>/<name>
+    candidates.append(("HEAD", sh(["git", "rev-parse", "HEAD"]).strip()))   # the committed run
+    for name, rev in candidates:
         try:
             exp = _dotted(yaml.safe_load(sh(["git", "show", f"{rev}:params.yaml"])))
             lock = yaml.safe_load(sh(["git", "show", f"{rev}:dvc.lock"]))
@@ -177,7 +181,7 @@ def find_runs(params: dict, code_rev: str = "HEAD", log=print) -> list[Run]:
         if label is None:
             continue
         ts = sh(["git", "log", "-1", "--format=%ct", rev]).strip()
-        run = Run(label, int(exp["seed"]), ref.rsplit("/", 1)[-1], rev, outs["models/dmc.pt"])
+        run = Run(label, int(exp["seed"]), name, rev, outs["models/dmc.pt"])
         key = (label, run.seed)
         if key not in found or ts > found[key][1]:
             found[key] = (run, ts)
@@ -260,6 +264,46 @@ def cache_path(md5: str, cache: Path = Path(".dvc/cache")) -> Path:
     return cache / "files" / "md5" / md5[:2] / md5[2:]
 
 
+def step_outputs(run: Run, stage: str, folder: str, out: Path, log=print) -> bool:
+    """Copy a run's own scoring into ``out`` when its commit holds it: the pipeline's ``stage`` (heldout,
+    heldout_multi) ran in that experiment (or the committed run) on this very model (its dvc.lock
+    records the model's MD5 among the stage's dependencies) with this checkout's code (every source file
+    among them), and ``folder``'s files are in git there. The step is the function the study would call
+    (dmc.pipeline.heldout.run, dmc.pipeline.heldout_multi.run) with the same arguments, so scoring again
+    would write the same files. Returns False (score it here) otherwise."""
+    if not run.rev:
+        return False
+    try:
+        lock = yaml.safe_load(sh(["git", "show", f"{run.rev}:dvc.lock"])) or {}
+    except RuntimeError:
+        return False
+    st = (lock.get("stages") or {}).get(stage) or {}
+    deps = {d["path"]: d.get("md5") for d in st.get("deps") or []}
+    if deps.get("models/dmc.pt") != run.model_md5:
+        return False
+    if any(_md5_at("HEAD", path) != md5 for path, md5 in deps.items() if path.startswith("src/")):
+        return False                                              # scored by other code
+    try:
+        names = [n for n in sh(["git", "ls-tree", "--name-only", f"{run.rev}:{folder}"]).split("\n") if n]
+    except RuntimeError:
+        return False
+    if "details.json" not in names:
+        return False
+    out.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        data = subprocess.run(["git", "show", f"{run.rev}:{folder}/{name}"], capture_output=True, check=True).stdout
+        with atomic_file(out / name) as tmp:
+            Path(tmp).write_bytes(data)
+    log(f"headline: {run.config} seed {run.seed}: {stage}'s files taken from {run.name} ({run.rev[:10]})")
+    return True
+
+
+def _stamp(done: Path, r: Run) -> None:
+    d = json.loads(done.read_text())
+    d.update({"experiment": r.name, "rev": r.rev, "model_md5": r.model_md5, "config": r.config, "seed": r.seed})
+    done.write_text(json.dumps(d, indent=2) + "\n")
+
+
 def score_runs(params: dict, runs: list[Run], args, log=print) -> None:
     """Score each run's model on the test corpus (dmc.pipeline.heldout.run), unless already scored."""
     from dmc.config import Params
@@ -272,6 +316,9 @@ def score_runs(params: dict, runs: list[Run], args, log=print) -> None:
         done = out / "details.json"
         if done.is_file() and json.loads(done.read_text()).get("model_md5") == r.model_md5 and not args.rescore:
             continue
+        if step_outputs(r, "heldout", "results/heldout", out, log):
+            _stamp(done, r)
+            continue
         model = Path(r.path) if r.path else cache_path(r.model_md5)
         if not model.is_file():
             raise FileNotFoundError(f"{model}: the model of experiment {r.name} ({r.config}, seed {r.seed}) is not "
@@ -279,9 +326,7 @@ def score_runs(params: dict, runs: list[Run], args, log=print) -> None:
         log(f"headline: scoring {r.config} seed {r.seed} ({r.name})")
         heldout_run(Params.from_dict(run_params(params, r)), args.decoded, args.test_decoded, model, params["data"]["ground_truth"],
                     args.test_ground_truth, args.esc50 or None, out, out / "metrics.json", device, log=log)
-        d = json.loads(done.read_text())
-        d.update({"experiment": r.name, "rev": r.rev, "model_md5": r.model_md5, "config": r.config, "seed": r.seed})
-        done.write_text(json.dumps(d, indent=2) + "\n")
+        _stamp(done, r)
     if getattr(args, "multi_decoded", None) and (Path(args.multi_decoded) / "index.csv").is_file():
         score_multi(params, runs, args, device, log)
 
@@ -299,15 +344,16 @@ def score_multi(params: dict, runs: list[Run], args, device, log=print) -> None:
         done = out / "details.json"
         if done.is_file() and json.loads(done.read_text()).get("model_md5") == r.model_md5 and not args.rescore:
             continue
+        if step_outputs(r, "heldout_multi", "results/heldout_multi", out, log):
+            _stamp(done, r)
+            continue
         model = Path(r.path) if r.path else cache_path(r.model_md5)
         mapping = mapping_path(model) if r.path else out.parent / f"{out.name}.class_mapping.json"
         log(f"headline: scoring {r.config} seed {r.seed} on the multi-source corpus")
         multi_run(Params.from_dict(run_params(params, r)), args.decoded, args.multi_decoded, model,
                   params["data"]["ground_truth"], args.multi_ground_truth, args.stems, mapping, out,
                   out / "metrics.json", device, log=log)
-        d = json.loads(done.read_text())
-        d.update({"experiment": r.name, "rev": r.rev, "model_md5": r.model_md5, "config": r.config, "seed": r.seed})
-        done.write_text(json.dumps(d, indent=2) + "\n")
+        _stamp(done, r)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -638,6 +684,9 @@ def main(argv=None) -> int:
                                          "DVC experiments' models")
     ap.add_argument("--train-models", action="store_true", help="with --models-dir: first train the runs missing "
                                                                 "there (dmc train's Trainer, train.device)")
+    ap.add_argument("--with-experiments", action="store_true",
+                    help="with --models-dir: the runs missing from the folder are taken from the experiments and "
+                         "the committed run (HEAD), as without --models-dir")
     ap.add_argument("--train-code-rev", default="HEAD",
                     help="runs count only when their train stage's source files are those of this commit")
     args = ap.parse_args(argv)
@@ -648,6 +697,9 @@ def main(argv=None) -> int:
         if args.train_models:
             train_models(params, Path(args.decoded), Path(args.models_dir), log)
         runs_list = runs_of_dir(params, Path(args.models_dir), log)
+        if args.with_experiments:
+            have = {(r.config, r.seed) for r in runs_list}
+            runs_list += [r for r in find_runs(params, args.train_code_rev, log) if (r.config, r.seed) not in have]
     elif not args.no_score or args.queue:
         runs_list = find_runs(params, args.train_code_rev, log)
     if args.queue:
