@@ -143,3 +143,11 @@ def test_a_value_region_may_not_open_a_line(repo):
     paragraph (seen in the built site): such a region is refused, naming its line."""
     with pytest.raises(DocsIncludeError, match=r"^p.md:2: a value region must not open a line"):
         render("Accuracy\n  <!-- value: r/m.json esc50.dmc.acc_mean --><!-- end --> here.\n", repo, "p.md")
+
+
+def test_a_new_block_before_a_value_does_not_make_it_open_a_line(repo):
+    """Found filling a new include above a value region: the check looked at the page before its
+    blocks were filled, at positions of the page after, and refused a value that opened no line."""
+    page = ("<!-- include: r/t.md -->\n<!-- end include -->\n\n"
+            "Accuracy is <!-- value: r/m.json esc50.dmc.acc_mean fmt=.3f -->0.5<!-- end --> here.\n")
+    assert "Accuracy is <!-- value: r/m.json esc50.dmc.acc_mean fmt=.3f -->0.913<!-- end --> here." in render(page, repo)

@@ -268,13 +268,14 @@ def render(text: str, root: Path, page: str = "<text>") -> str:
             return (f"{indent}<!-- include: {m.group('spec')} -->\n\n" + "\n".join(lines)
                     + f"\n\n{indent}<!-- end include -->")
 
-        def inline(m: re.Match) -> str:
-            if not seg[seg.rfind("\n", 0, m.start()) + 1:m.start()].strip():
+        def inline(m: re.Match) -> str:       # m indexes ``blocks``: the segment with its blocks filled
+            if not blocks[blocks.rfind("\n", 0, m.start()) + 1:m.start()].strip():
                 # Markdown takes a line opening with "<!--" for an HTML block: the paragraph would end there
                 raise DocsIncludeError(f"{line(m)}: a value region must not open a line (put a word before it)")
             return f"<!-- value: {m.group('spec')} -->{value_text(root, m.group('spec'), line(m))}<!-- end -->"
 
-        return INLINE.sub(inline, BLOCK.sub(block, seg))
+        blocks = BLOCK.sub(block, seg)
+        return INLINE.sub(inline, blocks)
 
     parts, last = [], 0
     for m in FENCE.finditer(text):
