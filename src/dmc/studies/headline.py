@@ -284,7 +284,8 @@ def step_outputs(run: Run, stage: str, folder: str, out: Path, log=print) -> boo
     if any(_md5_at("HEAD", path) != md5 for path, md5 in deps.items() if path.startswith("src/")):
         return False                                              # scored by other code
     try:
-        names = [n for n in sh(["git", "ls-tree", "--name-only", f"{run.rev}:{folder}"]).split("\n") if n]
+        names = [n for n in sh(["git", "ls-tree", "--name-only", f"{run.rev}:{folder}"]).split("\n")
+                 if n and not n.startswith(".")]                # not the workflow's .snakemake_timestamp
     except RuntimeError:
         return False
     if "details.json" not in names:
