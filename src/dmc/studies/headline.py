@@ -38,6 +38,7 @@ seeds, with clip-bootstrap 95 % intervals and paired differences.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import subprocess
 import sys
@@ -140,11 +141,18 @@ def train_keys(params: dict) -> list[str]:
     return sorted(k for k in keys if k != "seed")
 
 
-def _md5_at(rev: str, path: str) -> str | None:
+def _commit(rev: str) -> str:
+    return sh(["git", "rev-parse", rev]).strip()
+
+
+@functools.lru_cache(maxsize=None)
+def _md5_at(commit: str, path: str) -> str | None:
+    """MD5 of ``path`` at ``commit`` (a full SHA, :func:`_commit`: cached, so it never outlives a new
+    commit); every run's code check asks for the same source files at the same commit."""
     import hashlib
 
     try:
-        return hashlib.md5(subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True,
+        return hashlib.md5(subprocess.run(["git", "show", f"{commit}:{path}"], capture_output=True,
                                           check=True).stdout).hexdigest()
     except subprocess.CalledProcessError:
         return None
@@ -159,6 +167,7 @@ def find_runs(params: dict, code_rev: str = "HEAD", log=print) -> list[Run]:
     labels = dict(configs(params))
     seeds = set(params["sweeps"]["headline_seeds"])
     found: dict[tuple[str, int], Run] = {}
+    code_commit = _commit(code_rev)
     candidates = [(ref.rsplit("/", 1)[-1], rev) for ref, rev in (line.split() for line in filter(None, refs))
                   if ref.count("/") >= 4]                          # refs/exps/<baseline>/<name>
     candidates.append(("HEAD", sh(["git", "rev-parse", "HEAD"]).strip()))   # the committed run
@@ -173,7 +182,7 @@ def find_runs(params: dict, code_rev: str = "HEAD", log=print) -> list[Run]:
         outs = {o["path"]: o.get("md5") for o in train.get("outs") or []}
         if not code or "models/dmc.pt" not in outs or exp.get("seed") not in seeds:
             continue
-        if any(_md5_at(code_rev, p) != m for p, m in code.items()):
+        if any(_md5_at(code_commit, p) != m for p, m in code.items()):
             continue                                              # trained by other code
         changed = {k for k in keys if exp.get(k) != base.get(k)}
         label = next((lab for lab, over in labels.items() if changed == set(over)
@@ -281,7 +290,8 @@ def step_outputs(run: Run, stage: str, folder: str, out: Path, log=print) -> boo
     deps = {d["path"]: d.get("md5") for d in st.get("deps") or []}
     if deps.get("models/dmc.pt") != run.model_md5:
         return False
-    if any(_md5_at("HEAD", path) != md5 for path, md5 in deps.items() if path.startswith("src/")):
+    head = _commit("HEAD")
+    if any(_md5_at(head, path) != md5 for path, md5 in deps.items() if path.startswith("src/")):
         return False                                              # scored by other code
     try:
         names = [n for n in sh(["git", "ls-tree", "--name-only", f"{run.rev}:{folder}"]).split("\n")
