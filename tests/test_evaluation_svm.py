@@ -182,3 +182,29 @@ def test_solves_side_by_side_equal_one_batch():
     exact = np.linalg.solve(A.double().numpy(), b.numpy()[:, :, None])[:, :, 0]
     np.testing.assert_allclose(split.numpy(), whole.numpy(), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(split.numpy(), exact, rtol=1e-3, atol=1e-5)
+
+
+def test_stalled_problems_are_finished_by_exact_float64_steps(monkeypatch):
+    """Woodbury directions that barely descend (as float32 ones do at a very large C with nearly
+    dependent active rows) stall the automatic path; the rescue finishes those problems with exact
+    float64 Hessian steps and reaches the minimum an unhindered fit reaches. A fit that converges
+    never enters the rescue, and the forced Woodbury path (no rescue) still refuses to return."""
+    X, y = toy(n=160)
+    mask = np.ones((1, len(X)), bool)
+    rescued = []
+    real_rescue = svm._rescue
+
+    def spy(*a, **k):
+        rescued.append(1)
+        return real_rescue(*a, **k)
+    monkeypatch.setattr(svm, "_rescue", spy)
+    clean = fit_ovr(X, y, mask, [10.0], 4, tol=1e-9)
+    assert not rescued
+    monkeypatch.setattr(svm, "_woodbury", lambda batch, sets, active, g, **k: -1e-3 * g)   # a poor direction
+    fixed = fit_ovr(X, y, mask, [10.0], 4, tol=1e-9, max_newton=30)
+    assert rescued and fixed.grad_ratio <= 1e-9
+    np.testing.assert_allclose(fixed.W.numpy(), clean.W.numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ArithmeticError, match="above tolerance"):
+        fit_ovr(X, y, mask, [10.0], 4, tol=1e-9, max_newton=30, method="woodbury")
+    with pytest.raises(ArithmeticError, match="exact float64"):
+        fit_ovr(X, y, mask, [10.0], 4, tol=1e-9, max_newton=1)

@@ -27,7 +27,18 @@ piecewise quadratic in the step length). The direction of a problem with m activ
 
 A problem stops when
 ``||g|| <= tol * ||g(0)||`` (the stopping rule of liblinear's primal solver, with a tighter
-default tolerance), with g computed in float64. At tolerances of at least ``FAST_TOL`` the
+default tolerance), with g computed in float64.
+
+Rescue: at a very large C (the C search extends its grid past an edge, e.g. to 1000) with a few
+active rows that are nearly dependent, the Woodbury direction is the difference of two nearly equal
+terms, and its float32 factorisation (``KDTYPE``) and products lose most of their digits: the exact
+line search then takes tiny steps and the problem can stall (seen on one ESC-like fold under one
+thread). Under ``method="auto"`` the problems still above the tolerance after ``max_newton``
+float64 iterations start again from where they are with exact float64 directions from the Hessian
+itself ((D + 1) x (D + 1), no cancellation; CG where D + 1 is above ``EXACT_ROWS``), for up to
+``max_newton`` more iterations. Only problems that the first pass could not finish take this path,
+so every fit that converges without it is unchanged; a problem the rescue cannot finish still
+raises. At tolerances of at least ``FAST_TOL`` the
 iterations first run with float32 products with the rows, then every problem's gradient is
 recomputed in float64 and those still above the tolerance go on in float64; below it (tests
 against liblinear at 1e-9) float64 throughout.
@@ -268,16 +279,16 @@ def _preconditioner(batch: _Batch, spectra, active: torch.Tensor):
     return apply
 
 
-def _spd_solve(A: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def _spd_solve(A: torch.Tensor, b: torch.Tensor, kdtype: torch.dtype = KDTYPE) -> torch.Tensor:
     """``x = A^-1 b`` for a batch of symmetric positive definite ``A`` (B, m, m) and ``b`` (B, m)
-    (float64), by a Cholesky factorisation in ``KDTYPE``; a system ``KDTYPE`` cannot factorise is
+    (float64), by a Cholesky factorisation in ``kdtype``; a system ``kdtype`` cannot factorise is
     redone in float64 from the same entries. The Woodbury and Hessian directions both use it."""
-    return _side_by_side(lambda i: _spd_solve_part(A[i], b[i]), A.shape[0], A.device)
+    return _side_by_side(lambda i: _spd_solve_part(A[i], b[i], kdtype), A.shape[0], A.device)
 
 
-def _spd_solve_part(A: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    L, info = torch.linalg.cholesky_ex(A.to(KDTYPE))
-    x = torch.cholesky_solve(b.to(KDTYPE)[:, :, None], L)[:, :, 0].to(b.dtype)
+def _spd_solve_part(A: torch.Tensor, b: torch.Tensor, kdtype: torch.dtype = KDTYPE) -> torch.Tensor:
+    L, info = torch.linalg.cholesky_ex(A.to(kdtype))
+    x = torch.cholesky_solve(b.to(kdtype)[:, :, None], L)[:, :, 0].to(b.dtype)
     bad = info != 0
     if bad.any():
         x[bad] = torch.cholesky_solve(b[bad][:, :, None], torch.linalg.cholesky(A[bad].double()))[:, :, 0]
@@ -360,9 +371,10 @@ class _Hessians:
     A problem's first Hessian step starts from its whole set (``cov[s]``, every row) and removes
     the inactive rows."""
 
-    def __init__(self, sets: _SetRows, n_problems: int, set_of: torch.Tensor, chunk_bytes: float = 2e8):
+    def __init__(self, sets: _SetRows, n_problems: int, set_of: torch.Tensor, chunk_bytes: float = 2e8,
+                 kdtype: torch.dtype = KDTYPE):
         d1 = sets.cov[0].shape[0]
-        self.sets, self.set_of, self.chunk_bytes = sets, set_of, chunk_bytes
+        self.sets, self.set_of, self.chunk_bytes, self.kdtype = sets, set_of, chunk_bytes, kdtype
         self.G = torch.empty(n_problems, d1, d1, dtype=DTYPE, device=set_of.device)
         self.basis = torch.zeros(sets.inside.shape[1], n_problems, dtype=torch.int8, device=set_of.device)
         self.started = torch.zeros(n_problems, dtype=torch.bool, device=set_of.device)
@@ -404,7 +416,7 @@ class _Hessians:
         self._update(pid, active)
         H = 2 * batch.C[:, None, None] * self.G[pid]
         H.diagonal(dim1=1, dim2=2).add_(1.0)
-        return -_spd_solve(H, g)
+        return -_spd_solve(H, g, self.kdtype)
 
 
 def fit_ovr(X: np.ndarray, labels: np.ndarray, masks: np.ndarray, Cs, n_classes: int,
@@ -420,7 +432,8 @@ def fit_ovr(X: np.ndarray, labels: np.ndarray, masks: np.ndarray, Cs, n_classes:
     (e.g. the solution at a neighbouring C). ``method`` picks the Newton directions: ``auto``
     (see the module docstring), or ``woodbury``, ``hessian`` or ``cg`` for every step (tests and
     benchmarks). Raises ``ArithmeticError`` if a problem has not met ``tol`` after
-    ``max_newton`` Newton iterations (never returns an unconverged fit).
+    ``max_newton`` Newton iterations, and (``auto``) the rescue's ``max_newton`` more (never returns
+    an unconverged fit).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -449,7 +462,11 @@ def fit_ovr(X: np.ndarray, labels: np.ndarray, masks: np.ndarray, Cs, n_classes:
         if tol >= FAST_TOL:   # first with float32 products, to tol if they can ...
             w, it, _ = _newton(batch.in_float32(), sets, hessians, w, tol, max_newton, max_cg, method, strict=False, g0=g0)
         # ... then certified (and finished where needed) with float64 products
-        w, it64, ratio = _newton(batch, sets, hessians, w, tol, max_newton, max_cg, method, g0=g0)
+        w, it64, ratio = _newton(batch, sets, hessians, w, tol, max_newton, max_cg, method, g0=g0,
+                                 strict=method != "auto")
+        if ratio > tol:      # auto: a few problems stalled (module docstring, "Rescue")
+            w, it_r, ratio = _rescue(batch, sets, w, g0, tol, max_newton, max_cg)
+            it64 += it_r
         it += it64
         W[:, c] = w.view(S, K, D + 1)
         prev = w
@@ -527,9 +544,38 @@ def _newton(batch: _Batch, sets: _SetRows, hessians, W, tol, max_newton, max_cg,
     g, _ = b.gradient(W[live], b.xv(W[live]))
     ratio[live] = g.norm(dim=1) / g0[live].clamp_min(1e-300)
     if strict and (ratio > tol).any():
-        raise ArithmeticError(f"SVM solver: {int((ratio > tol).sum())} problems above tolerance {tol} "
-                              f"after {max_newton} Newton iterations (worst {float(ratio.max()):.2e})")
+        raise _unconverged(ratio, tol, f"after {max_newton} Newton iterations")
     return W, max_newton, float(ratio.max())
+
+
+def _unconverged(ratio: torch.Tensor, tol: float, after: str) -> ArithmeticError:
+    return ArithmeticError(f"SVM solver: {int((ratio > tol).sum())} problems above tolerance {tol} "
+                           f"{after} (worst {float(ratio.max()):.2e})")
+
+
+def _rescue(batch: _Batch, sets: _SetRows, W: torch.Tensor, g0: torch.Tensor, tol: float,
+            max_newton: int, max_cg: int):
+    """The problems of ``batch`` (float64 products) still above ``tol`` at ``W`` go on from there
+    with exact float64 Hessian directions (CG where the Hessian does not fit), for up to
+    ``max_newton`` iterations (module docstring, "Rescue"). Returns W, the iterations and the
+    largest gradient ratio; raises ``ArithmeticError`` if a problem is still above ``tol``."""
+    g, _ = batch.gradient(W, batch.xv(W))
+    ratio = g.norm(dim=1) / g0.clamp_min(1e-300)
+    stalled = torch.nonzero(ratio > tol).flatten()
+    sub = batch.subset(stalled)
+    d1 = W.shape[1]
+    exact = d1 <= EXACT_ROWS and _Hessians.fits(len(stalled), d1)
+    hessians = _Hessians(sets, len(stalled), sub.set_of, kdtype=DTYPE) if exact else None
+    w, it, _ = _newton(sub, sets, hessians, W[stalled].clone(), tol, max_newton, max_cg,
+                       "hessian" if exact else "cg", strict=False, g0=g0[stalled])
+    W = W.clone()
+    W[stalled] = w
+    g, _ = batch.gradient(W, batch.xv(W))
+    ratio = g.norm(dim=1) / g0.clamp_min(1e-300)
+    if (ratio > tol).any():
+        raise _unconverged(ratio, tol, f"after {max_newton} Newton iterations and as many exact "
+                                       f"float64 ones from there")
+    return W, it, float(ratio.max())
 
 
 def objective(X: np.ndarray, y_pm: np.ndarray, w: np.ndarray, C: float) -> float:
