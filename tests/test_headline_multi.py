@@ -89,8 +89,13 @@ def test_audio_gap_counting_and_targets(runs):
     assert g.lo == pytest.approx(0.5) and g.hi == pytest.approx(0.5)     # the same gap in every clip and seed
     c = t[(t.corpus == "test") & (t.kind == "count DMC minus") & (t.row == "visible_count")].iloc[0]
     assert c.value == pytest.approx(3 / 4 - 1 / 4)
-    assert set(t[t.kind == "count DMC minus"].row) == {"visible_count", "best_constant", "degenerate"}
+    count = t[t.kind == "count DMC minus"]
+    assert set(count.row) == {"visible_count", "best_constant", NC}
+    assert count.set_index("row").degenerate.fillna(False).to_dict() == {"visible_count": False,
+                                                                        "best_constant": False, NC: True}
     text = HMu.markdown(t, runs)
+    line = next(x for x in text.splitlines() if x.startswith(f"| multi | count DMC minus | {NC}"))
+    assert "(degenerate)" in line and "not a counting result" in line and "**" not in line
     assert "## Targets of issue 33" in text and text.count("| yes |") + text.count("| no |") >= 5
     # stem pointing 0.875 >= 0.8 and wrong-source 0.125 <= 0.15: met; NSA (drawn) 0.9 >= 0.9: met
     assert "| stem-conditioned pointing on two-source clips | ≥ 0.8, wrong-source rate ≤ 0.15 |" in text

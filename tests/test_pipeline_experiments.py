@@ -359,3 +359,25 @@ def test_every_committed_study_says_what_it_is_and_is_in_the_index():
             assert first.startswith(f"> **Study `{name}`**: "), f"{md}: no header line"
             assert all(f"**{k}**: " in first for k in ("Made at", "Command", "Date")), f"{md}: {first}"
     assert not [p for p in (STUDIES.parent / "tables").glob("*") if p.is_dir()], "a study folder left in results/tables"
+
+
+def test_the_header_tells_code_changes_from_result_files(tmp_path):
+    """A study made while only result files differ from the commit says so; a change to the code
+    (anything outside results/ and benchmarks/results/) says "with uncommitted changes"."""
+    from dmc.pipeline.provenance import git_commit
+
+    def git(*a):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "core.hooksPath=/dev/null", *a],
+                       cwd=tmp_path, check=True, capture_output=True)
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results/table.md").write_text("a\n")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "one")
+    sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+    assert git_commit(tmp_path) == f"commit {sha}"
+    (tmp_path / "results/table.md").write_text("b\n")
+    assert git_commit(tmp_path) == f"commit {sha}, with uncommitted result files only"
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert git_commit(tmp_path) == f"commit {sha}, with uncommitted changes"

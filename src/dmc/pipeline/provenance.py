@@ -16,18 +16,29 @@ from pathlib import Path
 STUDIES = Path("results/studies")
 
 
+RESULT_DIRS = ("results/", "benchmarks/results/")   # what a run writes, not what makes it
+
+
 def git_commit(cwd: str | Path = ".") -> str:
-    """``commit <short sha>`` of the checkout at ``cwd`` (``, with uncommitted changes`` when its
-    tracked files differ from it), or ``no git commit``."""
+    """``commit <short sha>`` of the checkout at ``cwd``, or ``no git commit``; then ``, with
+    uncommitted changes`` when tracked files outside :data:`RESULT_DIRS` (the code, params, docs)
+    differ from it, or ``, with uncommitted result files only`` when only result files do (another
+    study writing beside this one: the code was the commit's)."""
     def git(*args):
-        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
+        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout
 
     try:
-        sha = git("rev-parse", "--short", "HEAD")
-        dirty = git("status", "--porcelain", "--untracked-files=no")
+        sha = git("rev-parse", "--short", "HEAD").strip()
+        changed = git("status", "--porcelain", "--untracked-files=no", "--no-renames").splitlines()
     except (OSError, subprocess.CalledProcessError):
         return "no git commit"
-    return f"commit {sha}" + (", with uncommitted changes" if dirty else "")
+    # porcelain paths are relative to the top level: "XY path"
+    paths = [line[3:].strip().strip('"') for line in changed if line.strip()]
+    if not paths:
+        return f"commit {sha}"
+    if all(p.startswith(RESULT_DIRS) for p in paths):
+        return f"commit {sha}, with uncommitted result files only"
+    return f"commit {sha}, with uncommitted changes"
 
 
 def cpu_model() -> str:

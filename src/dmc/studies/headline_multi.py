@@ -131,8 +131,9 @@ def tables(runs: dict, test_runs: dict | None = None, replicates: int = B.REPLIC
                     *_count_pair(rs, [(DEFAULT, "dmc"), (DEFAULT, base)], seeds))
         nc = _common(rs, DEFAULT, NO_CLUSTERING)
         if nc:
-            row = "degenerate" if _degenerate(rs, NO_CLUSTERING, nc) else NO_CLUSTERING
-            add(corpus, "count DMC minus", row, "acc", nc, *_count_pair(rs, [(DEFAULT, "dmc"), (NO_CLUSTERING, "dmc")], nc))
+            add(corpus, "count DMC minus", NO_CLUSTERING, "acc", nc,
+                *_count_pair(rs, [(DEFAULT, "dmc"), (NO_CLUSTERING, "dmc")], nc))
+            out[-1]["degenerate"] = _degenerate(rs, NO_CLUSTERING, nc)
     return pd.DataFrame(out)
 
 
@@ -221,10 +222,15 @@ def markdown(t: pd.DataFrame, runs: dict) -> str:
     if len(g):
         lines += ["", "## Audio-dependence gap and counting", "", "| corpus | what | row | value |", "|---|---|---|---|"]
         for _, r in g.iterrows():
-            lines.append(f"| {r.corpus} | {r.kind} | {r.row} | {_ci(r, r.kind != 'audio gap')} |")
+            if r.get("degenerate") is True:     # a constant count: the number, never bold, and why
+                lines.append(f"| {r.corpus} | {r.kind} | {r.row} (degenerate) | "
+                             f"{_ci(r).replace(' (', ' ')} (not a counting result) |")
+            else:
+                lines.append(f"| {r.corpus} | {r.kind} | {r.row} | {_ci(r, r.kind != 'audio gap')} |")
     lines += ["", "Bold: the interval of the difference excludes 0 (only then is a difference claimed). "
-                  "`degenerate`: the no-clustering network's count is a constant in some seed (uniform "
-                  "assignments), so the row is not a counting result.", ""]
+                  "(degenerate): the no-clustering network's count is a constant in some seed (uniform "
+                  "assignments tie, every clip gets the same score), so the row is shown but is not a "
+                  "counting result and claims nothing.", ""]
     return "\n".join(lines + targets(t)) + "\n"
 
 

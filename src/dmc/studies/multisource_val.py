@@ -1,0 +1,292 @@
+"""Why DMC does not separate sources: issue 33 item 7, on validation data only.
+
+Question: which of the clustering's knobs (k = ``train.clusters``, the clustering iterations
+``train.iterations``) or multi-source training data (``synth.mixtures``) moves the
+class-aware, stem-conditioned and counting scores of issue 33, measured on a **validation**
+multi-source corpus (never the untouched one)?
+
+Default: params.yaml (the committed default). Configurations: :data:`GRID`, one key at a time, each
+under ``sweeps.headline_seeds``. Command::
+
+    python -m dmc.studies.multisource_val --train --models-dir models/headline --with-experiments
+
+Data: the validation corpus is drawn by the multi-source test corpus's own generator
+(:func:`dmc.synth.multisource.generate_multisource`, the same settings,
+:func:`dmc.pipeline.multicorpus.multi_corpus_settings`) from its own seed :data:`VAL_SEED` (refused
+if it is a seed of the training corpus, the test corpus or the multi-source test corpus), into
+``data/studies/multi_val`` (``videos``, ``stems``, ``ground_truth``, ``decoded``): clips from the
+same distribution that no reported number is computed on. The cluster -> class mapping and the
+count rule's cut points are fitted on the training corpus's train + val pairs, as in the pipeline
+(:func:`dmc.pipeline.heldout_multi.run`, the ``heldout_multi`` stage's own function).
+
+Runs: the committed run and finished DVC experiments (refs/exps, e.g. ``dmc compare``'s) whose train
+code is this checkout's (:func:`dmc.studies.headline.find_runs`), and model files
+``<config>_s<seed>.pt`` in ``--models-dir`` (:func:`dmc.studies.headline.runs_of_dir`). Each run is
+scored once into ``results/studies/multisource_val/runs/<config>_s<seed>/`` (kept while the model's
+MD5 is the same).
+
+Output: ``results/studies/multisource_val/study.md|csv``: every configuration's level and its
+difference from the default (mean over paired seeds of the per-seed difference on the same clips),
+with hierarchical 95 % intervals (seeds, then clips: :func:`dmc.studies.headline_multi.interval`) and
+the seed sign counts; the header (question, default, command, date, commit). What it shows is for the
+choice of a configuration; only a configuration chosen here is then scored on the untouched corpus.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from dmc.atomic import atomic_file
+from dmc.studies import headline as H
+from dmc.studies import headline_multi as HM
+
+VAL_SEED = 2500                      # the validation corpus's own seed (see the module doc)
+# one key at a time away from the default: runs found among the experiments and --models-dir ...
+GRID = {"train.clusters": [5], "train.iterations": [1]}
+# ... and runs the study trains itself (--train) into MODELS under TRAINED_SEEDS: half of the training
+# clips made as mixtures and duets (its own training corpus, generated and decoded here). z
+# (train.temperature) and the budget (train.epochs) go here the same way; not trained yet (2-core time).
+TRAINED = {"synth.mixtures": ["music_synthetic"]}
+TRAINED_SEEDS = [0, 1, 2]
+ROOT = Path("data/studies/multi_val")
+CORPORA = Path("data/studies")
+MODELS = Path("models/studies/multisource_val")
+OUT = Path("results/studies/multisource_val")
+METRICS = ("ca_ciou30", "ca_auc", "nsa", "recall", "stem_pointing", "wrong_source_rate")
+
+
+def study_params(params: dict) -> dict:
+    """params.yaml with the study's grid as the headline's configurations (so the headline's run
+    finders label the runs)."""
+    p = json.loads(json.dumps(params))
+    p.setdefault("sweeps", {})["headline"] = {**GRID, **TRAINED}
+    return p
+
+
+def training_corpus(params: dict, run: H.Run, log=print) -> tuple[Path, str]:
+    """(decoded folder, ground truth) of the training corpus a run was trained on: the pipeline's, or,
+    for a configuration that changes a ``synth`` key, its own under ``data/studies/train_<config>``
+    (generated with ``dmc synth videos`` and ``dmc decode`` from a params file with that key, unless
+    there; written beside, then renamed)."""
+    p = H.run_params(params, run)
+    if p["synth"] == params["synth"]:
+        return Path("data/decoded"), params["data"]["ground_truth"]
+    root = CORPORA / f"train_{run.config}"
+    if not (root / "decoded" / "index.csv").is_file():
+        CORPORA.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=root.name + ".", dir=CORPORA))
+        pfile = tmp / "params.yaml"
+        pfile.write_text(yaml.safe_dump({k: v for k, v in p.items() if k != "sweeps"}, sort_keys=False))
+        log(f"multisource_val: generating the training corpus of {run.config} in {root}")
+        H.sh(["dmc", "--params", str(pfile), "synth", "videos", "--out", str(tmp / "videos"),
+              "--ground-truth", str(tmp / "ground_truth")])
+        H.sh(["dmc", "--params", str(pfile), "decode", "--videos", str(tmp / "videos"), "--out-dir", str(tmp / "decoded")])
+        if root.exists():
+            shutil.rmtree(root)
+        tmp.rename(root)
+    return root / "decoded", str(root / "ground_truth")
+
+
+def train_missing(params: dict, folder: Path = MODELS, log=print) -> None:
+    """Train each :data:`TRAINED` configuration under :data:`TRAINED_SEEDS` missing from ``folder`` as
+    ``<config>_s<seed>.pt`` (dmc train's Trainer, on the configuration's own training corpus)."""
+    from dmc.model.training import Trainer
+
+    from dmc.pipeline.experiments import _label
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for key, values in TRAINED.items():
+        for value in values:
+            for seed in TRAINED_SEEDS:
+                run = H.Run(_label(key, value), seed, "", "", "")
+                out = folder / f"{run.config}_s{seed}.pt"
+                if out.is_file():
+                    continue
+                decoded, _ = training_corpus(params, run, log)
+                log(f"multisource_val: training {run.config} seed {seed} -> {out}")
+                Trainer(H.run_params(params, run), decoded, out, folder / f"{run.config}_s{seed}_log.csv",
+                        folder / f"ck_{run.config}_s{seed}", folder / f"{run.config}_s{seed}_metrics.json").fit()
+
+
+def val_settings(params: dict) -> dict:
+    """generate_multisource's arguments for the validation corpus: the multi-source test corpus's,
+    with :data:`VAL_SEED`; a seed shared with any other corpus is refused."""
+    from dmc.pipeline.multicorpus import multi_corpus_settings
+    from dmc.pipeline.params import ParamsError
+
+    synth = dict(params["synth"])
+    if VAL_SEED == synth["multi_seed"]:
+        raise ParamsError(f"VAL_SEED {VAL_SEED} is synth.multi_seed (the untouched multi-source corpus)")
+    return multi_corpus_settings({**synth, "multi_seed": VAL_SEED})
+
+
+def make_corpus(params: dict, params_file: str, root: Path = ROOT, log=print) -> Path:
+    """Generate and decode the validation corpus under ``root`` unless it is there (written into a
+    temporary folder beside it, then renamed: an interrupted run leaves nothing a later one trusts)."""
+    from dmc.synth.multisource import generate_multisource
+
+    if (root / "decoded" / "index.csv").is_file():
+        return root
+    kw = val_settings(params)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=root.name + ".", dir=root.parent))
+    log(f"multisource_val: generating {kw['n_videos']} validation clips (seed {kw['seed']}) in {root}")
+    generate_multisource(tmp / "videos", tmp / "stems", tmp / "ground_truth", **kw)
+    H.sh(["dmc", "--params", params_file, "decode", "--videos", str(tmp / "videos"), "--out-dir", str(tmp / "decoded")])
+    if root.exists():
+        shutil.rmtree(root)
+    tmp.rename(root)
+    return root
+
+
+def score(params: dict, runs: list, root: Path, runs_dir: Path, rescore: bool = False, log=print) -> None:
+    """Score each run on the validation corpus (dmc.pipeline.heldout_multi.run), unless already scored."""
+    from dmc.config import Params
+    from dmc.localization.mapping_file import mapping_path
+    from dmc.model.training import pick_device
+    from dmc.pipeline.heldout_multi import run as multi_run
+
+    device = pick_device(params["localize"]["device"])
+    for r in runs:
+        out = runs_dir / f"{r.config}_s{r.seed}"
+        done = out / "details.json"
+        if done.is_file() and json.loads(done.read_text()).get("model_md5") == r.model_md5 and not rescore:
+            continue
+        model = Path(r.path) if r.path else H.cache_path(r.model_md5)
+        if not model.is_file():
+            raise FileNotFoundError(f"{model}: the model of {r.name} ({r.config}, seed {r.seed}) is not in the "
+                                    "local DVC cache")
+        mapping = mapping_path(model) if r.path else out.parent / f"{out.name}.class_mapping.json"
+        log(f"multisource_val: scoring {r.config} seed {r.seed} ({r.name})")
+        decoded, gt = training_corpus(params, r, log)    # the mapping and cut points: its training corpus
+        multi_run(Params.from_dict(H.run_params(params, r)), decoded, root / "decoded", model, gt,
+                  root / "ground_truth", root / "stems", mapping, out, out / "metrics.json", device, log=log)
+        H._stamp(done, r)
+
+
+def table(runs: dict, replicates: int = HM.B.REPLICATES) -> pd.DataFrame:
+    """Levels of every configuration and its difference from the default (paired seeds), per metric,
+    with hierarchical intervals; counting accuracy as DMC's count against the visible-object count."""
+    rows = []
+    configs = [H.DEFAULT] + sorted({c for c, _ in runs if c != H.DEFAULT})
+    for config in configs:
+        seeds = sorted(s for c, s in runs if c == config)
+        for m in METRICS:
+            rows.append({"config": config, "kind": "level", "metric": m, "seeds": " ".join(map(str, seeds)),
+                         **HM.interval([HM.ca_sums(runs[(config, s)], "dmc", m) for s in seeds],
+                                       replicates=replicates)})
+        count = HM._count_pair(runs, [(config, "dmc")], seeds)[0]
+        rows.append({"config": config, "kind": "level", "metric": "count_acc", "seeds": " ".join(map(str, seeds)),
+                     "degenerate": HM._degenerate(runs, config, seeds), **HM.interval(count, replicates=replicates)})
+        if config == H.DEFAULT:
+            continue
+        paired = HM._common(runs, config, H.DEFAULT)
+        for m in METRICS:
+            rows.append({"config": config, "kind": "minus default", "metric": m, "seeds": " ".join(map(str, paired)),
+                         **HM.interval([HM.ca_sums(runs[(config, s)], "dmc", m) for s in paired],
+                                       [HM.ca_sums(runs[(H.DEFAULT, s)], "dmc", m) for s in paired], replicates)})
+        a, b = HM._count_pair(runs, [(config, "dmc"), (H.DEFAULT, "dmc")], paired)
+        rows.append({"config": config, "kind": "minus default", "metric": "count_acc",
+                     "seeds": " ".join(map(str, paired)), "degenerate": HM._degenerate(runs, config, paired),
+                     **HM.interval(a, b, replicates)})
+    return pd.DataFrame(rows)
+
+
+NAMES = {**HM.METRIC_NAMES, "count_acc": "counting accuracy"}
+
+
+QUESTION = ("Which of k (train.clusters), the clustering iterations (train.iterations) and mixtures in the "
+            "training corpus (synth.mixtures), one key at a time from the default, moves the class-aware, "
+            "stem-conditioned and counting scores, on a validation multi-source corpus?")
+COMMAND = "python -m dmc.studies.multisource_val --train --models-dir models/headline --with-experiments"
+
+
+def markdown(t: pd.DataFrame, made_at: str, date: str | None = None) -> str:
+    from dmc.pipeline.provenance import header
+
+    lines = [header("multisource_val", QUESTION, made_at, COMMAND, date), "",
+             f"Validation multi-source corpus: seed {VAL_SEED} (`{ROOT}`), the untouched corpus's generator "
+             "and settings; no number here is computed on the untouched corpus. Default: params.yaml at the "
+             "commit above; DMC's maps of each configuration (the cluster -> class mapping and the count's cut "
+             "points fitted on its own training corpus's train + val pairs).", "",
+             "Mean over seeds [hierarchical 95 % interval: seeds, then clips]; a difference is the mean over "
+             "paired seeds of the per-seed difference on the same clips, with (seeds above / below). Bold: "
+             "the interval excludes 0. Wrong-source rate: lower is better. A counting row whose scores "
+             "tie on every clip in some seed is marked degenerate (its count is a constant).", "",
+             "| configuration | " + " | ".join(NAMES[m] for m in (*METRICS, "count_acc")) + " |",
+             "|---" * (len(METRICS) + 2) + "|"]
+
+    def cell(r, signed):
+        text = HM._ci(r, signed=signed)
+        return text + (" (degenerate)" if r.get("degenerate") is True else "")
+
+    for config in t.config.unique():
+        for kind, signed in (("level", False), ("minus default", True)):
+            sub = t[(t.config == config) & (t.kind == kind)].set_index("metric")
+            if not len(sub):
+                continue
+            seeds = sub.iloc[0]["seeds"]
+            name = config if kind == "level" else f"{config} − default"
+            lines.append(f"| {name} (seeds {seeds}) | " + " | ".join(
+                cell(sub.loc[m], signed) for m in (*METRICS, "count_acc")) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m dmc.studies.multisource_val", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--models-dir", help="model files <config>_s<seed>.pt (e.g. models/headline)")
+    ap.add_argument("--with-experiments", action="store_true",
+                    help="also the committed run and finished DVC experiments with this checkout's train code")
+    ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("--train", action="store_true",
+                    help=f"first train the TRAINED configurations missing from {MODELS} (seeds {TRAINED_SEEDS})")
+    ap.add_argument("--train-only", action="store_true", help="only train (no scoring, no table)")
+    ap.add_argument("--rescore", action="store_true")
+    ap.add_argument("--replicates", type=int, default=HM.B.REPLICATES)
+    args = ap.parse_args(argv)
+    from dmc.pipeline.params import load_params
+
+    params = study_params(load_params(args.params, sweeps=True))
+    if args.train or args.train_only:
+        train_missing(params)
+        if args.train_only:
+            return 0
+    runs = []
+    if args.with_experiments:
+        runs += H.find_runs(params)
+    if args.models_dir:
+        have = {(r.config, r.seed) for r in runs}
+        runs += [r for r in H.runs_of_dir(params, Path(args.models_dir)) if (r.config, r.seed) not in have]
+    if MODELS.is_dir():
+        runs += H.runs_of_dir(params, MODELS)
+    if not runs:
+        print("multisource_val: no runs (give --with-experiments and/or --models-dir)", file=sys.stderr)
+        return 2
+    root = make_corpus(params, args.params)
+    out = Path(args.out)
+    score(params, runs, root, out / "runs", args.rescore)
+    scored = HM.load_runs(out / "runs")
+    t = table(scored, args.replicates)
+    from dmc.pipeline.provenance import git_commit
+
+    text = markdown(t, git_commit())
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_file(out / "study.csv") as tmp:
+        t.to_csv(tmp, index=False)
+    with atomic_file(out / "study.md") as tmp:
+        Path(tmp).write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
