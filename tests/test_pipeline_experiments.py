@@ -381,3 +381,28 @@ def test_the_header_tells_code_changes_from_result_files(tmp_path):
     assert git_commit(tmp_path) == f"commit {sha}, with uncommitted result files only"
     (tmp_path / "code.py").write_text("x = 2\n")
     assert git_commit(tmp_path) == f"commit {sha}, with uncommitted changes"
+
+
+def test_one_code_check_for_compare_and_the_headline(tmp_path):
+    """dmc.pipeline.provenance.same_code: a stage counts as run by this code only when every dependency
+    that counts has the given MD5 (a checkout's file or a commit's), and never when none counts."""
+    from dmc.pipeline.provenance import file_md5_at, same_code
+
+    deps = [{"path": "src/a.py", "md5": "1"}, {"path": "data/x", "md5": "9"}]
+    src = lambda p: p.startswith("src/")            # noqa: E731
+    assert same_code(deps, {"src/a.py": "1"}.get, src)
+    assert not same_code(deps, {"src/a.py": "2"}.get, src)
+    assert not same_code([{"path": "data/x", "md5": "9"}], {}.get, src)       # nothing counts: not the same
+    assert not same_code(deps, {"src/a.py": "1"}.get)                      # everything counts: data/x differs
+
+    def git(*a):
+        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "core.hooksPath=/dev/null",
+                               *a], cwd=tmp_path, check=True, capture_output=True, text=True).stdout.strip()
+    (tmp_path / "a.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "one")
+    import hashlib
+    sha = git("rev-parse", "HEAD")
+    assert file_md5_at(sha, "a.py", tmp_path) == hashlib.md5(b"x = 1\n").hexdigest()
+    assert file_md5_at(sha, "missing.py", tmp_path) is None

@@ -159,9 +159,10 @@ class Checkout:
 
 def _same_code(lock: dict, here: Checkout) -> bool:
     """Every dependency in the lock that git tracks here has this checkout's MD5."""
+    from dmc.pipeline.provenance import same_code
+
     deps = [d for st in (lock.get("stages") or {}).values() for d in st.get("deps") or []]
-    code = [d for d in deps if d.get("path") in here.tracked]
-    return bool(code) and all(here.md5(d["path"]) == d.get("md5") for d in code)
+    return same_code(deps, here.md5, lambda path: path in here.tracked)
 
 
 def _complete(rev: str, lock: dict, cwd) -> bool:

@@ -8,6 +8,8 @@ run in ``results/``; ``results/studies/README.md`` lists them.
 from __future__ import annotations
 
 import datetime
+import functools
+import hashlib
 import platform
 import shlex
 import subprocess
@@ -39,6 +41,31 @@ def git_commit(cwd: str | Path = ".") -> str:
     if all(p.startswith(RESULT_DIRS) for p in paths):
         return f"commit {sha}, with uncommitted result files only"
     return f"commit {sha}, with uncommitted changes"
+
+
+def file_md5_at(commit: str, path: str, cwd: str | Path = ".") -> str | None:
+    """MD5 of ``path`` as committed at ``commit`` (a full SHA: cached, so a new commit never reads an
+    old answer), or None where the commit has no such file."""
+    return _file_md5_at(str(Path(cwd).resolve()), commit, path)
+
+
+@functools.lru_cache(maxsize=None)
+def _file_md5_at(cwd: str, commit: str, path: str) -> str | None:
+    try:
+        data = subprocess.run(["git", "show", f"{commit}:{path}"], cwd=cwd, capture_output=True, check=True).stdout
+    except subprocess.CalledProcessError:
+        return None
+    return hashlib.md5(data).hexdigest()
+
+
+def same_code(deps, md5_of, counts=lambda path: True) -> bool:
+    """Was a DVC stage run by this code? ``deps``: dvc.lock dependency entries (``path``, ``md5``);
+    every one whose path ``counts`` (the code: git-tracked files, or ``src/``) must have the MD5
+    ``md5_of(path)`` gives: this checkout's file (``dmc compare``: reuse a run only if nothing it
+    depends on differs from the checkout) or a commit's (:func:`file_md5_at`: the headline study,
+    runs trained by a given commit's code). False when no dependency counts."""
+    code = [d for d in deps if counts(d.get("path", ""))]
+    return bool(code) and all(md5_of(d["path"]) == d.get("md5") for d in code)
 
 
 def cpu_model() -> str:

@@ -38,7 +38,6 @@ seeds, with clip-bootstrap 95 % intervals and paired differences.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import subprocess
 import sys
@@ -51,6 +50,7 @@ import yaml
 
 from dmc.localization import bootstrap as B
 from dmc.atomic import atomic_file
+from dmc.pipeline.provenance import same_code
 from dmc.pipeline.heldout import COUNT_METHODS, ESC_METHODS, LOC_METHODS, count_sums, esc_sums
 from dmc.studies.headline_multi import MULTI_RUNS_DIR, gap_sums
 from dmc.studies.headline_multi import interval as gap_interval
@@ -145,17 +145,16 @@ def _commit(rev: str) -> str:
     return sh(["git", "rev-parse", rev]).strip()
 
 
-@functools.lru_cache(maxsize=None)
 def _md5_at(commit: str, path: str) -> str | None:
-    """MD5 of ``path`` at ``commit`` (a full SHA, :func:`_commit`: cached, so it never outlives a new
-    commit); every run's code check asks for the same source files at the same commit."""
-    import hashlib
+    """MD5 of ``path`` at ``commit`` (a full SHA, :func:`_commit`; cached in
+    :func:`dmc.pipeline.provenance.file_md5_at`): every run's code check asks for the same files."""
+    from dmc.pipeline.provenance import file_md5_at
 
-    try:
-        return hashlib.md5(subprocess.run(["git", "show", f"{commit}:{path}"], capture_output=True,
-                                          check=True).stdout).hexdigest()
-    except subprocess.CalledProcessError:
-        return None
+    return file_md5_at(commit, path)
+
+
+def _is_source(path: str) -> bool:
+    return path.startswith("src/")
 
 
 def find_runs(params: dict, code_rev: str = "HEAD", log=print) -> list[Run]:
@@ -178,11 +177,10 @@ def find_runs(params: dict, code_rev: str = "HEAD", log=print) -> list[Run]:
         except RuntimeError:
             continue
         train = (lock.get("stages") or {}).get("train") or {}
-        code = {d["path"]: d.get("md5") for d in train.get("deps") or [] if d["path"].startswith("src/")}
         outs = {o["path"]: o.get("md5") for o in train.get("outs") or []}
-        if not code or "models/dmc.pt" not in outs or exp.get("seed") not in seeds:
+        if "models/dmc.pt" not in outs or exp.get("seed") not in seeds:
             continue
-        if any(_md5_at(code_commit, p) != m for p, m in code.items()):
+        if not same_code(train.get("deps") or [], lambda p: _md5_at(code_commit, p), _is_source):
             continue                                              # trained by other code
         changed = {k for k in keys if exp.get(k) != base.get(k)}
         label = next((lab for lab, over in labels.items() if changed == set(over)
@@ -291,7 +289,7 @@ def step_outputs(run: Run, stage: str, folder: str, out: Path, log=print) -> boo
     if deps.get("models/dmc.pt") != run.model_md5:
         return False
     head = _commit("HEAD")
-    if any(_md5_at(head, path) != md5 for path, md5 in deps.items() if path.startswith("src/")):
+    if not same_code(st.get("deps") or [], lambda p: _md5_at(head, p), _is_source):
         return False                                              # scored by other code
     try:
         names = [n for n in sh(["git", "ls-tree", "--name-only", f"{run.rev}:{folder}"]).split("\n")
