@@ -62,3 +62,59 @@ def test_table_levels_and_differences_by_hand(tmp_path):
     assert text.startswith("> **Study `multisource_val`**: ")
     row = next(x for x in text.splitlines() if x.startswith(f"| {K5} − default"))
     assert "**" in row and "(degenerate)" in row       # the class-aware difference excludes 0
+
+
+def test_baselines_stand_beside_the_default_by_hand(tmp_path):
+    """The audio-blind map, the visible-object count and the best constant: levels from the default's
+    runs and the default minus each, on the same clips."""
+    default = {0: [2, 2, 1, 1], 1: [3, 1, 1, 1], 2: [0, 0, 1, 1]}
+    for s in range(3):      # audio_blind: 1 image of 4 at cIoU >= 0.3 in every clip (the helper's default)
+        _write(tmp_path, H.DEFAULT, s, {"dmc": default[s]}, [1] * 8, [0] * 8)
+    t = MV.table(HMu.load_runs(tmp_path), replicates=200)
+
+    def get(config, kind, metric):
+        return t[(t.config == config) & (t.kind == kind) & (t.metric == metric)].iloc[0]
+
+    assert get("audio-blind map", "level", "ca_ciou30").value == pytest.approx(4 / 16)
+    d = get("audio-blind map", "default minus", "ca_ciou30")
+    assert d.value == pytest.approx(((6 - 4) + (6 - 4) + (2 - 4)) / 16 / 3)
+    assert (d.seeds_positive, d.seeds_negative) == (2, 1)
+    # counting: 2 sources per clip; DMC [2, 2, 1, 2] -> 3/4, visible count [2, 1, 1, 1] -> 1/4, constant 2 -> 1
+    assert get("visible-object count", "level", "count_acc").value == pytest.approx(0.25)
+    assert get("visible-object count", "default minus", "count_acc").value == pytest.approx(0.5)
+    assert get("best constant", "default minus", "count_acc").value == pytest.approx(-0.25)
+    assert not len(t[(t.config == "best constant") & (t.metric == "ca_ciou30")])   # no map: no map metric
+    text = MV.markdown(t, "commit abc", "2026-12-07")
+    assert "| baseline: audio-blind map (seeds 0 1 2) |" in text
+    row = next(x for x in text.splitlines() if x.startswith("| default − best constant"))
+    assert row.count("—") == len(MV.METRICS) and "-0.250 [" in row and "(0/3)" in row
+
+
+def _diff_rows(config, **cis):
+    import pandas as pd
+    rows = [{"config": config, "kind": "minus default", "metric": m, "value": 0.0, "lo": -0.1, "hi": 0.1}
+            for m in MV.METRICS]
+    for m, (lo, hi) in cis.items():
+        next(r for r in rows if r["metric"] == m).update(lo=lo, hi=hi, value=(lo + hi) / 2)
+    return rows
+
+
+def test_choice_rule_on_planted_differences():
+    import pandas as pd
+
+    def t(*blocks, levels):
+        rows = [r for b in blocks for r in b]
+        rows += [{"config": c, "kind": "level", "metric": "ca_ciou30", "value": v, "lo": v, "hi": v}
+                 for c, v in levels.items()]
+        return pd.DataFrame(rows)
+
+    # nothing resolved better on a missed target: the default stays
+    assert MV.choose(t(_diff_rows("a", ca_ciou30=(0.1, 0.2)), levels={"default": 0.1, "a": 0.3}))[0] == H.DEFAULT
+    # better stem pointing but resolved worse wrong-source rate (higher is worse): refused
+    assert MV.choose(t(_diff_rows("a", stem_pointing=(0.01, 0.2), wrong_source_rate=(0.01, 0.1)),
+                       levels={"default": 0.1, "a": 0.3}))[0] == H.DEFAULT
+    # two eligible: the larger class-aware cIoU@0.3 level wins; a resolved lower wrong-source rate is fine
+    chosen, why = MV.choose(t(_diff_rows("a", nsa=(0.01, 0.05)),
+                              _diff_rows("b", stem_pointing=(0.02, 0.3), wrong_source_rate=(-0.1, -0.01)),
+                              levels={"default": 0.1, "a": 0.2, "b": 0.25}))
+    assert chosen == "b" and why.startswith("b:")
