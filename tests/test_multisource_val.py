@@ -118,3 +118,21 @@ def test_choice_rule_on_planted_differences():
                               _diff_rows("b", stem_pointing=(0.02, 0.3), wrong_source_rate=(-0.1, -0.01)),
                               levels={"default": 0.1, "a": 0.2, "b": 0.25}))
     assert chosen == "b" and why.startswith("b:")
+
+
+def test_the_committed_study_is_the_one_its_committed_per_clip_files_give():
+    """study.csv and choice.json recomputed from the committed runs (same bootstrap seed): no number of
+    the committed study was typed or edited."""
+    import json
+    from pathlib import Path
+
+    import pandas as pd
+
+    out = Path(MV.OUT)
+    committed = pd.read_csv(out / "study.csv")
+    t = MV.table(HMu.load_runs(out / "runs"))
+    assert len(t) == len(committed) and list(t.config) == list(committed.config)
+    for col in ("value", "lo", "hi", "seeds_positive", "seeds_negative"):
+        assert t[col].to_numpy() == pytest.approx(committed[col].to_numpy(), abs=1e-12), col
+    chosen, why = MV.choose(t)
+    assert json.loads((out / "choice.json").read_text()) == {"chosen": chosen, "reason": why}
