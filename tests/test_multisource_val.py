@@ -91,7 +91,6 @@ def test_baselines_stand_beside_the_default_by_hand(tmp_path):
 
 
 def _diff_rows(config, **cis):
-    import pandas as pd
     rows = [{"config": config, "kind": "minus default", "metric": m, "value": 0.0, "lo": -0.1, "hi": 0.1}
             for m in MV.METRICS]
     for m, (lo, hi) in cis.items():

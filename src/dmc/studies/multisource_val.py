@@ -267,8 +267,9 @@ def choose(t: pd.DataFrame) -> tuple[str, str]:
 
 
 QUESTION = ("Which of k (train.clusters), the clustering iterations (train.iterations), mixtures in the "
-            "training corpus (synth.mixtures), z (train.temperature) and the budget (train.epochs), one key at a time from the default, moves the class-aware, "
-            "stem-conditioned and counting scores, on a validation multi-source corpus?")
+            "training corpus (synth.mixtures), z (train.temperature) and the budget (train.epochs), one key "
+            "at a time from the default, moves the class-aware, stem-conditioned and counting scores, on a "
+            "validation multi-source corpus?")
 COMMAND = "python -m dmc.studies.multisource_val --train --models-dir models/headline --with-experiments"
 
 
