@@ -135,3 +135,22 @@ def test_the_committed_study_is_the_one_its_committed_per_clip_files_give():
         assert t[col].to_numpy() == pytest.approx(committed[col].to_numpy(), abs=1e-12), col
     chosen, why = MV.choose(t)
     assert json.loads((out / "choice.json").read_text()) == {"chosen": chosen, "reason": why}
+
+
+def test_inference_configurations_score_the_defaults_models_with_their_value():
+    """An inference-time knob (localize.*) trains nothing: its runs are the default's runs (the same
+    model file or cache MD5) under the configuration's label, and the scoring params carry its value."""
+    p = MV.study_params(_params())
+    default = [H.Run(H.DEFAULT, s, f"exp{s}", "rev", f"md5{s}") for s in (0, 1)]
+    other = [H.Run(K5, 0, "k5", "rev", "md5k5")]
+    labels = [label for label, _ in MV.inference_labels()]
+    assert labels and all(label.startswith("localize.") for label in labels)
+    runs = MV.inference_runs(p, default + other)
+    assert {(r.config, r.seed) for r in runs} == {(label, s) for label in labels for s in (0, 1)}
+    assert all(r.model_md5 == f"md5{r.seed}" and r.name == f"exp{r.seed}" for r in runs)
+    (key, value), = dict(MV.inference_labels())[labels[0]].items()
+    section, leaf = key.split(".")
+    assert H.run_params(p, runs[0])[section][leaf] == value != _params()[section][leaf]
+    assert H.run_params(p, runs[0])["train"] == _params()["train"]
+    # a run already there (say, scored from a model file) is not made twice
+    assert len(MV.inference_runs(p, default + runs[:1])) == len(runs) - 1

@@ -1,14 +1,15 @@
 """Why DMC does not separate sources: issue 33 item 7, on validation data only.
 
 Question: which of the clustering's knobs (k = ``train.clusters``, the clustering iterations
-``train.iterations``, z = ``train.temperature``), the budget (``train.epochs``) or multi-source
-training data (``synth.mixtures``) moves the
-class-aware, stem-conditioned and counting scores of issue 33, measured on a **validation**
+``train.iterations``, z = ``train.temperature``), the budget (``train.epochs``), multi-source
+training data (``synth.mixtures``) or the maps' inference-time knobs (``localize.agreement_temperature``,
+``localize.heatmap_rule``) moves the class-aware, stem-conditioned and counting scores of issue 33, measured on a **validation**
 multi-source corpus (never the untouched one)?
 
 Default: params.yaml (the committed default). Configurations, one key at a time: :data:`GRID` (runs made
-elsewhere, under ``sweeps.headline_seeds``) and :data:`TRAINED` (trained here under
-``sweeps.headline_seeds``). Command::
+elsewhere, under ``sweeps.headline_seeds``), :data:`TRAINED` (trained here under
+``sweeps.headline_seeds``) and :data:`INFERENCE` (the default's models scored with another
+``localize`` value). Command::
 
     python -m dmc.studies.multisource_val --train --models-dir models/headline --with-experiments
 
@@ -61,6 +62,13 @@ GRID = {"train.clusters": [5], "train.iterations": [1]}
 # in results/studies/none_temperature); twice the budget (train.epochs = 120, the cosine schedule
 # stretched over it).
 TRAINED = {"synth.mixtures": ["music_synthetic"], "train.temperature": [3.0], "train.epochs": [120]}
+# ... and the maps' own inference-time knobs (localize.*: nothing is trained, the default's models are
+# scored with another value; added after the first choice, with the rule unchanged): the agreement
+# temperature tau of w_j = softmax_j(tau cos(c_j^a, c_j^v)), one value either side of the default's 20
+# (sharper weights give a silent cluster less of the heat; softer ones more), and the two other
+# heat-map rules (proximity: closeness to the *audio* centres, the rule most directly conditioned on
+# what is heard; assignment: the visual soft assignments alone).
+INFERENCE = {"localize.agreement_temperature": [5.0, 80.0], "localize.heatmap_rule": ["proximity", "assignment"]}
 ROOT = Path("data/studies/multi_val")
 CORPORA = Path("data/studies")
 MODELS = Path("models/studies/multisource_val")
@@ -72,8 +80,19 @@ def study_params(params: dict) -> dict:
     """params.yaml with the study's grid as the headline's configurations (so the headline's run
     finders label the runs)."""
     p = json.loads(json.dumps(params))
-    p.setdefault("sweeps", {})["headline"] = {**GRID, **TRAINED}
+    p.setdefault("sweeps", {})["headline"] = {**GRID, **TRAINED, **INFERENCE}
     return p
+
+
+def inference_runs(params: dict, runs: list) -> list:
+    """The default's runs relabelled as each :data:`INFERENCE` configuration (the same model, scored with
+    that localize value: :func:`score` applies it through the configuration's key)."""
+    import dataclasses
+
+    labels = [label for label, _ in inference_labels()]
+    have = {(r.config, r.seed) for r in runs}
+    return [dataclasses.replace(r, config=label) for label in labels for r in runs
+            if r.config == H.DEFAULT and (label, r.seed) not in have]
 
 
 def training_corpus(params: dict, run: H.Run, log=print) -> tuple[Path, str]:
@@ -98,6 +117,12 @@ def training_corpus(params: dict, run: H.Run, log=print) -> tuple[Path, str]:
             shutil.rmtree(root)
         tmp.rename(root)
     return root / "decoded", str(root / "ground_truth")
+
+
+def inference_labels() -> list[tuple[str, dict]]:
+    from dmc.pipeline.experiments import _label
+
+    return [(_label(key, value), {key: value}) for key, values in INFERENCE.items() for value in values]
 
 
 def train_missing(params: dict, folder: Path = MODELS, log=print) -> None:
@@ -169,7 +194,9 @@ def score(params: dict, runs: list, root: Path, runs_dir: Path, rescore: bool = 
         if not model.is_file():
             raise FileNotFoundError(f"{model}: the model of {r.name} ({r.config}, seed {r.seed}) is not in the "
                                     "local DVC cache")
-        mapping = mapping_path(model) if r.path else out.parent / f"{out.name}.class_mapping.json"
+        # beside a model given by file, unless the model is the default's scored with an inference knob
+        beside = r.path and r.config not in {lab for lab, _ in inference_labels()}
+        mapping = mapping_path(model) if beside else out.parent / f"{out.name}.class_mapping.json"
         log(f"multisource_val: scoring {r.config} seed {r.seed} ({r.name})")
         decoded, gt = training_corpus(params, r, log)    # the mapping and cut points: its training corpus
         multi_run(Params.from_dict(H.run_params(params, r)), decoded, root / "decoded", model, gt,
@@ -236,7 +263,8 @@ def _baselines(runs: dict, seeds: list, replicates: int) -> list[dict]:
 NAMES = {**HM.METRIC_NAMES, "count_acc": "counting accuracy"}
 
 # The rule that picks the configuration, written before the numbers of the configurations trained
-# here (mixtures, z, budget) were read (k's and the iterations' had been: worse than the default). Counting is
+# here (mixtures, z, budget) were read (k's and the iterations' had been: worse than the default), and
+# kept unchanged when the INFERENCE configurations were added (before their numbers were read). Counting is
 # no criterion: every validation clip has two sounding sources (the multi-source corpus's mixtures
 # and duets), so the best constant is right on every clip. A configuration replaces the default
 # only if its difference from the default is resolved in the good direction (interval excluding 0)
@@ -267,8 +295,9 @@ def choose(t: pd.DataFrame) -> tuple[str, str]:
 
 
 QUESTION = ("Which of k (train.clusters), the clustering iterations (train.iterations), mixtures in the "
-            "training corpus (synth.mixtures), z (train.temperature) and the budget (train.epochs), one key "
-            "at a time from the default, moves the class-aware, stem-conditioned and counting scores, on a "
+            "training corpus (synth.mixtures), z (train.temperature), the budget (train.epochs) and the "
+            "maps' agreement temperature and heat-map rule (localize.agreement_temperature, "
+            "localize.heatmap_rule), one key at a time from the default, moves the class-aware, stem-conditioned and counting scores, on a "
             "validation multi-source corpus?")
 COMMAND = "python -m dmc.studies.multisource_val --train --models-dir models/headline --with-experiments"
 
@@ -280,7 +309,8 @@ def markdown(t: pd.DataFrame, made_at: str, date: str | None = None) -> str:
              f"Validation multi-source corpus: seed {VAL_SEED} (`{ROOT}`), the untouched corpus's generator "
              "and settings; no number here is computed on the untouched corpus. Default: params.yaml at the "
              "commit above; DMC's maps of each configuration (the cluster -> class mapping and the count's cut "
-             "points fitted on its own training corpus's train + val pairs).", "",
+             "points fitted on its own training corpus's train + val pairs); a `localize.*` configuration is "
+             "the default's models scored with that value (nothing trained).", "",
              "Mean over seeds [hierarchical 95 % interval: seeds, then clips]; a difference is the mean over "
              "paired seeds of the per-seed difference on the same clips, with (seeds above / below). Bold: "
              "the interval excludes 0. Wrong-source rate: lower is better. A counting row whose scores "
@@ -310,7 +340,7 @@ def markdown(t: pd.DataFrame, made_at: str, date: str | None = None) -> str:
                 cell(sub, m, signed) for m in (*METRICS, "count_acc")) + " |")
     chosen, why = choose(t)
     lines += ["", f"**Choice** (the rule in `dmc.studies.multisource_val.choose`, written before the numbers of the "
-              "configurations trained here were read): "
+              "configurations trained here were read and kept when the inference-time ones were added): "
               f"`{chosen}`. {why[0].upper() + why[1:]}."]
     return "\n".join(lines) + "\n"
 
@@ -343,6 +373,7 @@ def main(argv=None) -> int:
         runs += [r for r in H.runs_of_dir(params, Path(args.models_dir)) if (r.config, r.seed) not in have]
     if MODELS.is_dir():
         runs += H.runs_of_dir(params, MODELS)
+    runs += inference_runs(params, runs)
     if not runs:
         print("multisource_val: no runs (give --with-experiments and/or --models-dir)", file=sys.stderr)
         return 2
