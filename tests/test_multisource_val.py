@@ -39,6 +39,8 @@ def test_study_labels_its_grid_one_key_at_a_time():
     p = MV.study_params(_params())
     labels = [label for label, _ in H.configs(p)]
     assert labels[0] == H.DEFAULT and K5 in labels and "train.iterations=1" in labels
+    # a key both found (k = 5) and trained (k = 16) keeps both values, once each
+    assert "train.clusters=16" in labels and len(labels) == len(set(labels))
 
 
 def test_table_levels_and_differences_by_hand(tmp_path):
