@@ -532,7 +532,7 @@ METRIC_NAMES = {"pointing": "pointing", "ciou50": "cIoU@0.5", "auc": "AUC", "cio
 
 
 def markdown(levels: pd.DataFrame, diffs: pd.DataFrame, runs: dict, frozen: str | None,
-             gaps: pd.DataFrame | None = None) -> str:
+             gaps: pd.DataFrame | None = None, runs_csv: Path = OUT / "headline_runs.csv") -> str:
     det = next(iter(runs.values()))["details"]
     lines = ["# Headline: DMC, its baselines and controls on the untouched test corpus", "",
              f"Test corpus: {det['clips']} clips from its own seed (`synth.test_seed`), "
@@ -540,7 +540,7 @@ def markdown(levels: pd.DataFrame, diffs: pd.DataFrame, runs: dict, frozen: str 
              "no choice read it. Mean over the seeds of each row [hierarchical 95 % interval: "
              f"{B.REPLICATES} replicates, the seeds drawn with replacement, then each drawn seed's clips, "
              "paired by seed and clip; the clip-bootstrap intervals, seeds held fixed, are in the last table]. "
-             "Made by `python -m dmc.studies.headline` from the runs in `results/headline_runs.csv`"
+             f"Made by `python -m dmc.studies.headline` from the runs in `{Path(runs_csv).as_posix()}`"
              + (f"; the default was frozen at commit {frozen}." if frozen else "."), ""]
     for kind, title in KIND_TITLES.items():
         lv = levels[levels.kind == kind] if len(levels) else levels
@@ -659,7 +659,7 @@ def write(runs: dict, out: Path, runs_list: list[Run] | None, frozen: str | None
         pd.concat([levels.assign(table="level"), diffs.assign(table="difference"),
                    gaps.assign(table="audio gap")]).to_csv(tmp, index=False, float_format="%.4f")
     with atomic_file(out / "headline.md") as tmp:
-        Path(tmp).write_text(markdown(levels, diffs, runs, frozen, gaps))
+        Path(tmp).write_text(markdown(levels, diffs, runs, frozen, gaps, out / "headline_runs.csv"))
     from dmc.studies.headline_summary import write as write_summary
 
     write_summary(out / "headline.md", out / "headline_summary.md")   # the README's table (included)
@@ -726,7 +726,7 @@ def main(argv=None) -> int:
     log(f"headline: {len(runs)} runs -> {Path(args.out_dir) / 'headline.md'}")
     multi = load_multi_runs(Path(args.multi_runs_dir))
     if multi:
-        write_multi(multi, runs, Path(args.out_dir))
+        write_multi(multi, runs, Path(args.out_dir), runs_dir=Path(args.multi_runs_dir))
         log(f"headline: {len(multi)} multi-source runs -> {Path(args.out_dir) / 'headline_multi.md'}")
     return 0
 

@@ -190,7 +190,7 @@ def targets(t: pd.DataFrame) -> list[str]:
     return out + [""]
 
 
-def markdown(t: pd.DataFrame, runs: dict) -> str:
+def markdown(t: pd.DataFrame, runs: dict, runs_dir: Path = MULTI_RUNS_DIR) -> str:
     det = next(iter(runs.values()))["details"]
     lines = ["# Headline on the multi-source test corpus", "",
              f"Multi-source corpus: {det['clips']} clips from its own seed (`synth.multi_seed`), {det['pairs']} "
@@ -198,7 +198,7 @@ def markdown(t: pd.DataFrame, runs: dict) -> str:
              "mapping and the cut points of every run were fitted on the training corpus's train + val pairs). "
              "Mean over the seeds [hierarchical 95 % interval: seeds drawn with replacement, then each drawn "
              f"seed's clips; {B.REPLICATES} replicates]. Made by `python -m dmc.studies.headline` from "
-             "`results/headline_multi_runs/`.", ""]
+             f"`{Path(runs_dir).as_posix()}/`.", ""]
     lv = t[t.kind == "level"] if len(t) else t
     if len(lv):
         lines += ["## Class-aware, stem-conditioned and recall scores", "",
@@ -234,10 +234,11 @@ def markdown(t: pd.DataFrame, runs: dict) -> str:
     return "\n".join(lines + targets(t)) + "\n"
 
 
-def write(runs: dict, test_runs: dict | None, out: Path, replicates: int = B.REPLICATES) -> pd.DataFrame:
+def write(runs: dict, test_runs: dict | None, out: Path, replicates: int = B.REPLICATES,
+          runs_dir: Path = MULTI_RUNS_DIR) -> pd.DataFrame:
     t = tables(runs, test_runs, replicates)
     with atomic_file(Path(out) / "headline_multi.csv") as tmp:
         t.to_csv(tmp, index=False, float_format="%.4f")
     with atomic_file(Path(out) / "headline_multi.md") as tmp:
-        Path(tmp).write_text(markdown(t, runs))
+        Path(tmp).write_text(markdown(t, runs, runs_dir))
     return t

@@ -1,0 +1,126 @@
+"""The configuration chosen on validation, frozen and scored once on the untouched corpora (issue 33 item 7).
+
+Question: with the configuration that :mod:`dmc.studies.multisource_val` chose on the validation
+multi-source corpus (``results/studies/multisource_val/choice.json``) frozen, where do DMC, the same
+network without clustering and the baselines stand on the untouched multi-source and test corpora,
+and which of issue 33's targets does it meet?
+
+Default: params.yaml with the chosen configuration's key (written to ``params.yaml`` in the output
+folder, so the study reruns from its own file). Command::
+
+    python -m dmc.studies.multisource_frozen      # make multisource-frozen
+
+Models: the chosen configuration's five models of the validation study
+(``models/studies/multisource_val/<config>_s<seed>.pt``, trained there on the training corpus) are
+taken as the frozen default's (``default_s<seed>.pt`` in :data:`MODELS`); the rows the headline
+needs beside them (the network without clustering, ``train.iterations=1``, at the frozen
+configuration) are trained here with the train stage's Trainer
+(:func:`dmc.studies.headline.train_models`). A model whose training params differ from the frozen
+params is refused (:func:`dmc.studies.headline.runs_of_dir`).
+
+Scoring: the headline's own code (:func:`dmc.studies.headline.main` with ``--models-dir``), into this
+study's folder (``headline_runs/``, ``headline_multi_runs/``, ``headline.md|csv``,
+``headline_multi.md|csv``): the same rows, hierarchical intervals (seeds, then clips) and targets table
+as ``results/headline_multi.md``. Nothing here is a choice: the configuration was chosen on
+validation, and the untouched corpora are read once, for the scores. With the default chosen
+(``choice.json`` says ``default``) the study has nothing to do: the headline is the frozen result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import yaml
+
+from dmc.atomic import atomic_file
+from dmc.studies import headline as H
+from dmc.studies import multisource_val as MV
+
+OUT = Path("results/studies/multisource_frozen")
+MODELS = Path("models/studies/multisource_frozen")
+QUESTION = ("With the configuration chosen on the validation multi-source corpus frozen, where do DMC, the "
+            "network without clustering and the baselines stand on the untouched corpora, and which of "
+            "issue 33's targets does it meet?")
+COMMAND = "python -m dmc.studies.multisource_frozen"
+
+
+def chosen(choice_file: Path = MV.OUT / "choice.json") -> str:
+    return json.loads(Path(choice_file).read_text())["chosen"]
+
+
+def frozen_params(params: dict, config: str) -> dict:
+    """params.yaml with the chosen configuration's key set (as :func:`dmc.studies.headline.run_params`
+    sets it), the headline's sweeps kept; a configuration the validation study does not know is refused."""
+    from dmc.pipeline.params import ParamsError
+
+    study = MV.study_params(params)
+    labels = dict(H.configs(study))
+    if config not in labels:
+        raise ParamsError(f"choice.json: {config!r} is not a configuration of dmc.studies.multisource_val")
+    p = H.run_params(study, H.Run(config, params["seed"], "", "", ""))
+    p["sweeps"] = params["sweeps"]
+    return p
+
+
+def take_models(config: str, folder: Path = MODELS, source: Path = MV.MODELS, seeds=()) -> None:
+    """Copy the validation study's models of ``config`` as the frozen default's ``default_s<seed>.pt``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for seed in seeds:
+        dst = folder / f"{H.DEFAULT}_s{seed}.pt"
+        if dst.is_file():
+            continue
+        src = source / f"{config}_s{seed}.pt"
+        if not src.is_file():
+            raise FileNotFoundError(f"{src}: the validation study's model of {config} seed {seed} is missing "
+                                    "(make multisource-val trains it)")
+        shutil.copyfile(src, dst)
+
+
+def header(config: str, made_at: str, date: str | None = None) -> str:
+    from dmc.pipeline.provenance import header as study_header
+
+    return "\n".join([study_header("multisource_frozen", QUESTION, made_at, COMMAND, date), "",
+                      f"Frozen configuration: `{config}` (chosen by `dmc.studies.multisource_val.choose` on the "
+                      "validation multi-source corpus; [choice.json](../multisource_val/choice.json)), on top of "
+                      "params.yaml at the commit above: [params.yaml](params.yaml). Its models: the validation "
+                      "study's five; the network without clustering at the same configuration trained here. "
+                      "Scores: [headline_multi.md](headline_multi.md) (multi-source corpus, with issue 33's "
+                      "targets) and [headline.md](headline.md) (the untouched test corpus)."]) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m dmc.studies.multisource_frozen", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("--models-dir", default=str(MODELS))
+    args = ap.parse_args(argv)
+    from dmc.pipeline.params import load_params
+    from dmc.pipeline.provenance import git_commit
+
+    params = load_params(args.params, sweeps=True)
+    config = chosen()
+    if config == H.DEFAULT:
+        print("multisource_frozen: the validation study chose the default; its frozen scores are the headline's "
+              "(results/headline_multi.md)")
+        return 0
+    out, models = Path(args.out), Path(args.models_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    p = frozen_params(params, config)
+    pfile = out / "params.yaml"
+    with atomic_file(pfile) as tmp:
+        Path(tmp).write_text(yaml.safe_dump(p, sort_keys=False))
+    take_models(config, models, seeds=params["sweeps"]["headline_seeds"])
+    rc = H.main(["--params", str(pfile), "--models-dir", str(models), "--train-models",
+                 "--runs-dir", str(out / "headline_runs"), "--multi-runs-dir", str(out / "headline_multi_runs"),
+                 "--out-dir", str(out)])
+    with atomic_file(out / "README.md") as tmp:
+        Path(tmp).write_text(header(config, git_commit()))
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

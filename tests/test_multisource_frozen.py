@@ -1,0 +1,53 @@
+"""dmc.studies.multisource_frozen (issue 33 item 7): the configuration chosen on validation is the one
+frozen and scored, its models are the validation study's, and an unknown choice is refused."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from dmc.pipeline.params import ParamsError
+from dmc.studies import headline as H
+from dmc.studies import multisource_frozen as MF
+
+
+def _params():
+    return yaml.safe_load(open("params.yaml"))
+
+
+def test_frozen_params_set_the_chosen_key_and_nothing_else():
+    params = _params()
+    p = MF.frozen_params(params, "train.clusters=16")
+    assert p["train"]["clusters"] == 16 != params["train"]["clusters"]
+    assert {k: v for k, v in p["train"].items() if k != "clusters"} == \
+        {k: v for k, v in params["train"].items() if k != "clusters"}
+    assert p["sweeps"] == params["sweeps"] and p["localize"] == params["localize"]
+    # an inference-time choice sets a localize key and leaves the training alone
+    q = MF.frozen_params(params, "localize.agreement_temperature=5.0")
+    assert q["localize"]["agreement_temperature"] == 5.0 and q["train"] == params["train"]
+    with pytest.raises(ParamsError, match="not a configuration"):
+        MF.frozen_params(params, "train.clusters=7")
+
+
+def test_the_chosen_configuration_is_read_from_the_validation_study(tmp_path):
+    f = tmp_path / "choice.json"
+    f.write_text(json.dumps({"chosen": "train.clusters=16", "reason": "x"}))
+    assert MF.chosen(f) == "train.clusters=16"
+
+
+def test_models_are_the_validation_studys_and_a_missing_one_is_refused(tmp_path):
+    src, dst = tmp_path / "val", tmp_path / "frozen"
+    src.mkdir()
+    for s in (0, 1):
+        (src / f"train.clusters=16_s{s}.pt").write_bytes(bytes([s]) * 8)
+    MF.take_models("train.clusters=16", dst, src, seeds=(0, 1))
+    assert [(dst / f"{H.DEFAULT}_s{s}.pt").read_bytes() for s in (0, 1)] == [b"\0" * 8, b"\1" * 8]
+    with pytest.raises(FileNotFoundError, match="seed 2"):
+        MF.take_models("train.clusters=16", dst, src, seeds=(0, 1, 2))
+
+
+def test_the_header_names_the_frozen_configuration():
+    text = MF.header("train.clusters=16", "commit abc", "2026-12-07")
+    assert text.startswith("> **Study `multisource_frozen`**: ") and "`train.clusters=16`" in text
