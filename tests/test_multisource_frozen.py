@@ -51,3 +51,25 @@ def test_models_are_the_validation_studys_and_a_missing_one_is_refused(tmp_path)
 def test_the_header_names_the_frozen_configuration():
     text = MF.header("train.clusters=16", "commit abc", "2026-12-07")
     assert text.startswith("> **Study `multisource_frozen`**: ") and "`train.clusters=16`" in text
+
+
+def test_the_committed_frozen_tables_are_the_ones_their_committed_per_clip_files_give():
+    """headline_multi.csv of the frozen study recomputed from its committed runs (same bootstrap seeds): no
+    number was typed or edited; the chosen configuration is the validation study's choice."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from dmc.studies import headline_multi as HMu
+
+    out = Path(MF.OUT)
+    committed = pd.read_csv(out / "headline_multi.csv")
+    t = HMu.tables(HMu.load_runs(out / "headline_multi_runs"), H.load_runs(out / "headline_runs"))
+    assert len(t) == len(committed)
+    for col in ("value", "lo", "hi"):
+        assert t[col].to_numpy(dtype=float) == pytest.approx(committed[col].to_numpy(dtype=float), abs=1e-4,
+                                                              nan_ok=True), col
+    frozen = yaml.safe_load((out / "params.yaml").read_text())
+    (key, value), = dict(H.configs(MF.MV.study_params(_params())))[MF.chosen()].items()
+    section, leaf = key.split(".")
+    assert frozen[section][leaf] == value
