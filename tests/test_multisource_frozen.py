@@ -73,3 +73,13 @@ def test_the_committed_frozen_tables_are_the_ones_their_committed_per_clip_files
     (key, value), = dict(H.configs(MF.MV.study_params(_params())))[MF.chosen()].items()
     section, leaf = key.split(".")
     assert frozen[section][leaf] == value
+
+
+def test_stamp_opens_every_table_with_the_header_once(tmp_path):
+    (tmp_path / "headline.md").write_text("# Headline\n\n| a |\n|---|\n| 1 |\n")
+    (tmp_path / "README.md").write_text("> **Study `multisource_frozen`**: q\n\nbody\n")
+    line = MF.header("train.clusters=16", "commit abc", "2026-12-07").splitlines()[0]
+    MF.stamp(tmp_path, line)
+    MF.stamp(tmp_path, line)
+    assert (tmp_path / "headline.md").read_text() == f"{line}\n\n# Headline\n\n| a |\n|---|\n| 1 |\n"
+    assert (tmp_path / "README.md").read_text() == "> **Study `multisource_frozen`**: q\n\nbody\n"

@@ -92,6 +92,19 @@ def header(config: str, made_at: str, date: str | None = None) -> str:
                       "targets) and [headline.md](headline.md) (the untouched test corpus)."]) + "\n"
 
 
+def stamp(out: Path, first_line: str) -> None:
+    """Open every Markdown file of the study folder with the study's header line (the headline's own
+    tables are written without one); a header already there is replaced."""
+    for md in sorted(Path(out).glob("*.md")):
+        if md.name == "README.md":
+            continue
+        lines = md.read_text().splitlines()
+        if lines and lines[0].startswith("> **Study `multisource_frozen`**"):
+            lines = lines[2:] if len(lines) > 1 and not lines[1] else lines[1:]
+        with atomic_file(md) as tmp:
+            Path(tmp).write_text("\n".join([first_line, "", *lines]) + "\n")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m dmc.studies.multisource_frozen", description=__doc__.split("\n\n")[0])
     ap.add_argument("--params", default="params.yaml")
@@ -117,8 +130,10 @@ def main(argv=None) -> int:
     rc = H.main(["--params", str(pfile), "--models-dir", str(models), "--train-models",
                  "--runs-dir", str(out / "headline_runs"), "--multi-runs-dir", str(out / "headline_multi_runs"),
                  "--out-dir", str(out)])
+    text = header(config, git_commit())
     with atomic_file(out / "README.md") as tmp:
-        Path(tmp).write_text(header(config, git_commit()))
+        Path(tmp).write_text(text)
+    stamp(out, text.splitlines()[0])
     return rc
 
 
