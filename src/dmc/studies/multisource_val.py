@@ -349,7 +349,7 @@ def markdown(t: pd.DataFrame, made_at: str, date: str | None = None) -> str:
     chosen, why = choose(t)
     lines += ["", f"**Choice** (the rule in `dmc.studies.multisource_val.choose`, written before the numbers of the "
               "configurations trained here were read; kept when the inference-time ones, then k = 16, were added): "
-              f"`{chosen}`. {why[0].upper() + why[1:]}."]
+              f"`{chosen}` ({why})."]
     return "\n".join(lines) + "\n"
 
 
