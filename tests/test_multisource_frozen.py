@@ -83,3 +83,16 @@ def test_stamp_opens_every_table_with_the_header_once(tmp_path):
     MF.stamp(tmp_path, line)
     assert (tmp_path / "headline.md").read_text() == f"{line}\n\n# Headline\n\n| a |\n|---|\n| 1 |\n"
     assert (tmp_path / "README.md").read_text() == "> **Study `multisource_frozen`**: q\n\nbody\n"
+
+
+
+def test_a_missing_model_is_one_line_naming_it(tmp_path, monkeypatch, capsys):
+    real = MF.take_models
+    monkeypatch.setattr(MF, "chosen", lambda: "train.clusters=16")
+    monkeypatch.setattr(MF, "take_models", lambda config, folder, seeds: real(config, folder, tmp_path / "val", seeds))
+    assert MF.cli(["--out", str(tmp_path / "out"), "--models-dir", str(tmp_path / "models")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "train.clusters=16_s0.pt" in err[0] and "make multisource-val" in err[0]
+    monkeypatch.setattr(MF, "chosen", lambda: "train.clusters=7")
+    assert MF.cli(["--out", str(tmp_path / "out")]) == 2
+    assert "not a configuration" in capsys.readouterr().err

@@ -137,5 +137,16 @@ def main(argv=None) -> int:
     return rc
 
 
+def cli(argv=None) -> int:
+    """:func:`main`, with a missing model or an unknown choice as one line naming it (exit 2)."""
+    from dmc.errors import DmcError
+
+    try:
+        return main(argv)
+    except (DmcError, FileNotFoundError) as exc:
+        print(f"multisource_frozen: {exc}", file=sys.stderr)
+        return 2
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())
