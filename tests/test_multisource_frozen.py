@@ -96,3 +96,22 @@ def test_a_missing_model_is_one_line_naming_it(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(MF, "chosen", lambda: "train.clusters=7")
     assert MF.cli(["--out", str(tmp_path / "out")]) == 2
     assert "not a configuration" in capsys.readouterr().err
+
+
+def test_versus_default_pairs_seed_with_seed_by_hand(tmp_path):
+    """Frozen DMC minus the default's DMC on the same clips: per seed (hits - hits) / images, averaged."""
+    from dmc.studies import headline_multi as HMu
+    from test_headline_multi import _write
+
+    frozen, default = tmp_path / "frozen", tmp_path / "default"
+    ones, zeros = [1] * 8, [0] * 8
+    for s, (f, d) in enumerate([([2, 2, 2, 2], [1, 1, 1, 1]), ([3, 3, 1, 1], [1, 1, 1, 1])]):
+        _write(frozen, H.DEFAULT, s, {"dmc": f}, ones, zeros)
+        _write(default, H.DEFAULT, s, {"dmc": d}, ones, zeros)
+    _write(frozen, H.DEFAULT, 2, {"dmc": [0, 0, 0, 0]}, ones, zeros)     # no default run of seed 2: left out
+    rows = {r["metric"]: r for r in MF.versus_default(HMu.load_runs(frozen), HMu.load_runs(default), replicates=200)}
+    r = rows["ca_ciou30"]
+    assert r["seeds"] == "0 1" and r["value"] == pytest.approx(((8 - 4) + (8 - 4)) / 16 / 2)
+    assert (r["seeds_positive"], r["seeds_negative"]) == (2, 0) and r["lo"] > 0
+    text = MF.versus_markdown(list(rows.values()), "train.clusters=16")
+    assert "| class-aware cIoU@0.3 | **+0.250 [" in text and "(2/0)" in text
