@@ -69,6 +69,11 @@ def test_the_committed_frozen_tables_are_the_ones_their_committed_per_clip_files
     for col in ("value", "lo", "hi"):
         assert t[col].to_numpy(dtype=float) == pytest.approx(committed[col].to_numpy(dtype=float), abs=1e-4,
                                                               nan_ok=True), col
+    versus = pd.read_csv(out / "versus_default.csv")
+    rows = pd.DataFrame(MF.versus_default(HMu.load_runs(out / "headline_multi_runs"), HMu.load_runs(HMu.MULTI_RUNS_DIR)))
+    assert list(rows.metric) == list(versus.metric)
+    for col in ("value", "lo", "hi", "seeds_positive", "seeds_negative"):
+        assert rows[col].to_numpy(dtype=float) == pytest.approx(versus[col].to_numpy(dtype=float), abs=1e-4), col
     frozen = yaml.safe_load((out / "params.yaml").read_text())
     (key, value), = dict(H.configs(MF.MV.study_params(_params())))[MF.chosen()].items()
     section, leaf = key.split(".")

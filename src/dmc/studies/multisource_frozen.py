@@ -92,7 +92,9 @@ def header(config: str, made_at: str, date: str | None = None) -> str:
                       "params.yaml at the commit above: [params.yaml](params.yaml). Its models: the validation "
                       "study's five; the network without clustering at the same configuration trained here. "
                       "Scores: [headline_multi.md](headline_multi.md) (multi-source corpus, with issue 33's "
-                      "targets) and [headline.md](headline.md) (the untouched test corpus)."]) + "\n"
+                      "targets), [headline.md](headline.md) (the untouched test corpus) and "
+                      "[versus_default.md](versus_default.md) (the frozen DMC minus the pipeline default's on the same "
+                      "multi-source clips)."]) + "\n"
 
 
 def versus_default(frozen: dict, default: dict, replicates: int | None = None) -> list[dict]:
