@@ -1,4 +1,4 @@
-"""The drawn-object count's ceiling (dmc.localization.counting.drawn_count_ceiling) against hand
+"""The drawn-object count's ceiling (dmc.localization.count_ceiling.drawn_count_ceiling) against hand
 computations, and the committed study against its own function."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import json
 import pytest
 import yaml
 
-from dmc.localization.counting import drawn_count_ceiling
+from dmc.localization.count_ceiling import drawn_count_ceiling
 from dmc.studies import count_ceiling as CC
 
 

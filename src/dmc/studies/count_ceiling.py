@@ -9,7 +9,7 @@ generator's classes. Command::
     python -m dmc.studies.count_ceiling
 
 The number is exact, from the generator's distribution
-(:func:`dmc.localization.counting.drawn_count_ceiling`), not measured; the measured visible-object
+(:func:`dmc.localization.count_ceiling.drawn_count_ceiling`), not measured; the measured visible-object
 count of the untouched test corpus stands beside it in the docs. Output:
 ``results/studies/count_ceiling/count_ceiling.md`` and ``.json``.
 """
@@ -30,7 +30,7 @@ COMMAND = "python -m dmc.studies.count_ceiling"
 
 
 def compute(synth: dict, n_classes: int) -> dict:
-    from dmc.localization.counting import drawn_count_ceiling
+    from dmc.localization.count_ceiling import drawn_count_ceiling
 
     acc, best = drawn_count_ceiling(synth["max_sources"], synth["max_distractors"], n_classes)
     return {"max_sources": synth["max_sources"], "max_distractors": synth["max_distractors"],
