@@ -147,7 +147,7 @@ def test_inference_configurations_score_the_defaults_models_with_their_value():
     other = [H.Run(K5, 0, "k5", "rev", "md5k5")]
     labels = [label for label, _ in MV.inference_labels()]
     assert labels and all(label.startswith("localize.") for label in labels)
-    runs = MV.inference_runs(p, default + other)
+    runs = MV.inference_runs(default + other)
     assert {(r.config, r.seed) for r in runs} == {(label, s) for label in labels for s in (0, 1)}
     assert all(r.model_md5 == f"md5{r.seed}" and r.name == f"exp{r.seed}" for r in runs)
     (key, value), = dict(MV.inference_labels())[labels[0]].items()
@@ -155,4 +155,4 @@ def test_inference_configurations_score_the_defaults_models_with_their_value():
     assert H.run_params(p, runs[0])[section][leaf] == value != _params()[section][leaf]
     assert H.run_params(p, runs[0])["train"] == _params()["train"]
     # a run already there (say, scored from a model file) is not made twice
-    assert len(MV.inference_runs(p, default + runs[:1])) == len(runs) - 1
+    assert len(MV.inference_runs(default + runs[:1])) == len(runs) - 1

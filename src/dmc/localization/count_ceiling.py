@@ -28,6 +28,5 @@ def drawn_count_ceiling(max_sources: int, max_distractors: int, n_classes: int) 
             joint[key] = joint.get(key, 0.0) + p
     best = {}
     for v in sorted({v for v, _ in joint}):
-        counts = sorted((s for vv, s in joint if vv == v))
-        best[v] = max(counts, key=lambda s: (joint[(v, s)], -s))
+        best[v] = max((s for vv, s in joint if vv == v), key=lambda s: (joint[(v, s)], -s))
     return sum(joint[(v, s)] for v, s in best.items()), best

@@ -63,9 +63,10 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     with atomic_file(out / "count_ceiling.json") as tmp:
         Path(tmp).write_text(json.dumps(r, indent=2) + "\n")
+    text = markdown(r, git_commit())
     with atomic_file(out / "count_ceiling.md") as tmp:
-        Path(tmp).write_text(markdown(r, git_commit()))
-    print(markdown(r, git_commit()))
+        Path(tmp).write_text(text)
+    print(text)
     return 0
 
 

@@ -41,6 +41,7 @@ import yaml
 
 from dmc.atomic import atomic_file
 from dmc.studies import headline as H
+from dmc.studies import headline_multi as HM
 from dmc.studies import multisource_val as MV
 
 OUT = Path("results/studies/multisource_frozen")
@@ -97,26 +98,21 @@ def header(config: str, made_at: str, date: str | None = None) -> str:
                       "multi-source clips)."]) + "\n"
 
 
-def versus_default(frozen: dict, default: dict, replicates: int | None = None) -> list[dict]:
+def versus_default(frozen: dict, default: dict, replicates: int = HM.B.REPLICATES) -> list[dict]:
     """The frozen configuration's DMC minus the pipeline default's DMC on the untouched multi-source corpus,
     per class-aware / stem metric, paired by seed and clip (the same clips; seed s against seed s), with
     hierarchical intervals: does the validation gain hold on data no choice read? ``frozen`` and ``default``
     are :func:`dmc.studies.headline_multi.load_runs` of the two studies' multi-source runs."""
-    from dmc.studies import headline_multi as HM
-
     seeds = sorted(s for c, s in frozen if c == H.DEFAULT and (H.DEFAULT, s) in default)
-    kw = {} if replicates is None else {"replicates": replicates}
     return [{"metric": m, "seeds": " ".join(map(str, seeds)),
              **HM.interval([HM.ca_sums(frozen[(H.DEFAULT, s)], "dmc", m) for s in seeds],
-                           [HM.ca_sums(default[(H.DEFAULT, s)], "dmc", m) for s in seeds], **kw)}
+                           [HM.ca_sums(default[(H.DEFAULT, s)], "dmc", m) for s in seeds], replicates)}
             for m in HM.CA_METRICS]
 
 
-def versus_markdown(rows: list[dict], config: str) -> str:
-    from dmc.studies import headline_multi as HM
-
+def versus_markdown(rows: list[dict], config: str, default_dir: Path = HM.MULTI_RUNS_DIR) -> str:
     lines = [f"DMC at `{config}` minus DMC at the pipeline's default, on the untouched multi-source corpus "
-             "(the headline's runs, `results/headline_multi_runs/`), paired by seed and clip [hierarchical 95 % "
+             f"(the headline's runs, `{Path(default_dir).as_posix()}/`), paired by seed and clip [hierarchical 95 % "
              "interval] (seeds above / below). Read after the choice; it chooses nothing.", "",
              "| metric | frozen − default |", "|---|---|"]
     lines += [f"| {HM.METRIC_NAMES[r['metric']]} | {HM._ci(r, signed=True)} |" for r in rows]
@@ -161,8 +157,6 @@ def main(argv=None) -> int:
     rc = H.main(["--params", str(pfile), "--models-dir", str(models), "--train-models",
                  "--runs-dir", str(out / "headline_runs"), "--multi-runs-dir", str(out / "headline_multi_runs"),
                  "--out-dir", str(out)])
-    from dmc.studies import headline_multi as HM
-
     rows = versus_default(HM.load_runs(out / "headline_multi_runs"), HM.load_runs(HM.MULTI_RUNS_DIR))
     with atomic_file(out / "versus_default.csv") as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False, float_format="%.4f")

@@ -92,7 +92,7 @@ def study_params(params: dict) -> dict:
     return p
 
 
-def inference_runs(params: dict, runs: list) -> list:
+def inference_runs(runs: list) -> list:
     """The default's runs relabelled as each :data:`INFERENCE` configuration (the same model, scored with
     that localize value: :func:`score` applies it through the configuration's key)."""
     import dataclasses
@@ -193,6 +193,7 @@ def score(params: dict, runs: list, root: Path, runs_dir: Path, rescore: bool = 
     from dmc.pipeline.heldout_multi import run as multi_run
 
     device = pick_device(params["localize"]["device"])
+    inference = {label for label, _ in inference_labels()}
     for r in runs:
         out = runs_dir / f"{r.config}_s{r.seed}"
         done = out / "details.json"
@@ -203,7 +204,7 @@ def score(params: dict, runs: list, root: Path, runs_dir: Path, rescore: bool = 
             raise FileNotFoundError(f"{model}: the model of {r.name} ({r.config}, seed {r.seed}) is not in the "
                                     "local DVC cache")
         # beside a model given by file, unless the model is the default's scored with an inference knob
-        beside = r.path and r.config not in {lab for lab, _ in inference_labels()}
+        beside = r.path and r.config not in inference
         mapping = mapping_path(model) if beside else out.parent / f"{out.name}.class_mapping.json"
         log(f"multisource_val: scoring {r.config} seed {r.seed} ({r.name})")
         decoded, gt = training_corpus(params, r, log)    # the mapping and cut points: its training corpus
@@ -381,7 +382,7 @@ def main(argv=None) -> int:
         runs += [r for r in H.runs_of_dir(params, Path(args.models_dir)) if (r.config, r.seed) not in have]
     if MODELS.is_dir():
         runs += H.runs_of_dir(params, MODELS)
-    runs += inference_runs(params, runs)
+    runs += inference_runs(runs)
     if not runs:
         print("multisource_val: no runs (give --with-experiments and/or --models-dir)", file=sys.stderr)
         return 2
