@@ -120,11 +120,12 @@ headline: install
 multisource-val: install
 	$(BIN)/python -m dmc.studies.multisource_val --train --models-dir models/headline --with-experiments
 
-# The configuration multisource-val chose, frozen and scored once on the untouched corpora with the
-# headline's rows (its models from multisource-val; the network without clustering trained here)
-# -> results/studies/multisource_frozen/headline_multi.md (issue 33's targets table)
+# The configuration multisource-val chose (after its round 2), frozen and scored once on the untouched
+# corpora with the headline's rows (its models from multisource-val; the network without clustering
+# trained here) -> results/studies/multisource_frozen_round2/headline_multi.md (issue 33's targets
+# table); round 1's: --round 1 -> results/studies/multisource_frozen/
 multisource-frozen: install
-	$(BIN)/python -m dmc.studies.multisource_frozen
+	$(BIN)/python -m dmc.studies.multisource_frozen --round 2
 
 # The heat-map rule and agreement temperature scored on the val split with the seeds sweep's
 # models (results/studies/heatmap_choice/heatmap_choice.md): run after `make seeds`

@@ -6,7 +6,7 @@ import pytest
 import sklearn.metrics
 
 from dmc.localization import classaware as ca
-from dmc.localization.classmaps import class_maps, cluster_shares
+from dmc.localization.classmaps import class_maps, cluster_shares, gate_by_heat, gated_shares
 
 
 def test_resize_is_bilinear_with_half_pixel_centres():
@@ -91,6 +91,31 @@ def test_cluster_shares_by_hand():
     m = np.array([[1.0, 3.0], [0.0, 0.0]])            # p = 2 positions, k = 2 clusters
     out = cluster_shares(m, np.array([0.25, 0.75]))   # w m = [.25, 2.25] -> [.1, .9]; zero heat -> 0
     np.testing.assert_allclose(out, [[0.1, 0.9], [0.0, 0.0]])
+
+
+def test_gate_by_heat_by_hand():
+    # 3 positions, 2 clusters; heat [1, 3, 2] -> min-max [0, 1, 0.5]
+    a = np.array([[0.2, 0.8], [0.5, 0.5], [1.0, 0.0]])
+    np.testing.assert_allclose(gate_by_heat(a, np.array([1.0, 3.0, 2.0])), [[0, 0], [0.5, 0.5], [0.5, 0]])
+    # a constant heat map: all zeros (nothing stands out as sounding)
+    np.testing.assert_array_equal(gate_by_heat(a, np.full(3, 2.0)), np.zeros((3, 2)))
+
+
+def test_gated_shares_by_hand():
+    m = np.array([[1.0, 3.0], [0.0, 1.0], [0.0, 0.0]])   # p = 3, k = 2
+    w = np.array([0.25, 0.75])
+    # w m = [[.25, 2.25], [0, .75], [0, 0]]: shares [[.1, .9], [0, 1], [0, 0]]; heat [2.5, .75, 0] -> [1, .3, 0]
+    np.testing.assert_allclose(gated_shares(m, w, "none"), cluster_shares(m, w))
+    g = gated_shares(m, w, "heat")
+    np.testing.assert_allclose(g, [[0.1, 0.9], [0.0, 0.3], [0.0, 0.0]])
+    # the gated maps sum over the clusters to the min-max normalised heat map
+    np.testing.assert_allclose(g.sum(-1), [1.0, 0.3, 0.0])
+    # a silent cluster (small w) at its own object: share 1 ungated, small gated
+    m2 = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+    w2 = np.array([0.9, 0.1])
+    assert cluster_shares(m2, w2)[1, 1] == 1.0 and gated_shares(m2, w2, "heat")[1, 1] == pytest.approx(0.1 / 0.9)
+    with pytest.raises(ValueError, match="gate"):
+        gated_shares(m, w, "sound")
 
 
 def test_class_maps_sum_each_class_clusters():

@@ -168,7 +168,8 @@ def test_a_runs_own_pipeline_scoring_is_reused_only_for_its_model_and_this_code(
     (tmp_path / "results" / "heldout" / "details.json").write_text('{"clips": 3}\n')
     (tmp_path / "results" / "heldout" / "pairs.csv").write_text("a,b\n1,2\n")
     lock = {"stages": {"heldout": {"deps": [{"path": "models/dmc.pt", "md5": "m0"},
-                                            {"path": "src/step.py", "md5": hashlib.md5(b"x = 1\n").hexdigest()}]}}}
+                                            {"path": "src/step.py", "md5": hashlib.md5(b"x = 1\n").hexdigest()}],
+                                   "params": {"params.yaml": {"seed": 0, "localize.class_map_gate": "none"}}}}}
     (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock))
     git("add", "-A")
     git("commit", "-qm", "run")
@@ -181,7 +182,34 @@ def test_a_runs_own_pipeline_scoring_is_reused_only_for_its_model_and_this_code(
     assert not HL.step_outputs(HL.Run(HL.DEFAULT, 0, "HEAD", rev, "m1"), "heldout", "results/heldout", other)
     assert not HL.step_outputs(HL.Run(HL.DEFAULT, 0, "f.pt", "", "m0", "f.pt"), "heldout", "results/heldout", other)
     assert not HL.step_outputs(run, "heldout_multi", "results/heldout_multi", other)      # no such stage
+    # scored with the params the run wants (as dvc.lock records them), or not taken
+    same = {"seed": 0, "localize": {"class_map_gate": "none", "ciou_threshold": 0.3}}
+    assert HL.step_outputs(run, "heldout", "results/heldout", tmp_path / "runs" / "same", lambda *_: None, same)
+    gated = {"seed": 0, "localize": {"class_map_gate": "heat", "ciou_threshold": 0.3}}
+    assert not HL.step_outputs(run, "heldout", "results/heldout", other, want=gated)
     code.write_text("x = 2\n")                          # the scoring code changed since the run
     git("commit", "-qam", "new code")
     assert not HL.step_outputs(run, "heldout", "results/heldout", other)
     assert not other.exists()
+
+
+def test_a_multi_source_scoring_is_reused_only_with_the_same_model_and_gate(tmp_path):
+    """make headline after a change of localize.class_map_gate scores the runs again (same model)."""
+    import json
+
+    import yaml
+
+    from dmc.studies import headline as HL
+
+    params = yaml.safe_load(open("params.yaml"))
+    params["localize"]["class_map_gate"] = "none"
+    done = tmp_path / "details.json"
+    run = HL.Run(HL.DEFAULT, 0, "f.pt", "", "m0", "f.pt")
+    assert not HL.scored_alike(done, run, params)                          # not scored yet
+    done.write_text(json.dumps({"model_md5": "m0"}))                       # made before the gate existed
+    assert HL.scored_alike(done, run, params)
+    assert not HL.scored_alike(done, HL.Run(HL.DEFAULT, 0, "g.pt", "", "m1", "g.pt"), params)
+    params["localize"]["class_map_gate"] = "heat"
+    assert not HL.scored_alike(done, run, params)
+    done.write_text(json.dumps({"model_md5": "m0", "class_map_gate": "heat"}))
+    assert HL.scored_alike(done, run, params)

@@ -29,12 +29,21 @@ def test_frozen_params_set_the_chosen_key_and_nothing_else():
     assert q["localize"]["agreement_temperature"] == 5.0 and q["train"] == params["train"]
     with pytest.raises(ParamsError, match="not a configuration"):
         MF.frozen_params(params, "train.clusters=7")
+    # a round-2 choice sets both of its keys
+    r = MF.frozen_params(params, "train.clusters=16+localize.class_map_gate=heat")
+    assert (r["train"]["clusters"], r["localize"]["class_map_gate"]) == (16, "heat")
+    assert {k: v for k, v in r["localize"].items() if k != "class_map_gate"} == \
+        {k: v for k, v in params["localize"].items() if k != "class_map_gate"}
+    with pytest.raises(ParamsError, match="not a configuration"):
+        MF.frozen_params(params, "train.clusters=16+localize.class_map_gate=sound")
 
 
 def test_the_chosen_configuration_is_read_from_the_validation_study(tmp_path):
     f = tmp_path / "choice.json"
     f.write_text(json.dumps({"chosen": "train.clusters=16", "reason": "x"}))
-    assert MF.chosen(f) == "train.clusters=16"
+    assert MF.chosen(f) == "train.clusters=16" == MF.chosen(f, round=1)
+    f.write_text(json.dumps({"chosen": "k+g", "reason": "y", "round1": {"chosen": "k", "reason": "x"}}))
+    assert (MF.chosen(f), MF.chosen(f, round=1)) == ("k+g", "k")
 
 
 def test_models_are_the_validation_studys_and_a_missing_one_is_refused(tmp_path):
@@ -46,6 +55,11 @@ def test_models_are_the_validation_studys_and_a_missing_one_is_refused(tmp_path)
     assert [(dst / f"{H.DEFAULT}_s{s}.pt").read_bytes() for s in (0, 1)] == [b"\0" * 8, b"\1" * 8]
     with pytest.raises(FileNotFoundError, match="seed 2"):
         MF.take_models("train.clusters=16", dst, src, seeds=(0, 1, 2))
+    # a round-2 choice (an inference-time knob on the round-1 choice) takes the round-1 choice's models
+    assert MF.model_label("train.clusters=16+localize.class_map_gate=heat") == "train.clusters=16"
+    dst2 = tmp_path / "frozen2"
+    MF.take_models("train.clusters=16+localize.class_map_gate=heat", dst2, src, seeds=(1,))
+    assert (dst2 / f"{H.DEFAULT}_s1.pt").read_bytes() == b"\1" * 8
 
 
 def test_the_header_names_the_frozen_configuration():
@@ -53,16 +67,18 @@ def test_the_header_names_the_frozen_configuration():
     assert text.startswith("> **Study `multisource_frozen`**: ") and "`train.clusters=16`" in text
 
 
-def test_the_committed_frozen_tables_are_the_ones_their_committed_per_clip_files_give():
-    """headline_multi.csv of the frozen study recomputed from its committed runs (same bootstrap seeds): no
-    number was typed or edited; the chosen configuration is the validation study's choice."""
+@pytest.mark.parametrize("round", sorted(MF.OUT_BY_ROUND))
+def test_the_committed_frozen_tables_are_the_ones_their_committed_per_clip_files_give(round):
+    """headline_multi.csv of each round's frozen study recomputed from its committed runs (same bootstrap
+    seeds): no number was typed or edited; the frozen configuration is the validation study's choice of
+    that round."""
     from pathlib import Path
 
     import pandas as pd
 
     from dmc.studies import headline_multi as HMu
 
-    out = Path(MF.OUT)
+    out = Path(MF.OUT_BY_ROUND[round])
     committed = pd.read_csv(out / "headline_multi.csv")
     t = HMu.tables(HMu.load_runs(out / "headline_multi_runs"), H.load_runs(out / "headline_runs"))
     assert len(t) == len(committed)
@@ -74,10 +90,18 @@ def test_the_committed_frozen_tables_are_the_ones_their_committed_per_clip_files
     assert list(rows.metric) == list(versus.metric)
     for col in ("value", "lo", "hi", "seeds_positive", "seeds_negative"):
         assert rows[col].to_numpy(dtype=float) == pytest.approx(versus[col].to_numpy(dtype=float), abs=1e-4), col
+    if round > 1:
+        previous = pd.read_csv(out / "versus_previous.csv")
+        rows = pd.DataFrame(MF.versus_default(HMu.load_runs(out / "headline_multi_runs"),
+                                              HMu.load_runs(MF.OUT_BY_ROUND[round - 1] / "headline_multi_runs")))
+        for col in ("value", "lo", "hi"):
+            assert rows[col].to_numpy(dtype=float) == pytest.approx(previous[col].to_numpy(dtype=float), abs=1e-4)
     frozen = yaml.safe_load((out / "params.yaml").read_text())
-    (key, value), = dict(H.configs(MF.MV.study_params(_params())))[MF.chosen()].items()
-    section, leaf = key.split(".")
-    assert frozen[section][leaf] == value
+    study = MF.MV.study_params(_params())
+    for part in MF.chosen(round=round).split(MF.MV.JOIN):
+        (key, value), = dict(H.configs(study))[part].items()
+        section, leaf = key.split(".")
+        assert frozen[section][leaf] == value
 
 
 def test_stamp_opens_every_table_with_the_header_once(tmp_path):
@@ -93,12 +117,12 @@ def test_stamp_opens_every_table_with_the_header_once(tmp_path):
 
 def test_a_missing_model_is_one_line_naming_it(tmp_path, monkeypatch, capsys):
     real = MF.take_models
-    monkeypatch.setattr(MF, "chosen", lambda: "train.clusters=16")
+    monkeypatch.setattr(MF, "chosen", lambda round=2: "train.clusters=16")
     monkeypatch.setattr(MF, "take_models", lambda config, folder, seeds: real(config, folder, tmp_path / "val", seeds))
     assert MF.cli(["--out", str(tmp_path / "out"), "--models-dir", str(tmp_path / "models")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "train.clusters=16_s0.pt" in err[0] and "make multisource-val" in err[0]
-    monkeypatch.setattr(MF, "chosen", lambda: "train.clusters=7")
+    monkeypatch.setattr(MF, "chosen", lambda round=2: "train.clusters=7")
     assert MF.cli(["--out", str(tmp_path / "out")]) == 2
     assert "not a configuration" in capsys.readouterr().err
 

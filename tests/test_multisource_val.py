@@ -135,8 +135,7 @@ def test_the_committed_study_is_the_one_its_committed_per_clip_files_give():
     assert len(t) == len(committed) and list(t.config) == list(committed.config)
     for col in ("value", "lo", "hi", "seeds_positive", "seeds_negative"):
         assert t[col].to_numpy() == pytest.approx(committed[col].to_numpy(), abs=1e-12), col
-    chosen, why = MV.choose(t)
-    assert json.loads((out / "choice.json").read_text()) == {"chosen": chosen, "reason": why}
+    assert json.loads((out / "choice.json").read_text()) == MV.choices(t)
 
 
 def test_inference_configurations_score_the_defaults_models_with_their_value():
@@ -156,3 +155,61 @@ def test_inference_configurations_score_the_defaults_models_with_their_value():
     assert H.run_params(p, runs[0])["train"] == _params()["train"]
     # a run already there (say, scored from a model file) is not made twice
     assert len(MV.inference_runs(default + runs[:1])) == len(runs) - 1
+
+
+K16 = "train.clusters=16"
+GATE = "localize.class_map_gate=heat"
+
+
+def test_round2_configurations_are_a_knob_on_the_choice_and_on_the_default():
+    assert MV.round2_labels(K16) == [GATE, f"{K16}+{GATE}"]
+    assert MV.round2_labels(H.DEFAULT) == [GATE]
+    assert MV.base_of(f"{K16}+{GATE}") == K16 and MV.base_of(GATE) == H.DEFAULT == MV.base_of(K16)
+    runs = [H.Run(H.DEFAULT, 0, "d0", "", "md5d0", "d0.pt"), H.Run(K16, 0, "k0", "", "md5k0", "k0.pt"),
+            H.Run(K5, 0, "f0", "", "md5f0", "f0.pt")]
+    got = {(r.config, r.model_md5) for r in MV.round2_runs(runs, K16)}
+    assert got == {(GATE, "md5d0"), (f"{K16}+{GATE}", "md5k0")}          # the same models, relabelled
+    # both keys of a joined label are set, nothing else
+    p = MV.study_params(_params())
+    q = MV.config_params(p, H.Run(f"{K16}+{GATE}", 3, "", "", ""))
+    assert (q["train"]["clusters"], q["localize"]["class_map_gate"], q["seed"]) == (16, "heat", 3)
+    assert {k: v for k, v in q["localize"].items() if k != "class_map_gate"} == \
+        {k: v for k, v in _params()["localize"].items() if k != "class_map_gate"}
+
+
+def test_round2_differences_are_from_the_round1_choice_by_hand(tmp_path):
+    """A round-2 configuration is paired with the configuration it is built on, not with the default."""
+    for s in range(2):
+        _write(tmp_path, H.DEFAULT, s, {"dmc": [0, 0, 0, 0]}, [1] * 8, [0] * 8)
+        _write(tmp_path, K16, s, {"dmc": [2, 2, 2, 2]}, [1] * 8, [0] * 8)
+        _write(tmp_path, f"{K16}+{GATE}", s, {"dmc": [3, 3, 3, 3]}, [1] * 8, [0] * 8)
+    t = MV.table(HMu.load_runs(tmp_path), replicates=200)
+    d = t[(t.config == f"{K16}+{GATE}") & (t.metric == "ca_ciou30")].set_index("kind")
+    assert set(d.index) == {"level", "minus base"} and d.loc["minus base", "base"] == K16
+    assert d.loc["minus base", "value"] == pytest.approx((12 - 8) / 16)
+    text = MV.markdown(t, "commit abc", "2026-12-07")
+    assert any(x.startswith(f"| {K16}+{GATE} − {K16} (seeds 0 1) |") for x in text.splitlines())
+
+
+def test_round2_choice_rule_on_planted_differences():
+    import pandas as pd
+
+    def rows(config, kind, **cis):
+        out = [dict(r, kind=kind) for r in _diff_rows(config, **cis)]
+        return out
+
+    levels = {"default": 0.1, K16: 0.3, f"{K16}+{GATE}": 0.5, GATE: 0.9}
+    lv = [{"config": c, "kind": "level", "metric": "ca_ciou30", "value": v, "lo": v, "hi": v} for c, v in levels.items()]
+    base = rows(K16, "minus default", stem_pointing=(0.01, 0.1))
+    # the knob on the choice: NSA resolved better, nothing resolved worse -> replaces the choice
+    t = pd.DataFrame(base + rows(f"{K16}+{GATE}", "minus base", nsa=(0.05, 0.1)) + rows(GATE, "minus default") + lv)
+    assert MV.choose(t)[0] == K16                      # round 1 never sees a round-2 configuration
+    assert MV.choose_round2(t, K16)[0] == f"{K16}+{GATE}"
+    c = MV.choices(t)
+    assert c["chosen"] == f"{K16}+{GATE}" and c["round1"]["chosen"] == K16
+    # ... but not when it is resolved worse on a map metric; and the knob on the default (a higher
+    # level) is not a candidate to replace the round-1 choice
+    t = pd.DataFrame(base + rows(f"{K16}+{GATE}", "minus base", nsa=(0.05, 0.1), recall=(-0.2, -0.1))
+                     + rows(GATE, "minus default", nsa=(0.05, 0.1)) + lv)
+    chosen, why = MV.choose_round2(t, K16)
+    assert chosen == K16 and "stays" in why

@@ -69,6 +69,7 @@ def test_cli_refuses_before_work(tmp_path, params):
     ("model.preset", "huge", r"model\.preset: 'huge' is not one of model\.presets"),
     ("model.presets.tiny16.audio", [[16], [32], [64]], r"model\.presets\.tiny16: .*same width"),
     ("localize.heatmap_rule", "nearest", r"localize\.heatmap_rule: 'nearest' is not one of"),
+    ("localize.class_map_gate", "sound", r"localize\.class_map_gate: 'sound' is not one of"),
 ])
 def test_invalid_training_params_name_the_key(params, key, value, message):
     bad = copy.deepcopy(params)
@@ -83,3 +84,11 @@ def test_schema_heatmap_rules_are_the_code_rules():
     from dmc.pipeline.params import schema
 
     assert schema()["properties"]["localize"]["properties"]["heatmap_rule"]["enum"] == list(RULES)
+
+
+def test_schema_class_map_gates_are_the_code_gates():
+    """localize.class_map_gate accepts exactly the gates dmc.localization.classmaps computes."""
+    from dmc.localization.classmaps import GATES
+    from dmc.pipeline.params import schema
+
+    assert schema()["properties"]["localize"]["properties"]["class_map_gate"]["enum"] == list(GATES)

@@ -213,6 +213,8 @@ class Localize(Section):
     clips_for_overlays: int
     batch_size: int
     device: str
+    # the class maps' gate (dmc.localization.classmaps.GATES); absent in params files older than it
+    class_map_gate: str = field(default="none", metadata=OPTIONAL)
     key_order: tuple = _order()
 
 

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from dmc.localization import classaware as ca
 from dmc.localization import class_mapping as cm
-from dmc.localization.classmaps import class_maps, cluster_shares
+from dmc.localization.classmaps import class_maps, gated_shares
 from dmc.localization.heatmaps import cluster_map, cluster_pairs, frames_to_tensor, upsample
 from dmc.localization.mapping_file import ClassMapping
 from dmc.localization.sources import IOU_HIT, RELATIVE, distinct_source_recall, stem_scores
@@ -40,8 +40,9 @@ AUC_W = ca.auc_weights()
 
 @torch.no_grad()
 def cluster_share_maps(model, frames: np.ndarray, mels: np.ndarray, tau: float, rule: str, bs: int = 64,
-                       device="cpu") -> tuple[np.ndarray, np.ndarray]:
-    """(shares (N, k, h, w): a_ij of :mod:`dmc.localization.classmaps`, heat (N, h, w): sum_j w_j m_ij)."""
+                       device="cpu", gate: str = "none") -> tuple[np.ndarray, np.ndarray]:
+    """(shares (N, k, h, w): a_ij, or g_ij with ``gate`` "heat", of :mod:`dmc.localization.classmaps`,
+    heat (N, h, w): sum_j w_j m_ij)."""
     model = model.to(device).eval()
     shares, heats = [], []
     for i in range(0, len(frames), bs):
@@ -50,7 +51,7 @@ def cluster_share_maps(model, frames: np.ndarray, mels: np.ndarray, tau: float, 
         pc = cluster_pairs(model, f, m)
         mp = cluster_map(rule, pc).cpu().numpy()                                  # (B, p, k)
         w = torch.softmax(tau * pc.agree, dim=-1).cpu().numpy()                   # (B, k)
-        a = cluster_shares(mp, w)                                                 # (B, p, k)
+        a = gated_shares(mp, w, gate)                                             # (B, p, k)
         shares.append(np.moveaxis(a, -1, 1).reshape(len(a), -1, *pc.shape))
         heats.append((mp * w[:, None, :]).sum(-1).reshape(len(a), *pc.shape))
     return np.concatenate(shares), np.concatenate(heats)
@@ -179,12 +180,12 @@ def ratios(clips: pd.DataFrame) -> dict:
 def score_model(model, frames: np.ndarray, mels: np.ndarray, objects: pd.DataFrame, videos, mapping: ClassMapping,
                 tau: float, rule: str, ciou_threshold: float, relative: float | None = None,
                 stem_mels: np.ndarray | None = None, stems: pd.DataFrame | None = None, bs: int = 64,
-                device="cpu") -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame]:
+                device="cpu", gate: str = "none") -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame]:
     """(pair table, stem table or None, clip rows) of a model on multi-source pairs; the mapping must
     come from :func:`learn_mapping` on training pairs.  ``stems`` rows index ``stem_mels``; a stem is
     played with its pair's frame."""
     H, W = np.asarray(frames).shape[1:3]
-    shares, _ = cluster_share_maps(model, frames, mels, tau, rule, bs, device)
+    shares, _ = cluster_share_maps(model, frames, mels, tau, rule, bs, device, gate)
     pairs = pair_table(shares, objects, videos, mapping, (W, H), relative)
     stem = None
     if stems is not None and len(stems):

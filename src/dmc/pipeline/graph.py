@@ -188,7 +188,7 @@ STEPS: tuple[Step, ...] = (
                  "train.squash", "train.cluster_init", "train.val_fraction", "train.test_fraction", "synth.width",
                  "synth.height", "data.ground_truth", "localize.heatmap_rule", "localize.agreement_temperature",
                  "localize.ciou_threshold", "localize.center_sigma", "localize.max_sources",
-                 "localize.batch_size"),
+                 "localize.batch_size", "localize.class_map_gate"),
          ignored=("localize.device",),
          comment="inference only: the cluster -> class mapping learned on the training corpus's train + val "
                  "pairs (written beside the model), then DMC, the baselines and the audio control scored "
@@ -206,7 +206,7 @@ STEPS += (
          params=("seed", "model", "train.clusters", "train.dim", "train.iterations", "train.temperature",
                  "train.squash", "train.cluster_init", "data.localization_benchmark", "localize.heatmap_rule",
                  "localize.agreement_temperature", "localize.center_sigma", "localize.batch_size",
-                 "decode.segment_seconds", "decode.frame_size", "decode.sample_rate", "decode.n_mels", "decode.f_min",
+                 "localize.class_map_gate", "decode.segment_seconds", "decode.frame_size", "decode.sample_rate", "decode.n_mels", "decode.f_min",
                  "decode.f_max", "decode.window_seconds", "decode.hop_seconds", "decode.log_offset", "train.portable",
                  "train.portable_threads"),
          ignored=("localize.device",),

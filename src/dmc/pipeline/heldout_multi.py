@@ -51,7 +51,7 @@ from dmc.localization import bootstrap as B
 from dmc.localization import counting as C
 from dmc.localization import multisource as ms
 from dmc.localization import multisource_eval as E
-from dmc.localization.classmaps import cluster_shares
+from dmc.localization.classmaps import gated_shares
 from dmc.localization.heatmaps import center_prior, cluster_map, cluster_pairs, frames_to_tensor
 from dmc.localization.metrics import LOC_FIELDS, summarize
 
@@ -71,8 +71,10 @@ RATIO_COLUMNS = {"ca_ciou30": ("ca_hit30", "ca_images"), "ca_auc": ("ca_auc_num"
 
 
 @torch.no_grad()
-def model_pass(model, frames: np.ndarray, mels: np.ndarray, tau: float, rule: str, bs: int, device) -> dict:
-    """Per pair: the cluster share maps a_ij at ``tau`` (``shares``) and at 0 (``shares0``), the heat maps
+def model_pass(model, frames: np.ndarray, mels: np.ndarray, tau: float, rule: str, bs: int, device,
+               gate: str = "none") -> dict:
+    """Per pair: the cluster maps (a_ij, or g_ij with ``gate``: :mod:`dmc.localization.classmaps`) at
+    ``tau`` (``shares``) and at 0 (``shares0``), the heat maps
     at both (``heat``, ``blind``; sum_j w_j m_ij as :func:`dmc.localization.heatmaps.weighted_heat`), the hard
     shares of both modalities with ties broken by :data:`TIE_MODE` and the share of tied vectors."""
     model = model.to(device).eval()
@@ -84,7 +86,7 @@ def model_pass(model, frames: np.ndarray, mels: np.ndarray, tau: float, rule: st
         mp = cluster_map(rule, pc).cpu().numpy().astype(np.float64)                 # (B, p, k)
         for t, sk, hk in ((tau, "shares", "heat"), (0.0, "shares0", "blind")):
             w = torch.softmax(t * pc.agree, dim=-1).cpu().numpy()                   # w_j
-            a = cluster_shares(mp, w)                                               # a_ij
+            a = gated_shares(mp, w, gate)                                           # a_ij or g_ij
             out[sk].append(np.moveaxis(a, -1, 1).reshape(len(a), -1, *pc.shape))
             out[hk].append((mp * w[:, None, :]).sum(-1).reshape(len(a), *pc.shape))
         for mod, key in ((pc.aud, "a"), (pc.vis, "v")):
@@ -100,7 +102,7 @@ def _chunked_pass(model, reader, rows: pd.DataFrame, lp, device, chunk: int = 51
     for i in range(0, len(rows), chunk):
         frames, mels = reader(rows.iloc[i:i + chunk])
         parts.append(model_pass(model, frames, mels, lp.agreement_temperature, lp.heatmap_rule, lp.batch_size,
-                                device))
+                                device, lp.class_map_gate))
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
@@ -150,11 +152,12 @@ def run(cfg: Params, decoded_dev, decoded_multi, model_path, gt_dev, gt_multi, s
     trained = load_model(model_path)[0].to(device)
     untrained = random_init_bn_model(cfg, decoded_dev, device, dev_reader)
     partner, partners = mismatched_rows(rows, cfg.seed + CONTROL_SEED)
-    tr = model_pass(trained, frames, mels, tau, rule, bs, device)
-    mm = model_pass(trained, frames, mels[partner], tau, rule, bs, device)
-    ri = model_pass(untrained, frames, mels, tau, rule, bs, device)
+    gate = lp.class_map_gate
+    tr = model_pass(trained, frames, mels, tau, rule, bs, device, gate)
+    mm = model_pass(trained, frames, mels[partner], tau, rule, bs, device, gate)
+    ri = model_pass(untrained, frames, mels, tau, rule, bs, device, gate)
     stem_frames = frames[stems["pair"].to_numpy()] if len(stems) else None
-    st = {m: model_pass(mod, stem_frames, stem_mels, tau, rule, bs, device) for m, mod in
+    st = {m: model_pass(mod, stem_frames, stem_mels, tau, rule, bs, device, gate) for m, mod in
           (("dmc", trained), ("random_init_bn", untrained))} if len(stems) else {}
 
     # -- every choice from the training corpus's train + val pairs ---------------------------------------
@@ -244,7 +247,7 @@ def run(cfg: Params, decoded_dev, decoded_multi, model_path, gt_dev, gt_multi, s
                "multisource_cuts": {m: [_clean(c) for c in v] for m, v in cuts.items()},
                "visible_count_cuts": [_clean(c) for c in visible_cuts], "majority_count_train_val": majority,
                "tie_mode": TIE_MODE, "tie_share": tie_share, "count_degenerate": degenerate,
-               "control_seed": cfg.seed + CONTROL_SEED, "audio_partner": partners}
+               "control_seed": cfg.seed + CONTROL_SEED, "audio_partner": partners, "class_map_gate": gate}
     write_mapping(mapping_out, mapping["dmc"])
     with atomic_file(metrics_path) as tmp:
         tmp.write_text(json.dumps(flat, indent=2) + "\n")

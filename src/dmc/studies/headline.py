@@ -271,11 +271,12 @@ def cache_path(md5: str, cache: Path = Path(".dvc/cache")) -> Path:
     return cache / "files" / "md5" / md5[:2] / md5[2:]
 
 
-def step_outputs(run: Run, stage: str, folder: str, out: Path, log=print) -> bool:
+def step_outputs(run: Run, stage: str, folder: str, out: Path, log=print, want: dict | None = None) -> bool:
     """Copy a run's own scoring into ``out`` when its commit holds it: the pipeline's ``stage`` (heldout,
     heldout_multi) ran in that experiment (or the committed run) on this very model (its dvc.lock
     records the model's MD5 among the stage's dependencies) with this checkout's code (every source file
-    among them), and ``folder``'s files are in git there. The step is the function the study would call
+    among them) and, given ``want`` (the run's params), with the same value of every parameter its
+    dvc.lock records for the stage, and ``folder``'s files are in git there. The step is the function the study would call
     (dmc.pipeline.heldout.run, dmc.pipeline.heldout_multi.run) with the same arguments, so scoring again
     would write the same files. Returns False (score it here) otherwise."""
     if not run.rev:
@@ -291,6 +292,11 @@ def step_outputs(run: Run, stage: str, folder: str, out: Path, log=print) -> boo
     head = _commit("HEAD")
     if not same_code(st.get("deps") or [], lambda p: _md5_at(head, p), _is_source):
         return False                                              # scored by other code
+    if want is not None:
+        recorded = _dotted((st.get("params") or {}).get("params.yaml") or {})
+        flat = _dotted(want)
+        if any(flat.get(k) != v for k, v in recorded.items()):
+            return False                                          # scored with other params
     try:
         names = [n for n in sh(["git", "ls-tree", "--name-only", f"{run.rev}:{folder}"]).split("\n")
                  if n and not n.startswith(".")]                # not the workflow's .snakemake_timestamp
@@ -325,7 +331,7 @@ def score_runs(params: dict, runs: list[Run], args, log=print) -> None:
         done = out / "details.json"
         if done.is_file() and json.loads(done.read_text()).get("model_md5") == r.model_md5 and not args.rescore:
             continue
-        if step_outputs(r, "heldout", "results/heldout", out, log):
+        if step_outputs(r, "heldout", "results/heldout", out, log, run_params(params, r)):
             _stamp(done, r)
             continue
         model = Path(r.path) if r.path else cache_path(r.model_md5)
@@ -340,6 +346,16 @@ def score_runs(params: dict, runs: list[Run], args, log=print) -> None:
         score_multi(params, runs, args, device, log)
 
 
+def scored_alike(done: Path, r: Run, params: dict) -> bool:
+    """A multi-source scoring in ``done`` (details.json) is this run's: the same model, scored with the same
+    class-map gate (files made before the gate existed were made without one)."""
+    if not done.is_file():
+        return False
+    d = json.loads(done.read_text())
+    gate = run_params(params, r)["localize"].get("class_map_gate", "none")
+    return d.get("model_md5") == r.model_md5 and d.get("class_map_gate", "none") == gate
+
+
 def score_multi(params: dict, runs: list[Run], args, device, log=print) -> None:
     """Score each run's model on the multi-source corpus (dmc.pipeline.heldout_multi.run: the mapping and
     cut points fitted on the training corpus's train + val pairs), unless already scored. The mapping is
@@ -351,9 +367,9 @@ def score_multi(params: dict, runs: list[Run], args, device, log=print) -> None:
     for r in runs:
         out = Path(args.multi_runs_dir) / f"{r.config}_s{r.seed}"
         done = out / "details.json"
-        if done.is_file() and json.loads(done.read_text()).get("model_md5") == r.model_md5 and not args.rescore:
+        if scored_alike(done, r, params) and not args.rescore:
             continue
-        if step_outputs(r, "heldout_multi", "results/heldout_multi", out, log):
+        if step_outputs(r, "heldout_multi", "results/heldout_multi", out, log, run_params(params, r)):
             _stamp(done, r)
             continue
         model = Path(r.path) if r.path else cache_path(r.model_md5)

@@ -45,6 +45,8 @@ from dmc.studies import headline_multi as HM
 from dmc.studies import multisource_val as MV
 
 OUT = Path("results/studies/multisource_frozen")
+#: one folder per round of the validation study's choice (round 2 keeps round 1's evidence beside it)
+OUT_BY_ROUND = {1: OUT, 2: Path("results/studies/multisource_frozen_round2")}
 MODELS = Path("models/studies/multisource_frozen")
 QUESTION = ("With the configuration chosen on the validation multi-source corpus frozen, where do DMC, the "
             "network without clustering and the baselines stand on the untouched corpora, and which of "
@@ -52,43 +54,56 @@ QUESTION = ("With the configuration chosen on the validation multi-source corpus
 COMMAND = "python -m dmc.studies.multisource_frozen"
 
 
-def chosen(choice_file: Path = MV.OUT / "choice.json") -> str:
-    return json.loads(Path(choice_file).read_text())["chosen"]
+def chosen(choice_file: Path = MV.OUT / "choice.json", round: int = 2) -> str:
+    """The validation study's choice after ``round`` (1: ``round1``; 2: the final ``chosen``)."""
+    c = json.loads(Path(choice_file).read_text())
+    return c["round1"]["chosen"] if round == 1 and "round1" in c else c["chosen"]
 
 
 def frozen_params(params: dict, config: str) -> dict:
-    """params.yaml with the chosen configuration's key set (as :func:`dmc.studies.headline.run_params`
-    sets it), the headline's sweeps kept; a configuration the validation study does not know is refused."""
+    """params.yaml with the chosen configuration's keys set (each ``+``-joined part as
+    :func:`dmc.studies.headline.run_params` sets it), the headline's sweeps kept; a configuration the
+    validation study does not know is refused."""
     from dmc.pipeline.params import ParamsError
 
     study = MV.study_params(params)
     labels = dict(H.configs(study))
-    if config not in labels:
+    if not all(part in labels for part in config.split(MV.JOIN)):
         raise ParamsError(f"choice.json: {config!r} is not a configuration of dmc.studies.multisource_val")
-    p = H.run_params(study, H.Run(config, params["seed"], "", "", ""))
+    p = MV.config_params(study, H.Run(config, params["seed"], "", "", ""))
     p["sweeps"] = params["sweeps"]
     return p
 
 
+def model_label(config: str) -> str:
+    """The configuration whose trained models a choice uses: a round-2 ``<choice>+<knob>`` (an
+    inference-time knob) uses the choice's."""
+    return MV.base_of(config) if MV.JOIN in config else config
+
+
 def take_models(config: str, folder: Path = MODELS, source: Path = MV.MODELS, seeds=()) -> None:
-    """Copy the validation study's models of ``config`` as the frozen default's ``default_s<seed>.pt``."""
+    """Copy the validation study's models of ``config`` (:func:`model_label`) as the frozen default's
+    ``default_s<seed>.pt``."""
     folder.mkdir(parents=True, exist_ok=True)
     for seed in seeds:
         dst = folder / f"{H.DEFAULT}_s{seed}.pt"
         if dst.is_file():
             continue
-        src = source / f"{config}_s{seed}.pt"
+        src = source / f"{model_label(config)}_s{seed}.pt"
         if not src.is_file():
             raise FileNotFoundError(f"{src}: the validation study's model of {config} seed {seed} is missing "
                                     "(make multisource-val trains it)")
         shutil.copyfile(src, dst)
 
 
-def header(config: str, made_at: str, date: str | None = None) -> str:
+def header(config: str, made_at: str, date: str | None = None, round: int = 1) -> str:
     from dmc.pipeline.provenance import header as study_header
 
-    return "\n".join([study_header("multisource_frozen", QUESTION, made_at, COMMAND, date), "",
-                      f"Frozen configuration: `{config}` (chosen by `dmc.studies.multisource_val.choose` on the "
+    command = f"{COMMAND} --round {round}"   # (round 1's folder was made before rounds, by the bare command)
+    chooser = "choose" if round == 1 else "choose_round2"
+    return "\n".join([study_header("multisource_frozen", QUESTION, made_at, command, date), "",
+                      f"Frozen configuration (round {round}): `{config}` (chosen by "
+                      f"`dmc.studies.multisource_val.{chooser}` on the "
                       "validation multi-source corpus; [choice.json](../multisource_val/choice.json)), on top of "
                       "params.yaml at the commit above: [params.yaml](params.yaml). Its models: the validation "
                       "study's five; the network without clustering at the same configuration trained here. "
@@ -110,8 +125,9 @@ def versus_default(frozen: dict, default: dict, replicates: int = HM.B.REPLICATE
             for m in HM.CA_METRICS]
 
 
-def versus_markdown(rows: list[dict], config: str, default_dir: Path = HM.MULTI_RUNS_DIR) -> str:
-    lines = [f"DMC at `{config}` minus DMC at the pipeline's default, on the untouched multi-source corpus "
+def versus_markdown(rows: list[dict], config: str, default_dir: Path = HM.MULTI_RUNS_DIR,
+                    other: str = "the pipeline's default") -> str:
+    lines = [f"DMC at `{config}` minus DMC at {other}, on the untouched multi-source corpus "
              f"(the headline's runs, `{Path(default_dir).as_posix()}/`), paired by seed and clip [hierarchical 95 % "
              "interval] (seeds above / below). Read after the choice; it chooses nothing.", "",
              "| metric | frozen − default |", "|---|---|"]
@@ -135,19 +151,22 @@ def stamp(out: Path, first_line: str) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m dmc.studies.multisource_frozen", description=__doc__.split("\n\n")[0])
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--out", default=str(OUT))
-    ap.add_argument("--models-dir", default=str(MODELS))
+    ap.add_argument("--round", type=int, choices=sorted(OUT_BY_ROUND), default=max(OUT_BY_ROUND),
+                    help="the validation study's choice after this round (choice.json)")
+    ap.add_argument("--out", help="default: the round's folder (OUT_BY_ROUND)")
+    ap.add_argument("--models-dir", default=str(MODELS),
+                    help="the frozen models (a round-2 knob is inference-time: round 1's models serve)")
     args = ap.parse_args(argv)
     from dmc.pipeline.params import load_params
     from dmc.pipeline.provenance import git_commit
 
     params = load_params(args.params, sweeps=True)
-    config = chosen()
+    config = chosen(round=args.round)
     if config == H.DEFAULT:
         print("multisource_frozen: the validation study chose the default; its frozen scores are the headline's "
               "(results/headline_multi.md)")
         return 0
-    out, models = Path(args.out), Path(args.models_dir)
+    out, models = Path(args.out or OUT_BY_ROUND[args.round]), Path(args.models_dir)
     out.mkdir(parents=True, exist_ok=True)
     p = frozen_params(params, config)
     pfile = out / "params.yaml"
@@ -162,7 +181,16 @@ def main(argv=None) -> int:
         pd.DataFrame(rows).to_csv(tmp, index=False, float_format="%.4f")
     with atomic_file(out / "versus_default.md") as tmp:
         Path(tmp).write_text(versus_markdown(rows, config))
-    text = header(config, git_commit())
+    if args.round > 1 and (OUT_BY_ROUND[args.round - 1] / "headline_multi_runs").is_dir():
+        # the round's own gain on the untouched clips: this round's DMC minus the previous round's
+        before = OUT_BY_ROUND[args.round - 1] / "headline_multi_runs"
+        rows = versus_default(HM.load_runs(out / "headline_multi_runs"), HM.load_runs(before))
+        with atomic_file(out / "versus_previous.csv") as tmp:
+            pd.DataFrame(rows).to_csv(tmp, index=False, float_format="%.4f")
+        with atomic_file(out / "versus_previous.md") as tmp:
+            Path(tmp).write_text(versus_markdown(rows, config, before, f"`{chosen(round=args.round - 1)}` "
+                                                 f"(round {args.round - 1})"))
+    text = header(config, git_commit(), round=args.round)
     with atomic_file(out / "README.md") as tmp:
         Path(tmp).write_text(text)
     stamp(out, text.splitlines()[0])

@@ -9,7 +9,9 @@ multi-source corpus (never the untouched one)?
 Default: params.yaml (the committed default). Configurations, one key at a time: :data:`GRID` (runs made
 elsewhere, under ``sweeps.headline_seeds``), :data:`TRAINED` (trained here under
 ``sweeps.headline_seeds``) and :data:`INFERENCE` (the default's models scored with another
-``localize`` value). Command::
+``localize`` value): round 1, :func:`choose`. Round 2 (:data:`ROUND2`, :func:`choose_round2`): an
+inference-time knob on the round-1 choice's models (``<choice>+<knob>``, compared with the choice)
+and on the default's (compared with the default). Command::
 
     python -m dmc.studies.multisource_val --train --models-dir models/headline --with-experiments
 
@@ -73,6 +75,15 @@ TRAINED = {"synth.mixtures": ["music_synthetic"], "train.temperature": [3.0], "t
 # heat-map rules (proximity: closeness to the *audio* centres, the rule most directly conditioned on
 # what is heard; assignment: the visual soft assignments alone).
 INFERENCE = {"localize.agreement_temperature": [5.0, 80.0], "localize.heatmap_rule": ["proximity", "assignment"]}
+# Round 2, added after the round-1 choice, frozen, missed NSA >= 0.9 on the untouched corpus
+# (results/studies/multisource_frozen; nothing of the untouched corpus is read here): the class maps'
+# gate (localize.class_map_gate, an inference-time knob: DSOL gates its object maps by its sounding
+# map, see dmc.localization.classmaps), scored with the round-1 choice's models (a configuration
+# "<choice>+<knob>", compared with the choice) and with the default's (compared with the default, as
+# in round 1, for the pipeline's own default). The rule is round 1's, unchanged: the round-1 choice
+# is replaced only by a round-2 configuration that passes it against the choice.
+ROUND2 = {"localize.class_map_gate": ["heat"]}
+JOIN = "+"
 ROOT = Path("data/studies/multi_val")
 CORPORA = Path("data/studies")
 MODELS = Path("models/studies/multisource_val")
@@ -85,7 +96,7 @@ def study_params(params: dict) -> dict:
     finders label the runs)."""
     p = json.loads(json.dumps(params))
     grid: dict = {}
-    for part in (GRID, TRAINED, INFERENCE):          # a key in several (k: 5 found, 16 trained) keeps every value
+    for part in (GRID, TRAINED, INFERENCE, ROUND2):  # a key in several (k: 5 found, 16 trained) keeps every value
         for key, values in part.items():
             grid[key] = grid.get(key, []) + [v for v in values if v not in grid.get(key, [])]
     p.setdefault("sweeps", {})["headline"] = grid
@@ -103,12 +114,50 @@ def inference_runs(runs: list) -> list:
             if r.config == H.DEFAULT and (label, r.seed) not in have]
 
 
+def round2_labels(base: str) -> list[str]:
+    """The round-2 configurations: each :data:`ROUND2` value on the default's models and on ``base``'s
+    (the round-1 choice; ``<base>+<knob>``)."""
+    from dmc.pipeline.experiments import _label
+
+    knobs = [_label(key, value) for key, values in ROUND2.items() for value in values]
+    return knobs + ([f"{base}{JOIN}{k}" for k in knobs] if base != H.DEFAULT else [])
+
+
+def base_of(config: str) -> str:
+    """The configuration a round-2 one is compared with: the part before the knob, or the default."""
+    return config.rpartition(JOIN)[0] or H.DEFAULT
+
+
+def round2_runs(runs: list, base: str) -> list:
+    """The default's and ``base``'s runs relabelled as each round-2 configuration (the same models)."""
+    import dataclasses
+
+    have = {(r.config, r.seed) for r in runs}
+    return [dataclasses.replace(r, config=label) for label in round2_labels(base) for r in runs
+            if r.config == base_of(label) and (label, r.seed) not in have]
+
+
+def _round1(scored: dict) -> dict:
+    """The scored runs without the round-2 configurations."""
+    return {(c, s): v for (c, s), v in scored.items() if JOIN not in c and c not in round2_labels(H.DEFAULT)}
+
+
+def config_params(params: dict, run: H.Run) -> dict:
+    """The run's params: :func:`dmc.studies.headline.run_params` for each ``+``-joined part of its label."""
+    import dataclasses
+
+    p = params
+    for part in run.config.split(JOIN):
+        p = H.run_params(p, dataclasses.replace(run, config=part))
+    return p
+
+
 def training_corpus(params: dict, run: H.Run, log=print) -> tuple[Path, str]:
     """(decoded folder, ground truth) of the training corpus a run was trained on: the pipeline's, or,
     for a configuration that changes a ``synth`` key, its own under ``data/studies/train_<config>``
     (generated with ``dmc synth videos`` and ``dmc decode`` from a params file with that key, unless
     there; written beside, then renamed)."""
-    p = H.run_params(params, run)
+    p = config_params(params, run)
     if p["synth"] == params["synth"]:
         return Path("data/decoded"), params["data"]["ground_truth"]
     root = CORPORA / f"train_{run.config}"
@@ -195,6 +244,7 @@ def score(params: dict, runs: list, root: Path, runs_dir: Path, rescore: bool = 
     device = pick_device(params["localize"]["device"])
     inference = {label for label, _ in inference_labels()}
     for r in runs:
+        relabelled = r.config in inference or JOIN in r.config or r.config in round2_labels(H.DEFAULT)
         out = runs_dir / f"{r.config}_s{r.seed}"
         done = out / "details.json"
         if done.is_file() and json.loads(done.read_text()).get("model_md5") == r.model_md5 and not rescore:
@@ -204,11 +254,11 @@ def score(params: dict, runs: list, root: Path, runs_dir: Path, rescore: bool = 
             raise FileNotFoundError(f"{model}: the model of {r.name} ({r.config}, seed {r.seed}) is not in the "
                                     "local DVC cache")
         # beside a model given by file, unless the model is the default's scored with an inference knob
-        beside = r.path and r.config not in inference
+        beside = r.path and not relabelled
         mapping = mapping_path(model) if beside else out.parent / f"{out.name}.class_mapping.json"
         log(f"multisource_val: scoring {r.config} seed {r.seed} ({r.name})")
         decoded, gt = training_corpus(params, r, log)    # the mapping and cut points: its training corpus
-        multi_run(Params.from_dict(H.run_params(params, r)), decoded, root / "decoded", model, gt,
+        multi_run(Params.from_dict(config_params(params, r)), decoded, root / "decoded", model, gt,
                   root / "ground_truth", root / "stems", mapping, out, out / "metrics.json", device, log=log)
         H._stamp(done, r)
 
@@ -230,14 +280,16 @@ def table(runs: dict, replicates: int = HM.B.REPLICATES) -> pd.DataFrame:
         if config == H.DEFAULT:
             rows += _baselines(runs, seeds, replicates)
             continue
-        paired = HM._common(runs, config, H.DEFAULT)
+        base = base_of(config)          # the default, or for a round-2 "<choice>+<knob>" the choice
+        kind = "minus default" if base == H.DEFAULT else "minus base"
+        paired = HM._common(runs, config, base)
+        common = {"config": config, "kind": kind, "base": base, "seeds": " ".join(map(str, paired))}
         for m in METRICS:
-            rows.append({"config": config, "kind": "minus default", "metric": m, "seeds": " ".join(map(str, paired)),
+            rows.append({**common, "metric": m,
                          **HM.interval([HM.ca_sums(runs[(config, s)], "dmc", m) for s in paired],
-                                       [HM.ca_sums(runs[(H.DEFAULT, s)], "dmc", m) for s in paired], replicates)})
-        a, b = HM._count_pair(runs, [(config, "dmc"), (H.DEFAULT, "dmc")], paired)
-        rows.append({"config": config, "kind": "minus default", "metric": "count_acc",
-                     "seeds": " ".join(map(str, paired)), "degenerate": HM._degenerate(runs, config, paired),
+                                       [HM.ca_sums(runs[(base, s)], "dmc", m) for s in paired], replicates)})
+        a, b = HM._count_pair(runs, [(config, "dmc"), (base, "dmc")], paired)
+        rows.append({**common, "metric": "count_acc", "degenerate": HM._degenerate(runs, config, paired),
                      **HM.interval(a, b, replicates)})
     return pd.DataFrame(rows)
 
@@ -284,30 +336,56 @@ TARGET_METRICS = ("stem_pointing", "nsa")
 LOWER_IS_BETTER = {"wrong_source_rate"}
 
 
+def _passes(d: pd.DataFrame) -> bool:
+    """The rule on one configuration's differences (indexed by metric) from the one it would replace."""
+    good = lambda m: d.loc[m, "hi"] < 0 if m in LOWER_IS_BETTER else d.loc[m, "lo"] > 0  # noqa: E731
+    bad = lambda m: d.loc[m, "lo"] > 0 if m in LOWER_IS_BETTER else d.loc[m, "hi"] < 0   # noqa: E731
+    return any(good(m) for m in TARGET_METRICS) and not any(bad(m) for m in METRICS)
+
+
+def _best(t: pd.DataFrame, diffs: pd.DataFrame) -> list:
+    ok = [c for c in diffs.config.unique() if _passes(diffs[diffs.config == c].set_index("metric"))]
+    levels = t[(t.kind == "level") & (t.metric == "ca_ciou30")].set_index("config").value
+    return sorted(ok, key=lambda c: -levels[c])
+
+
 def choose(t: pd.DataFrame) -> tuple[str, str]:
-    """(chosen configuration, the reason in words) by the rule above."""
-    diffs = t[t.kind == "minus default"]
-    ok = []
-    for config in diffs.config.unique():
-        d = diffs[diffs.config == config].set_index("metric")
-        good = lambda m: d.loc[m, "hi"] < 0 if m in LOWER_IS_BETTER else d.loc[m, "lo"] > 0  # noqa: E731
-        bad = lambda m: d.loc[m, "lo"] > 0 if m in LOWER_IS_BETTER else d.loc[m, "hi"] < 0   # noqa: E731
-        worse = [m for m in METRICS if bad(m)]
-        if any(good(m) for m in TARGET_METRICS) and not worse:
-            ok.append(config)
+    """Round 1: (chosen configuration, the reason in words) by the rule above, among the configurations
+    one key away from the default (the round-2 ones left out)."""
+    diffs = t[(t.kind == "minus default") & ~t.config.isin(round2_labels(H.DEFAULT))]
+    ok = _best(t, diffs)
     if not ok:
         return H.DEFAULT, ("no configuration is resolved better than the default on stem pointing or NSA "
                            "without being resolved worse on a map metric: the default stays")
-    levels = t[(t.kind == "level") & (t.metric == "ca_ciou30")].set_index("config").value
-    best = max(ok, key=lambda c: levels[c])
-    return best, f"{best}: resolved better on a missed target's metric and worse on no map metric"
+    return ok[0], f"{ok[0]}: resolved better on a missed target's metric and worse on no map metric"
+
+
+def choose_round2(t: pd.DataFrame, first: str) -> tuple[str, str]:
+    """Round 2: the round-1 choice ``first``, or the round-2 configuration built on it that passes the
+    same rule against it (of several, the largest class-aware cIoU@0.3 level)."""
+    on_first = t.config.isin(round2_labels(first)) & (t.config.map(base_of) == first)
+    diffs = t[t.kind.isin(["minus default", "minus base"]) & on_first]
+    ok = _best(t, diffs)
+    if not ok:
+        return first, (f"no round-2 configuration is resolved better than {first} on stem pointing or NSA "
+                       f"without being resolved worse on a map metric: {first} stays")
+    return ok[0], (f"{ok[0]}: resolved better than {first} on a missed target's metric and worse on no map "
+                   "metric")
+
+
+def choices(t: pd.DataFrame) -> dict:
+    """choice.json: the final choice (round 2 on top of round 1) and round 1's."""
+    first, why1 = choose(t)
+    chosen, why = choose_round2(t, first)
+    return {"chosen": chosen, "reason": why, "round1": {"chosen": first, "reason": why1}}
 
 
 QUESTION = ("Which of k (train.clusters), the clustering iterations (train.iterations), mixtures in the "
             "training corpus (synth.mixtures), z (train.temperature), the budget (train.epochs) and the "
             "maps' agreement temperature and heat-map rule (localize.agreement_temperature, "
             "localize.heatmap_rule), one key at a time from the default, moves the class-aware, stem-conditioned and counting scores, on a "
-            "validation multi-source corpus?")
+            "validation multi-source corpus? And (round 2) does gating the class maps by the heat map "
+            "(localize.class_map_gate) move them, on the round-1 choice's models and on the default's?")
 COMMAND = "python -m dmc.studies.multisource_val --train --models-dir models/headline --with-experiments"
 
 
@@ -319,7 +397,8 @@ def markdown(t: pd.DataFrame, made_at: str, date: str | None = None) -> str:
              "and settings; no number here is computed on the untouched corpus. Default: params.yaml at the "
              "commit above; DMC's maps of each configuration (the cluster -> class mapping and the count's cut "
              "points fitted on its own training corpus's train + val pairs); a `localize.*` configuration is "
-             "the default's models scored with that value (nothing trained).", "",
+             "the default's models scored with that value (nothing trained); `<choice>+localize.*` (round 2) is "
+             "the round-1 choice's models scored with it, and its difference is from that choice.", "",
              "Mean over seeds [hierarchical 95 % interval: seeds, then clips]; a difference is the mean over "
              "paired seeds of the per-seed difference on the same clips, with (seeds above / below). Bold: "
              "the interval excludes 0. Wrong-source rate: lower is better. A counting row whose scores "
@@ -335,22 +414,26 @@ def markdown(t: pd.DataFrame, made_at: str, date: str | None = None) -> str:
         r = sub.loc[m]
         return HM._ci(r, signed=signed) + (" (degenerate)" if r.get("degenerate") is True else "")
 
-    names = {"level": "{c}", "minus default": "{c} − default", "default minus": "default − {c}"}
+    names = {"level": "{c}", "minus default": "{c} − default", "default minus": "default − {c}",
+             "minus base": "{c} − {b}"}
     for config in t.config.unique():
-        for kind, signed in (("level", False), ("minus default", True), ("default minus", True)):
+        for kind, signed in (("level", False), ("minus default", True), ("default minus", True), ("minus base", True)):
             sub = t[(t.config == config) & (t.kind == kind)].set_index("metric")
             if not len(sub):
                 continue
             seeds = sub.iloc[0]["seeds"]
-            name = names[kind].format(c=config)
+            name = names[kind].format(c=config, b=base_of(config))
             if config in {**MAP_BASELINES, **COUNT_BASELINES} and kind == "level":
                 name = f"baseline: {config}"
             lines.append(f"| {name} (seeds {seeds}) | " + " | ".join(
                 cell(sub, m, signed) for m in (*METRICS, "count_acc")) + " |")
-    chosen, why = choose(t)
-    lines += ["", f"**Choice** (the rule in `dmc.studies.multisource_val.choose`, written before the numbers of the "
-              "configurations trained here were read; kept when the inference-time ones, then k = 16, were added): "
-              f"`{chosen}` ({why})."]
+    c = choices(t)
+    lines += ["", f"**Choice, round 1** (the rule in `dmc.studies.multisource_val.choose`, written before the numbers "
+              "of the configurations trained here were read; kept when the inference-time ones, then k = 16, were "
+              f"added): `{c['round1']['chosen']}` ({c['round1']['reason']}).", "",
+              "**Choice, round 2** (`choose_round2`: the same rule, a configuration built on the round-1 choice "
+              "against that choice; the round-2 configurations were added after the round-1 choice, frozen, was "
+              f"scored on the untouched corpus): `{c['chosen']}` ({c['reason']})."]
     return "\n".join(lines) + "\n"
 
 
@@ -389,6 +472,9 @@ def main(argv=None) -> int:
     root = make_corpus(params, args.params)
     out = Path(args.out)
     score(params, runs, root, out / "runs", args.rescore)
+    # round 2 scores the round-1 choice's models (and the default's) with each ROUND2 knob
+    first = choose(table(_round1(HM.load_runs(out / "runs")), args.replicates))[0]
+    score(params, round2_runs(runs, first), root, out / "runs", args.rescore)
     scored = HM.load_runs(out / "runs")
     t = table(scored, args.replicates)
     from dmc.pipeline.provenance import git_commit
@@ -399,9 +485,9 @@ def main(argv=None) -> int:
         t.to_csv(tmp, index=False)
     with atomic_file(out / "study.md") as tmp:
         Path(tmp).write_text(text)
-    chosen, why = choose(t)
+    c = choices(t)
     with atomic_file(out / "choice.json") as tmp:
-        Path(tmp).write_text(json.dumps({"chosen": chosen, "reason": why}, indent=2) + "\n")
+        Path(tmp).write_text(json.dumps(c, indent=2) + "\n")
     print(text)
     return 0
 

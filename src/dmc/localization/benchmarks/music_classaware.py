@@ -103,7 +103,7 @@ def model_class_maps(bench: Benchmark, cfg, model_path, device) -> dict[str, lis
     lp, out = cfg.localize, {}
     for method, model in (("dmc", load_model(model_path)[0]), ("random_init", DMC.random_init(cfg.as_dict()))):
         shares, _ = cluster_share_maps(model, np.stack(frames), mels, lp.agreement_temperature, lp.heatmap_rule,
-                                       lp.batch_size, device)
+                                       lp.batch_size, device, lp.class_map_gate)
         if shares.shape[1] != len(mapping.cluster_to_class):
             raise BenchmarkError(f"{model_path}: {method} has {shares.shape[1]} clusters, its mapping file "
                                  f"{len(mapping.cluster_to_class)}")
