@@ -86,7 +86,9 @@ def test_the_committed_frozen_tables_are_the_ones_their_committed_per_clip_files
         assert t[col].to_numpy(dtype=float) == pytest.approx(committed[col].to_numpy(dtype=float), abs=1e-4,
                                                               nan_ok=True), col
     versus = pd.read_csv(out / "versus_default.csv")
-    rows = pd.DataFrame(MF.versus_default(HMu.load_runs(out / "headline_multi_runs"), HMu.load_runs(HMu.MULTI_RUNS_DIR)))
+    # against the default's runs as they were scored then (the folder's own copy)
+    rows = pd.DataFrame(MF.versus_default(HMu.load_runs(out / "headline_multi_runs"),
+                                          HMu.load_runs(out / "default_multi_runs")))
     assert list(rows.metric) == list(versus.metric)
     for col in ("value", "lo", "hi", "seeds_positive", "seeds_negative"):
         assert rows[col].to_numpy(dtype=float) == pytest.approx(versus[col].to_numpy(dtype=float), abs=1e-4), col
@@ -144,3 +146,19 @@ def test_versus_default_pairs_seed_with_seed_by_hand(tmp_path):
     assert (r["seeds_positive"], r["seeds_negative"]) == (2, 0) and r["lo"] > 0
     text = MF.versus_markdown(list(rows.values()), "train.clusters=16")
     assert "| class-aware cIoU@0.3 | **+0.250 [" in text and "(2/0)" in text
+
+
+def test_the_defaults_runs_are_copied_with_the_files_a_comparison_reads(tmp_path):
+    from dmc.studies import headline_multi as HMu
+    from test_headline_multi import _write
+
+    src = tmp_path / "runs"
+    for s in (0, 1):
+        _write(src, H.DEFAULT, s, {"dmc": [1, 2, 0, 1]}, [1] * 8, [0] * 8)
+    _write(src, "train.iterations=1", 0, {"dmc": [0, 0, 0, 0]}, [1] * 8, [0] * 8)
+    dst = MF.snapshot_default(src, tmp_path / "study" / "default_multi_runs")
+    assert sorted(p.name for p in dst.iterdir()) == ["default_s0", "default_s1"]      # the default's only
+    got, want = HMu.load_runs(dst), HMu.load_runs(src)
+    assert set(got) == {(H.DEFAULT, 0), (H.DEFAULT, 1)}
+    for key in got:
+        assert got[key]["ca_clips"].equals(want[key]["ca_clips"]) and got[key]["details"] == want[key]["details"]

@@ -23,7 +23,8 @@ study's folder (``headline_runs/``, ``headline_multi_runs/``, ``headline.md|csv`
 ``headline_multi.md|csv``): the same rows, hierarchical intervals (seeds, then clips) and targets table
 as ``results/headline_multi.md``; and ``versus_default.md|csv``: the frozen DMC minus the pipeline
 default's DMC on the same untouched clips, paired by seed (:func:`versus_default`), which says whether
-the validation gain held. Nothing here is a choice: the configuration was chosen on
+the validation gain held; the default's runs it compares with are copied into ``default_multi_runs/``
+(:func:`snapshot_default`), so the comparison reproduces from the folder after the default changes. Nothing here is a choice: the configuration was chosen on
 validation, and the untouched corpora are read once, for the scores. With the default chosen
 (``choice.json`` says ``default``) the study has nothing to do: the headline is the frozen result.
 """
@@ -128,11 +129,38 @@ def versus_default(frozen: dict, default: dict, replicates: int = HM.B.REPLICATE
 def versus_markdown(rows: list[dict], config: str, default_dir: Path = HM.MULTI_RUNS_DIR,
                     other: str = "the pipeline's default") -> str:
     lines = [f"DMC at `{config}` minus DMC at {other}, on the untouched multi-source corpus "
-             f"(the headline's runs, `{Path(default_dir).as_posix()}/`), paired by seed and clip [hierarchical 95 % "
+             f"(its runs as scored then: `{Path(default_dir).as_posix()}/`), paired by seed and clip [hierarchical 95 % "
              "interval] (seeds above / below). Read after the choice; it chooses nothing.", "",
              "| metric | frozen − default |", "|---|---|"]
     lines += [f"| {HM.METRIC_NAMES[r['metric']]} | {HM._ci(r, signed=True)} |" for r in rows]
     return "\n".join(lines) + "\n"
+
+
+RUN_FILES = ("ca_clips.csv", "pairs.csv", "clips.csv", "details.json")   # what headline_multi.load_runs reads
+
+
+def snapshot_default(src: Path = HM.MULTI_RUNS_DIR, dst: Path = OUT / "default_multi_runs") -> Path:
+    """Copy the pipeline default's scored multi-source runs (``default_s<seed>``, the files
+    :func:`dmc.studies.headline_multi.load_runs` reads) into the study folder, so that the comparison with
+    them reproduces from the folder's own files after the pipeline's default is scored again."""
+    for run in sorted(Path(src).glob(f"{H.DEFAULT}_s*")):
+        if not (run / "details.json").is_file():
+            continue
+        (dst / run.name).mkdir(parents=True, exist_ok=True)
+        for name in RUN_FILES:
+            with atomic_file(dst / run.name / name) as tmp:
+                Path(tmp).write_bytes((run / name).read_bytes())
+    return dst
+
+
+def write_versus(out: Path, config: str, default_dir: Path) -> None:
+    """``versus_default.md|csv``: the frozen DMC (``out/headline_multi_runs``) minus the default's runs in
+    ``default_dir`` (the study folder's snapshot)."""
+    rows = versus_default(HM.load_runs(out / "headline_multi_runs"), HM.load_runs(default_dir))
+    with atomic_file(out / "versus_default.csv") as tmp:
+        pd.DataFrame(rows).to_csv(tmp, index=False, float_format="%.4f")
+    with atomic_file(out / "versus_default.md") as tmp:
+        Path(tmp).write_text(versus_markdown(rows, config, default_dir))
 
 
 def stamp(out: Path, first_line: str) -> None:
@@ -176,11 +204,7 @@ def main(argv=None) -> int:
     rc = H.main(["--params", str(pfile), "--models-dir", str(models), "--train-models",
                  "--runs-dir", str(out / "headline_runs"), "--multi-runs-dir", str(out / "headline_multi_runs"),
                  "--out-dir", str(out)])
-    rows = versus_default(HM.load_runs(out / "headline_multi_runs"), HM.load_runs(HM.MULTI_RUNS_DIR))
-    with atomic_file(out / "versus_default.csv") as tmp:
-        pd.DataFrame(rows).to_csv(tmp, index=False, float_format="%.4f")
-    with atomic_file(out / "versus_default.md") as tmp:
-        Path(tmp).write_text(versus_markdown(rows, config))
+    write_versus(out, config, snapshot_default(HM.MULTI_RUNS_DIR, out / "default_multi_runs"))
     if args.round > 1 and (OUT_BY_ROUND[args.round - 1] / "headline_multi_runs").is_dir():
         # the round's own gain on the untouched clips: this round's DMC minus the previous round's
         before = OUT_BY_ROUND[args.round - 1] / "headline_multi_runs"
