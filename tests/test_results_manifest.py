@@ -160,3 +160,18 @@ def test_the_committed_results_manifest_is_the_committed_run():
     for rel in ("results/metrics.json", "results/localization_metrics.json", "results/heldout_metrics.json",
                 "results/train/metrics.json"):
         assert M.file_hashes(ROOT / rel)[1] == committed[rel].sha256, f"{rel}: committed file and manifest differ"
+
+
+def test_every_ignored_result_key_is_one_no_step_making_a_result_file_depends_on():
+    """A key in RESULT_IGNORED (verify compares the results though it differs) must not be a parameter of
+    any pipeline step whose outputs hold one of RESULT_FILES (or a folder above one)."""
+    from dmc.io.manifest import RESULT_FILES, RESULT_IGNORED
+    from dmc.pipeline.graph import STEPS
+
+    makers = [s for s in STEPS if any(f == o.path or f.startswith(o.path.rstrip("/") + "/")
+                                      for o in s.outs for f in RESULT_FILES)]
+    assert {f for s in makers for o in s.outs for f in RESULT_FILES if f == o.path or f.startswith(o.path + "/")} \
+        == set(RESULT_FILES)
+    for step in makers:
+        for key in RESULT_IGNORED:
+            assert not any(key == p or key.startswith(p + ".") for p in step.params), (step.name, key)

@@ -72,9 +72,11 @@ RESULTS = "results"
 RESULT_FILES = ("models/dmc.pt", "results/train/metrics.json", "results/train/log.csv", "results/metrics.json",
                 "results/localization_metrics.json", "results/heldout_metrics.json")
 #: params the results depend on (every section but the sweeps), and keys among them that do not
-#: change a result (devices: the model records where it was trained; workers; checkpoint frequency)
+#: change a result (devices: the model records where it was trained; workers; checkpoint frequency;
+#: the class maps' gate, which only the multi-source and MUSIC class-aware scores read, none of RESULT_FILES)
 RESULT_PARAM_KEYS = ("seed", "data", "synth", "decode", "model", "train", "features", "evaluate", "localize")
-RESULT_IGNORED = ("train.device", "train.num_workers", "train.checkpoint_every", "features.device", "localize.device")
+RESULT_IGNORED = ("train.device", "train.num_workers", "train.checkpoint_every", "features.device", "localize.device",
+                  "localize.class_map_gate")
 #: the training log's wall-clock columns (dmc.model.training.LOG_FIELDS): left out of its comparison
 TIMING_COLUMNS = ("seconds", "samples_per_s")
 #: kinds of difference, as :class:`Difference` names them

@@ -127,11 +127,11 @@ def versus_default(frozen: dict, default: dict, replicates: int = HM.B.REPLICATE
 
 
 def versus_markdown(rows: list[dict], config: str, default_dir: Path = HM.MULTI_RUNS_DIR,
-                    other: str = "the pipeline's default") -> str:
+                    other: str = "the pipeline's default", column: str = "frozen − default") -> str:
     lines = [f"DMC at `{config}` minus DMC at {other}, on the untouched multi-source corpus "
              f"(its runs as scored then: `{Path(default_dir).as_posix()}/`), paired by seed and clip [hierarchical 95 % "
              "interval] (seeds above / below). Read after the choice; it chooses nothing.", "",
-             "| metric | frozen − default |", "|---|---|"]
+             f"| metric | {column} |", "|---|---|"]
     lines += [f"| {HM.METRIC_NAMES[r['metric']]} | {HM._ci(r, signed=True)} |" for r in rows]
     return "\n".join(lines) + "\n"
 
@@ -213,7 +213,8 @@ def main(argv=None) -> int:
             pd.DataFrame(rows).to_csv(tmp, index=False, float_format="%.4f")
         with atomic_file(out / "versus_previous.md") as tmp:
             Path(tmp).write_text(versus_markdown(rows, config, before, f"`{chosen(round=args.round - 1)}` "
-                                                 f"(round {args.round - 1})"))
+                                                 f"(round {args.round - 1})",
+                                                 f"round {args.round} − round {args.round - 1}"))
     text = header(config, git_commit(), round=args.round)
     with atomic_file(out / "README.md") as tmp:
         Path(tmp).write_text(text)
