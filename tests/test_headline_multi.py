@@ -126,7 +126,7 @@ def test_headline_scores_each_run_on_the_multi_corpus_once(tmp_path, monkeypatch
     def fake_run(cfg, decoded, multi, model, gt, mgt, stems, mapping, out, metrics, device, log):
         calls.append((cfg.seed, Path(model).name, Path(mapping)))
         out.mkdir(parents=True)
-        (out / "details.json").write_text("{}")
+        (out / "details.json").write_text(json.dumps({"class_map_gate": cfg.localize.class_map_gate}))
 
     monkeypatch.setattr(heldout_multi, "run", fake_run)
     p = load_default_params()

@@ -65,6 +65,9 @@ def test_models_are_the_validation_studys_and_a_missing_one_is_refused(tmp_path)
 def test_the_header_names_the_frozen_configuration():
     text = MF.header("train.clusters=16", "commit abc", "2026-12-07")
     assert text.startswith("> **Study `multisource_frozen`**: ") and "`train.clusters=16`" in text
+    # each round's header names its own folder (the study index lists it by that name)
+    two = MF.header("train.clusters=16+localize.class_map_gate=heat", "commit abc", "2026-12-07", round=2)
+    assert two.startswith("> **Study `multisource_frozen_round2`**: ") and "--round 2" in two
 
 
 @pytest.mark.parametrize("round", sorted(MF.OUT_BY_ROUND))

@@ -192,10 +192,15 @@ def test_cli_music_with_a_model_scores_class_maps_of_its_clusters(tmp_path, caps
         _wav(root / "audio" / f"{key}.wav")
     # every cluster mapped: the class maps are the cluster shares regrouped, summing to 1 where there is heat
     bench = run.load("music-solo", root)
-    maps = music_classaware.model_class_maps(bench, Params.from_dict(p), model_path, "cpu")
+    ungated = dict(p, localize=dict(p["localize"], class_map_gate="none"))
+    maps = music_classaware.model_class_maps(bench, Params.from_dict(ungated), model_path, "cpu")
     assert list(maps) == ["dmc", "random_init"] and len(maps["dmc"]) == 2 and maps["dmc"][0].shape[0] == 11
     total = maps["dmc"][0].sum(0)
     assert np.allclose(total[total > 0], 1.0) and (total > 0).any()
+    # gated by the heat map (localize.class_map_gate: heat): they sum to the min-max normalised heat map
+    gated = dict(p, localize=dict(p["localize"], class_map_gate="heat"))
+    total = music_classaware.model_class_maps(bench, Params.from_dict(gated), model_path, "cpu")["dmc"][0].sum(0)
+    assert total.min() == pytest.approx(0.0) and total.max() == pytest.approx(1.0)
     out = tmp_path / "out"
     rc = main(["--params", str(tmp_path / "params.yaml"), "localize", "--benchmark", "music-solo", "--root",
                str(root), "--model", str(model_path), "--benchmark-out", str(out)])

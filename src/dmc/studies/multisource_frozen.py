@@ -102,7 +102,7 @@ def header(config: str, made_at: str, date: str | None = None, round: int = 1) -
 
     command = f"{COMMAND} --round {round}"   # (round 1's folder was made before rounds, by the bare command)
     chooser = "choose" if round == 1 else "choose_round2"
-    return "\n".join([study_header("multisource_frozen", QUESTION, made_at, command, date), "",
+    return "\n".join([study_header(OUT_BY_ROUND[round].name, QUESTION, made_at, command, date), "",
                       f"Frozen configuration (round {round}): `{config}` (chosen by "
                       f"`dmc.studies.multisource_val.{chooser}` on the "
                       "validation multi-source corpus; [choice.json](../multisource_val/choice.json)), on top of "
@@ -170,7 +170,7 @@ def stamp(out: Path, first_line: str) -> None:
         if md.name == "README.md":
             continue
         lines = md.read_text().splitlines()
-        if lines and lines[0].startswith("> **Study `multisource_frozen`**"):
+        if lines and lines[0].startswith("> **Study `multisource_frozen"):
             lines = lines[2:] if len(lines) > 1 and not lines[1] else lines[1:]
         with atomic_file(md) as tmp:
             Path(tmp).write_text("\n".join([first_line, "", *lines]) + "\n")
