@@ -23,7 +23,8 @@ def test_frozen_params_set_the_chosen_key_and_nothing_else():
     assert p["train"]["clusters"] == 16 != params["train"]["clusters"]
     assert {k: v for k, v in p["train"].items() if k != "clusters"} == \
         {k: v for k, v in params["train"].items() if k != "clusters"}
-    assert p["sweeps"] == params["sweeps"] and p["localize"] == params["localize"]
+    # the validation study's base: params.yaml with the class maps ungated, as round 1 scored them
+    assert p["sweeps"] == params["sweeps"] and p["localize"] == {**params["localize"], "class_map_gate": "none"}
     # an inference-time choice sets a localize key and leaves the training alone
     q = MF.frozen_params(params, "localize.agreement_temperature=5.0")
     assert q["localize"]["agreement_temperature"] == 5.0 and q["train"] == params["train"]

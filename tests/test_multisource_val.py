@@ -37,6 +37,10 @@ def test_the_validation_corpus_has_its_own_seed(monkeypatch):
 
 def test_study_labels_its_grid_one_key_at_a_time():
     p = MV.study_params(_params())
+    # the study's default keeps round 1's ungated class maps whatever params.yaml's gate
+    assert p["localize"]["class_map_gate"] == "none"
+    assert {k: v for k, v in p["localize"].items() if k != "class_map_gate"} == \
+        {k: v for k, v in _params()["localize"].items() if k != "class_map_gate"}
     labels = [label for label, _ in H.configs(p)]
     assert labels[0] == H.DEFAULT and K5 in labels and "train.iterations=1" in labels
     # a key both found (k = 5) and trained (k = 16) keeps both values, once each

@@ -349,11 +349,15 @@ def score_runs(params: dict, runs: list[Run], args, log=print) -> None:
 def scored_alike(done: Path, r: Run, params: dict) -> bool:
     """A multi-source scoring in ``done`` (details.json) is this run's: the same model, scored with the same
     class-map gate (files made before the gate existed were made without one)."""
+    return scored_with(done, r.model_md5, run_params(params, r)["localize"].get("class_map_gate", "none"))
+
+
+def scored_with(done: Path, model_md5: str, gate: str) -> bool:
+    """details.json ``done`` records this model's MD5 and this class-map gate (none when it records no gate)."""
     if not done.is_file():
         return False
     d = json.loads(done.read_text())
-    gate = run_params(params, r)["localize"].get("class_map_gate", "none")
-    return d.get("model_md5") == r.model_md5 and d.get("class_map_gate", "none") == gate
+    return d.get("model_md5") == model_md5 and d.get("class_map_gate", "none") == gate
 
 
 def score_multi(params: dict, runs: list[Run], args, device, log=print) -> None:

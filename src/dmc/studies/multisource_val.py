@@ -91,10 +91,18 @@ OUT = Path("results/studies/multisource_val")
 METRICS = ("ca_ciou30", "ca_auc", "nsa", "recall", "stem_pointing", "wrong_source_rate")
 
 
+# The study's default is params.yaml with the class maps as round 1 scored them (ungated): the pipeline's
+# default took round 2's gate afterwards, and round 1's runs keep their meaning; round 2 sets the gate
+# through its own configurations.
+BASE = {"localize": {"class_map_gate": "none"}}
+
+
 def study_params(params: dict) -> dict:
-    """params.yaml with the study's grid as the headline's configurations (so the headline's run
-    finders label the runs)."""
+    """params.yaml with :data:`BASE` and the study's grid as the headline's configurations (so the headline's
+    run finders label the runs)."""
     p = json.loads(json.dumps(params))
+    for section, values in BASE.items():
+        p[section] = {**p[section], **values}
     grid: dict = {}
     for part in (GRID, TRAINED, INFERENCE, ROUND2):  # a key in several (k: 5 found, 16 trained) keeps every value
         for key, values in part.items():
@@ -247,7 +255,7 @@ def score(params: dict, runs: list, root: Path, runs_dir: Path, rescore: bool = 
         relabelled = r.config in inference or JOIN in r.config or r.config in round2_labels(H.DEFAULT)
         out = runs_dir / f"{r.config}_s{r.seed}"
         done = out / "details.json"
-        if done.is_file() and json.loads(done.read_text()).get("model_md5") == r.model_md5 and not rescore:
+        if H.scored_with(done, r.model_md5, config_params(params, r)["localize"]["class_map_gate"]) and not rescore:
             continue
         model = Path(r.path) if r.path else H.cache_path(r.model_md5)
         if not model.is_file():
