@@ -81,9 +81,10 @@ def mapping_for(model_path):
     return mapping
 
 
-def model_class_maps(bench: Benchmark, cfg, model_path, device) -> dict[str, list[np.ndarray]]:
+def model_class_maps(bench: Benchmark, cfg, model_path, device, gate: str | None = None) -> dict[str, list[np.ndarray]]:
     """{"dmc", "random_init"}: (C, h, w) class maps per entry (entries that decode; call after
-    :func:`.run.model_maps`, which names and drops the others)."""
+    :func:`.run.model_maps`, which names and drops the others); ``gate``: the class maps' gate
+    (default ``localize.class_map_gate``)."""
     import torch
 
     from dmc.io.logmel import LogMel
@@ -103,7 +104,7 @@ def model_class_maps(bench: Benchmark, cfg, model_path, device) -> dict[str, lis
     lp, out = cfg.localize, {}
     for method, model in (("dmc", load_model(model_path)[0]), ("random_init", DMC.random_init(cfg.as_dict()))):
         shares, _ = cluster_share_maps(model, np.stack(frames), mels, lp.agreement_temperature, lp.heatmap_rule,
-                                       lp.batch_size, device, lp.class_map_gate)
+                                       lp.batch_size, device, lp.class_map_gate if gate is None else gate)
         if shares.shape[1] != len(mapping.cluster_to_class):
             raise BenchmarkError(f"{model_path}: {method} has {shares.shape[1]} clusters, its mapping file "
                                  f"{len(mapping.cluster_to_class)}")

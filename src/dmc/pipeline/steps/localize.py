@@ -63,10 +63,11 @@ def run_published(args, cfg) -> None:
 
         raise BenchmarkError("--extended needs --root with media and a model (not --content-free)")
     res = bench_run.score(bench, cfg.seed, args.threshold, cfg.localize.center_sigma, models, negatives=negatives)
+    gate = cfg.localize.class_map_gate      # the class maps' gate: a parameter of the step, used by class-aware kinds
     if kind.startswith("music"):
         from dmc.localization.benchmarks.music_classaware import model_class_maps
 
-        class_models = (model_class_maps(bench, cfg, args.model, pick_device(cfg.localize.device))
+        class_models = (model_class_maps(bench, cfg, args.model, pick_device(cfg.localize.device), gate)
                         if models is not None else None)
         bench_run.add_classaware(res, cfg.seed, cfg.localize.center_sigma, class_models)
     bench_run.write(res, args.benchmark_out, args.benchmark_metrics, str(args.annotations or root))
