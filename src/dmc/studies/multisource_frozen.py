@@ -153,14 +153,14 @@ def snapshot_default(src: Path = HM.MULTI_RUNS_DIR, dst: Path = OUT / "default_m
     return dst
 
 
-def write_versus(out: Path, config: str, default_dir: Path) -> None:
-    """``versus_default.md|csv``: the frozen DMC (``out/headline_multi_runs``) minus the default's runs in
-    ``default_dir`` (the study folder's snapshot)."""
+def write_versus(out: Path, config: str, default_dir: Path, name: str = "versus_default", **words) -> None:
+    """``<name>.md|csv``: the frozen DMC (``out/headline_multi_runs``) minus the runs in ``default_dir`` (the
+    study folder's snapshot of the default's, or the previous round's); ``words``: :func:`versus_markdown`'s."""
     rows = versus_default(HM.load_runs(out / "headline_multi_runs"), HM.load_runs(default_dir))
-    with atomic_file(out / "versus_default.csv") as tmp:
+    with atomic_file(out / f"{name}.csv") as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False, float_format="%.4f")
-    with atomic_file(out / "versus_default.md") as tmp:
-        Path(tmp).write_text(versus_markdown(rows, config, default_dir))
+    with atomic_file(out / f"{name}.md") as tmp:
+        Path(tmp).write_text(versus_markdown(rows, config, default_dir, **words))
 
 
 def stamp(out: Path, first_line: str) -> None:
@@ -207,14 +207,9 @@ def main(argv=None) -> int:
     write_versus(out, config, snapshot_default(HM.MULTI_RUNS_DIR, out / "default_multi_runs"))
     if args.round > 1 and (OUT_BY_ROUND[args.round - 1] / "headline_multi_runs").is_dir():
         # the round's own gain on the untouched clips: this round's DMC minus the previous round's
-        before = OUT_BY_ROUND[args.round - 1] / "headline_multi_runs"
-        rows = versus_default(HM.load_runs(out / "headline_multi_runs"), HM.load_runs(before))
-        with atomic_file(out / "versus_previous.csv") as tmp:
-            pd.DataFrame(rows).to_csv(tmp, index=False, float_format="%.4f")
-        with atomic_file(out / "versus_previous.md") as tmp:
-            Path(tmp).write_text(versus_markdown(rows, config, before, f"`{chosen(round=args.round - 1)}` "
-                                                 f"(round {args.round - 1})",
-                                                 f"round {args.round} − round {args.round - 1}"))
+        write_versus(out, config, OUT_BY_ROUND[args.round - 1] / "headline_multi_runs", "versus_previous",
+                     other=f"`{chosen(round=args.round - 1)}` (round {args.round - 1})",
+                     column=f"round {args.round} − round {args.round - 1}")
     text = header(config, git_commit(), round=args.round)
     with atomic_file(out / "README.md") as tmp:
         Path(tmp).write_text(text)

@@ -111,15 +111,20 @@ def study_params(params: dict) -> dict:
     return p
 
 
-def inference_runs(runs: list) -> list:
-    """The default's runs relabelled as each :data:`INFERENCE` configuration (the same model, scored with
-    that localize value: :func:`score` applies it through the configuration's key)."""
+def _relabel(runs: list, labels: list[str]) -> list:
+    """The runs of each label's base (:func:`base_of`) relabelled as that label (the same model, scored with
+    the label's inference-time value: :func:`score` applies it through the configuration's key), but a
+    (label, seed) already among ``runs``."""
     import dataclasses
 
-    labels = [label for label, _ in inference_labels()]
     have = {(r.config, r.seed) for r in runs}
     return [dataclasses.replace(r, config=label) for label in labels for r in runs
-            if r.config == H.DEFAULT and (label, r.seed) not in have]
+            if r.config == base_of(label) and (label, r.seed) not in have]
+
+
+def inference_runs(runs: list) -> list:
+    """The default's runs relabelled as each :data:`INFERENCE` configuration."""
+    return _relabel(runs, [label for label, _ in inference_labels()])
 
 
 def round2_labels(base: str) -> list[str]:
@@ -138,11 +143,7 @@ def base_of(config: str) -> str:
 
 def round2_runs(runs: list, base: str) -> list:
     """The default's and ``base``'s runs relabelled as each round-2 configuration (the same models)."""
-    import dataclasses
-
-    have = {(r.config, r.seed) for r in runs}
-    return [dataclasses.replace(r, config=label) for label in round2_labels(base) for r in runs
-            if r.config == base_of(label) and (label, r.seed) not in have]
+    return _relabel(runs, round2_labels(base))
 
 
 def _round1(scored: dict) -> dict:
@@ -250,9 +251,10 @@ def score(params: dict, runs: list, root: Path, runs_dir: Path, rescore: bool = 
     from dmc.pipeline.heldout_multi import run as multi_run
 
     device = pick_device(params["localize"]["device"])
-    inference = {label for label, _ in inference_labels()}
+    # the configurations that score another configuration's model (never written beside that model)
+    relabels = {label for label, _ in inference_labels()} | set(round2_labels(H.DEFAULT))
     for r in runs:
-        relabelled = r.config in inference or JOIN in r.config or r.config in round2_labels(H.DEFAULT)
+        relabelled = r.config in relabels or JOIN in r.config
         out = runs_dir / f"{r.config}_s{r.seed}"
         done = out / "details.json"
         if H.scored_with(done, r.model_md5, config_params(params, r)["localize"]["class_map_gate"]) and not rescore:
